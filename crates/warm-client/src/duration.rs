@@ -1,0 +1,77 @@
+//! Human durations as written in `.warm.toml` and environment variables: `250ms`, `60s`,
+//! `10m`, `1h`, or a bare `0`.
+
+use std::time::Duration;
+
+/// Parses `"<integer><unit>"` with unit `ms`, `s`, `m` or `h`; a bare `0` is zero.
+///
+/// # Errors
+/// A message naming the accepted forms.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let bad = || {
+        format!(
+            "invalid duration {text:?}: write e.g. \"250ms\", \"60s\", \"10m\", \"1h\" or \"0\""
+        )
+    };
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let millis = match unit {
+        "ms" => Some(n),
+        "s" => n.checked_mul(1_000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => None,
+    }
+    .ok_or_else(bad)?;
+    Ok(Duration::from_millis(millis))
+}
+
+/// The shortest exact form of `duration` in the syntax [`parse_duration`] reads.
+pub fn format_duration(duration: Duration) -> String {
+    let ms = duration.as_millis();
+    match ms {
+        0 => "0".into(),
+        ms if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        ms if ms % 1_000 == 0 => format!("{}s", ms / 1_000),
+        ms => format!("{ms}ms"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_parse_and_format_back() {
+        for (text, ms) in [
+            ("0", 0),
+            ("250ms", 250),
+            ("60s", 60_000),
+            ("10m", 600_000),
+            ("1h", 3_600_000),
+        ] {
+            let parsed = parse_duration(text).expect("parses");
+            assert_eq!(parsed, Duration::from_millis(ms));
+            assert_eq!(
+                format_duration(parsed),
+                if text == "60s" { "1m" } else { text }
+            );
+        }
+    }
+
+    #[test]
+    fn garbage_is_refused_with_examples() {
+        for text in ["", "10", "ten s", "5d", "-1s", "99999999999999999999h"] {
+            let err = parse_duration(text).expect_err(text);
+            assert!(err.contains("60s"), "{err}");
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! `meta.json`: what a daemon says about itself, written once it listens.
+//!
+//! Informational only. Liveness is decided by the daemon's `flock`, never by the pid here, so
+//! a stale or reused pid can mislead nobody.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    pub pid: u32,
+    pub version: String,
+    pub protocol: u32,
+    pub service: String,
+    pub root: String,
+    /// Unix time in seconds.
+    pub started_at: u64,
+    pub ttl_secs: u64,
+    /// Start time of the process in clock ticks since boot (field 22 of `/proc/PID/stat`), so
+    /// a forced kill can verify it targets this daemon and not a process that reused the pid.
+    #[serde(default)]
+    pub start_ticks: Option<u64>,
+}
+
+impl Meta {
+    /// Reads a `meta.json`; `None` when missing or unreadable.
+    pub fn read(path: &Path) -> Option<Meta> {
+        let text = std::fs::read(path).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+}
+
+/// Writes `contents` to `path` atomically (temporary file in the same directory, then rename),
+/// so readers never see a half-written file.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp{}", std::process::id()));
+    std::fs::write(&tmp, contents)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Start time of process `pid` in clock ticks since boot, from `/proc/PID/stat`.
+pub fn process_start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses: skip past its last ')'.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    after_name.split(' ').nth(19)?.parse().ok()
+}
+
+/// True when `pid` is alive and not a zombie.
+pub fn process_is_running(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].trim_start().chars().next());
+    !matches!(state, None | Some('Z') | Some('X'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_has_start_ticks_and_runs() {
+        let pid = std::process::id();
+        assert!(process_start_ticks(pid).is_some());
+        assert!(process_is_running(pid));
+        assert!(!process_is_running(u32::MAX));
+    }
+}

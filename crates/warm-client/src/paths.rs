@@ -1,0 +1,282 @@
+//! Where a daemon's files live: the runtime directory and one directory per identity.
+//!
+//! The runtime directory is the trust boundary: whoever can write into it can plant a socket
+//! that clients will talk to, so it is created 0700 and refused when another user owns it or
+//! when group or others can access it.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::Error;
+
+/// `sun_path` holds 108 bytes including the terminating NUL.
+const MAX_SOCKET_PATH: usize = 107;
+
+/// What identifies a daemon: the service it runs and the project root it serves.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Identity {
+    pub service: String,
+    /// Canonical absolute path of the project root.
+    pub root: PathBuf,
+}
+
+impl Identity {
+    /// An identity for `service` at `root`, canonicalising the root.
+    ///
+    /// # Errors
+    /// [`Error::Setup`] when the service name is not a plain name or the root does not exist.
+    pub fn new(service: &str, root: &Path) -> Result<Identity, Error> {
+        validate_service_name(service)?;
+        let root = root.canonicalize().map_err(|e| {
+            Error::Setup(format!(
+                "project root {} is not usable: {e}",
+                root.display()
+            ))
+        })?;
+        Ok(Identity {
+            service: service.to_owned(),
+            root,
+        })
+    }
+
+    /// The name of this identity's directory: `<service>-<first 16 hex of sha256(root)>`.
+    pub fn dir_name(&self) -> String {
+        let digest = Sha256::digest(self.root.as_os_str().as_encoded_bytes());
+        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}-{hex}", self.service)
+    }
+}
+
+/// Service names become file names and CLI words: keep them plain.
+pub fn validate_service_name(service: &str) -> Result<(), Error> {
+    let is_plain = !service.is_empty()
+        && service.len() <= 64
+        && service
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && !service.starts_with('.');
+    if is_plain {
+        Ok(())
+    } else {
+        Err(Error::Setup(format!(
+            "invalid service name {service:?}: use 1-64 letters, digits, '-', '_' or '.'"
+        )))
+    }
+}
+
+/// The runtime directory: `$WARM_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/warm`, else
+/// `/tmp/warm-$UID`.
+pub fn runtime_dir_location() -> PathBuf {
+    if let Some(dir) = std::env::var_os("WARM_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("warm");
+    }
+    PathBuf::from(format!("/tmp/warm-{}", rustix::process::geteuid().as_raw()))
+}
+
+/// Creates the runtime directory if needed and checks that only this user can use it.
+///
+/// # Errors
+/// [`Error::UnsafeRuntimeDir`] naming the problem and the fix.
+pub fn ensure_runtime_dir(dir: &Path) -> Result<PathBuf, Error> {
+    match fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
+        Ok(()) => {}
+        Err(e) => {
+            return Err(Error::UnsafeRuntimeDir(format!(
+                "cannot create runtime directory {}: {e}",
+                dir.display()
+            )))
+        }
+    }
+    check_private_dir(dir)?;
+    Ok(dir.to_path_buf())
+}
+
+/// Refuses a directory that is a symlink, owned by someone else, or open to group or others.
+pub fn check_private_dir(dir: &Path) -> Result<(), Error> {
+    let meta = fs::symlink_metadata(dir)
+        .map_err(|e| Error::UnsafeRuntimeDir(format!("cannot inspect {}: {e}", dir.display())))?;
+    if meta.file_type().is_symlink() {
+        return Err(Error::UnsafeRuntimeDir(format!(
+            "runtime directory {} is a symbolic link; remove it (or point WARM_RUNTIME_DIR at a real directory)",
+            dir.display()
+        )));
+    }
+    let uid = rustix::process::geteuid().as_raw();
+    if meta.uid() != uid {
+        return Err(Error::UnsafeRuntimeDir(format!(
+            "runtime directory {} is owned by uid {}, not by you (uid {uid}); remove it or set WARM_RUNTIME_DIR to a directory you own",
+            dir.display(),
+            meta.uid()
+        )));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(Error::UnsafeRuntimeDir(format!(
+            "runtime directory {} has mode {mode:o}, open to other users; run `chmod 700 {}`",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The files of one daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonPaths {
+    pub dir: PathBuf,
+    pub sock: PathBuf,
+    pub lock: PathBuf,
+    pub spawn_lock: PathBuf,
+    pub meta: PathBuf,
+    pub health: PathBuf,
+    pub log: PathBuf,
+    pub events: PathBuf,
+}
+
+impl DaemonPaths {
+    /// The paths of the daemon for `identity` under `runtime_dir`.
+    ///
+    /// # Errors
+    /// [`Error::Setup`] when the socket path would not fit in `sun_path`: checked up front so
+    /// the failure names the cause instead of surfacing as an obscure bind error.
+    pub fn new(runtime_dir: &Path, identity: &Identity) -> Result<DaemonPaths, Error> {
+        DaemonPaths::from_dir(runtime_dir.join(identity.dir_name()))
+    }
+
+    /// The paths inside an existing daemon directory.
+    pub fn from_dir(dir: PathBuf) -> Result<DaemonPaths, Error> {
+        let sock = dir.join("sock");
+        let sock_len = sock.as_os_str().len();
+        if sock_len > MAX_SOCKET_PATH {
+            return Err(Error::Setup(format!(
+                "socket path {} is {sock_len} bytes, over the {MAX_SOCKET_PATH}-byte limit of Unix sockets; set WARM_RUNTIME_DIR to a shorter directory",
+                sock.display()
+            )));
+        }
+        Ok(DaemonPaths {
+            lock: dir.join("lock"),
+            spawn_lock: dir.join("spawn.lock"),
+            meta: dir.join("meta.json"),
+            health: dir.join("health.json"),
+            log: dir.join("daemon.log"),
+            events: dir.join("events.jsonl"),
+            sock,
+            dir,
+        })
+    }
+
+    /// Removes the directory of a daemon that is not running, with everything in it.
+    /// `Ok(false)` when a daemon holds its lock or a client is starting one.
+    ///
+    /// Both locks are held while the files (the lock files included) are removed; a process
+    /// that opened a lock file before the removal finds, once it gets the lock, that the path
+    /// no longer names that inode, and starts over on a fresh one (see [`LockFile`]).
+    ///
+    /// [`LockFile`]: crate::LockFile
+    pub fn remove_if_dead(&self) -> io::Result<bool> {
+        let Some(_spawn) = crate::LockFile::try_acquire(&self.spawn_lock)? else {
+            return Ok(false);
+        };
+        let Some(_lock) = crate::LockFile::try_acquire(&self.lock)? else {
+            return Ok(false);
+        };
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                fs::remove_dir_all(entry.path())?;
+            } else {
+                fs::remove_file(entry.path())?;
+            }
+        }
+        fs::remove_dir(&self.dir)?;
+        Ok(true)
+    }
+
+    /// Creates the daemon directory (0700).
+    pub fn create_dir(&self) -> io::Result<()> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+    }
+}
+
+/// Finds the project root: the nearest ancestor of `start` holding `.warm.toml`; else, when
+/// `vcs_fallback`, the nearest VCS root; else `start` itself.
+pub fn find_root(start: &Path, vcs_fallback: bool) -> PathBuf {
+    if let Some(dir) = start.ancestors().find(|d| d.join(".warm.toml").is_file()) {
+        return dir.to_path_buf();
+    }
+    if vcs_fallback {
+        let markers = [".git", ".hg", ".jj", ".svn"];
+        if let Some(dir) = start
+            .ancestors()
+            .find(|d| markers.iter().any(|m| d.join(m).exists()))
+        {
+            return dir.to_path_buf();
+        }
+    }
+    start.to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dir_name_is_service_and_sixteen_hex() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let id = Identity::new("search", tmp.path()).expect("identity");
+        let name = id.dir_name();
+        assert!(name.starts_with("search-"));
+        assert_eq!(name.len(), "search-".len() + 16);
+    }
+
+    #[test]
+    fn service_names_with_slashes_are_refused() {
+        assert!(validate_service_name("a/b").is_err());
+        assert!(validate_service_name("..").is_err());
+        assert!(validate_service_name("").is_err());
+        assert!(validate_service_name("my-svc_2").is_ok());
+    }
+
+    #[test]
+    fn group_accessible_runtime_dir_is_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("rt");
+        ensure_runtime_dir(&dir).expect("fresh dir is accepted");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o750)).expect("chmod");
+        let err = ensure_runtime_dir(&dir).expect_err("refused");
+        assert!(err.to_string().contains("chmod 700"), "{err}");
+    }
+
+    #[test]
+    fn too_long_socket_path_is_refused_up_front() {
+        let long = PathBuf::from("/tmp").join("x".repeat(120));
+        assert!(DaemonPaths::from_dir(long).is_err());
+    }
+
+    #[test]
+    fn root_is_nearest_config_then_vcs() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let project = tmp.path().join("p");
+        let nested = project.join("a/b");
+        fs::create_dir_all(&nested).expect("mkdir");
+        fs::create_dir(project.join(".git")).expect("mkdir");
+        assert_eq!(find_root(&nested, true), project);
+        assert_eq!(find_root(&nested, false), nested);
+        fs::write(project.join("a/.warm.toml"), "").expect("write");
+        assert_eq!(find_root(&nested, true), project.join("a"));
+    }
+}

@@ -1,0 +1,44 @@
+//! [`DaemonOptions`]: everything a daemon is told before it starts.
+
+use std::time::Duration;
+
+use warm_client::{DaemonPaths, Identity};
+use warm_protocol::Limits;
+
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    pub identity: Identity,
+    pub paths: DaemonPaths,
+    /// Idle TTL; zero means never exit for idleness.
+    pub ttl: Duration,
+    pub limits: Limits,
+    /// Version reported in `daemon/hello` (clients replace a daemon of another version).
+    pub version: String,
+    /// Hash of the resolved service configuration (clients replace a daemon whose hash
+    /// differs from theirs).
+    pub config_hash: Option<String>,
+    /// How long graceful shutdown waits for requests in flight before a hard exit.
+    pub drain_timeout: Duration,
+    /// How often `health.json` is rewritten.
+    pub health_interval: Duration,
+}
+
+impl DaemonOptions {
+    /// Options with the defaults of DESIGN (10 min TTL, default limits).
+    pub fn new(
+        identity: Identity,
+        paths: DaemonPaths,
+        version: impl Into<String>,
+    ) -> DaemonOptions {
+        DaemonOptions {
+            identity,
+            paths,
+            ttl: Duration::from_secs(600),
+            limits: Limits::default(),
+            version: version.into(),
+            config_hash: None,
+            drain_timeout: Duration::from_secs(10),
+            health_interval: Duration::from_secs(2),
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! [`Daemon`]: the single-instance lock, the listening socket, the accept loop and the
+//! graceful shutdown sequence.
+//!
+//! Shutdown order (never reordered): stop accepting and remove `sock` (new clients start a
+//! fresh daemon instead of reaching this one), answer the connections already queued in the
+//! kernel with -32003, drain requests in flight within `drain_timeout`, stop the service,
+//! remove `meta.json`/`health.json`, flush and close connections, and finally release the lock
+//! (by dropping it, in the caller). A watchdog thread hard-exits if the drain overruns, so
+//! the daemon can never linger accepting nothing and answering nothing.
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener as StdUnixListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
+use warm_client::meta::{process_start_ticks, write_atomic, Meta};
+use warm_client::LockFile;
+use warm_protocol::PROTOCOL_VERSION;
+
+use crate::connection;
+use crate::options::DaemonOptions;
+use crate::service::Service;
+use crate::shutdown::Shutdown;
+use crate::state::Shared;
+
+/// Why a daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("another daemon for {service} at {root} is already running (pid {pid})")]
+    AlreadyRunning {
+        service: String,
+        root: String,
+        pid: String,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_error(context: impl Into<String>) -> impl FnOnce(io::Error) -> StartError {
+    let context = context.into();
+    move |source| StartError::Io { context, source }
+}
+
+/// A daemon that holds its lock and listens, not yet serving.
+pub struct Daemon {
+    shared: Arc<Shared>,
+    listener: UnixListener,
+    /// Held for the daemon's whole life; the kernel releases it if the process dies.
+    lock: LockFile,
+}
+
+/// How a daemon's run ended.
+#[derive(Debug, Clone)]
+pub struct ExitReport {
+    pub reason: String,
+    /// True when requests were still running at the drain deadline.
+    pub drain_overran: bool,
+}
+
+impl Daemon {
+    /// Takes the lock, replaces any stale socket, binds and writes `meta.json`.
+    ///
+    /// Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    /// [`StartError::AlreadyRunning`] when another live daemon holds the lock; I/O errors
+    /// creating the directory or binding.
+    pub fn start(
+        options: DaemonOptions,
+        service: Arc<dyn Service>,
+        shutdown: Shutdown,
+    ) -> Result<Daemon, StartError> {
+        let paths = options.paths.clone();
+        paths
+            .create_dir()
+            .map_err(io_error(format!("cannot create {}", paths.dir.display())))?;
+        let lock = LockFile::try_acquire(&paths.lock)
+            .map_err(io_error(format!("cannot open {}", paths.lock.display())))?
+            .ok_or_else(|| StartError::AlreadyRunning {
+                service: options.identity.service.clone(),
+                root: options.identity.root.display().to_string(),
+                pid: Meta::read(&paths.meta)
+                    .map_or_else(|| "unknown".into(), |m| m.pid.to_string()),
+            })?;
+        let shared = Arc::new(Shared::new(options, service, shutdown));
+        // We hold the lock, so a socket file here belongs to a dead daemon.
+        match std::fs::remove_file(&paths.sock) {
+            Ok(()) => shared.events.record(
+                "stale.cleaned",
+                json!({ "files": ["sock"], "by": "daemon" }),
+            ),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(StartError::Io {
+                    context: format!("cannot remove stale socket {}", paths.sock.display()),
+                    source: e,
+                })
+            }
+        }
+        let std_listener = StdUnixListener::bind(&paths.sock).map_err(io_error(format!(
+            "cannot listen on {}",
+            paths.sock.display()
+        )))?;
+        std::fs::set_permissions(&paths.sock, std::fs::Permissions::from_mode(0o600))
+            .map_err(io_error("cannot restrict the socket's permissions"))?;
+        std_listener
+            .set_nonblocking(true)
+            .map_err(io_error("cannot make the socket non-blocking"))?;
+        let listener =
+            UnixListener::from_std(std_listener).map_err(io_error("cannot register the socket"))?;
+        write_meta(&shared).map_err(io_error(format!("cannot write {}", paths.meta.display())))?;
+        shared.events.record(
+            "daemon.start",
+            json!({
+                "pid": shared.pid,
+                "version": shared.options.version,
+                "service": shared.options.identity.service,
+                "root": shared.options.identity.root.display().to_string(),
+                "ttl_secs": shared.options.ttl.as_secs(),
+            }),
+        );
+        Ok(Daemon {
+            shared,
+            listener,
+            lock,
+        })
+    }
+
+    /// Serves until shutdown (idle TTL, signal, `daemon/shutdown` or `shutdown.trigger`).
+    pub async fn run(self) -> ExitReport {
+        let Daemon {
+            shared,
+            listener,
+            lock,
+        } = self;
+        shared
+            .events
+            .record("daemon.ready", json!({ "pid": shared.pid }));
+        tracing::info!(
+            pid = shared.pid,
+            service = %shared.options.identity.service,
+            root = %shared.options.identity.root.display(),
+            socket = %shared.options.paths.sock.display(),
+            "daemon ready"
+        );
+        let background = [
+            tokio::spawn(idle_watcher(shared.clone())),
+            tokio::spawn(health_writer(shared.clone())),
+            tokio::spawn(signal_watcher(shared.clone())),
+        ];
+        let listener = accept_loop(listener, &shared).await;
+        let report = shut_down(listener, &shared).await;
+        for task in background {
+            task.abort();
+        }
+        drop(lock);
+        report
+    }
+}
+
+fn write_meta(shared: &Shared) -> io::Result<()> {
+    let options = &shared.options;
+    let meta = Meta {
+        pid: shared.pid,
+        version: options.version.clone(),
+        protocol: PROTOCOL_VERSION,
+        service: options.identity.service.clone(),
+        root: options.identity.root.display().to_string(),
+        started_at: shared.started_at,
+        ttl_secs: options.ttl.as_secs(),
+        start_ticks: process_start_ticks(shared.pid),
+    };
+    let text = serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?;
+    write_atomic(&options.paths.meta, &text)
+}
+
+/// Accepts until shutdown, then returns the listener so its backlog can be answered.
+async fn accept_loop(listener: UnixListener, shared: &Arc<Shared>) -> UnixListener {
+    let connection_limit = Arc::new(Semaphore::new(shared.options.limits.max_connections));
+    loop {
+        // Past the connection limit we stop accepting; further clients wait in the kernel's
+        // queue rather than being refused.
+        let permit = tokio::select! {
+            permit = connection_limit.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return listener,
+            },
+            _ = shared.shutdown.triggered() => return listener,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shared.shutdown.triggered() => return listener,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                shared
+                    .connections
+                    .spawn(connection::serve(stream, shared.clone(), permit));
+            }
+            Err(error) => {
+                // Out of descriptors (EMFILE/ENFILE) or a transient error: pause briefly so
+                // the loop does not spin, and keep serving the connections we have.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+async fn shut_down(listener: UnixListener, shared: &Arc<Shared>) -> ExitReport {
+    let reason = shared.shutdown.reason().unwrap_or_else(|| "unknown".into());
+    tracing::info!(%reason, "shutting down");
+    let paths = &shared.options.paths;
+    // 1. Nobody new can reach us once the socket file is gone.
+    let _ = std::fs::remove_file(&paths.sock);
+    // 2. Connections already queued in the kernel get served, and answered -32003.
+    answer_backlog(listener, shared);
+    shared.events.record(
+        "daemon.shutdown",
+        json!({ "reason": reason, "in_flight": shared.activity.in_flight(), "pid": shared.pid }),
+    );
+    // 3. A drain that overruns ends in a hard exit, never a daemon that answers nobody.
+    let drain_timeout = shared.options.drain_timeout;
+    start_watchdog(drain_timeout + Duration::from_secs(5));
+    shared.requests.close();
+    let drain_overran = tokio::time::timeout(drain_timeout, shared.requests.wait())
+        .await
+        .is_err();
+    if drain_overran {
+        tracing::warn!(
+            in_flight = shared.activity.in_flight(),
+            "drain deadline passed"
+        );
+    }
+    // 4. The service's own resources (workers).
+    let _ = tokio::time::timeout(drain_timeout, shared.service.shutdown()).await;
+    let _ = std::fs::remove_file(&paths.meta);
+    let _ = std::fs::remove_file(&paths.health);
+    // 5. Flush answers and close connections.
+    shared.close_connections.cancel();
+    shared.connections.close();
+    let _ = tokio::time::timeout(Duration::from_secs(1), shared.connections.wait()).await;
+    tracing::info!(%reason, drain_overran, "daemon stopped");
+    ExitReport {
+        reason,
+        drain_overran,
+    }
+}
+
+fn answer_backlog(listener: UnixListener, shared: &Arc<Shared>) {
+    let Ok(std_listener) = listener.into_std() else {
+        return;
+    };
+    // Non-blocking (set at bind): stops at the first WouldBlock, i.e. an empty queue.
+    while let Ok((stream, _)) = std_listener.accept() {
+        let Ok(()) = stream.set_nonblocking(true) else {
+            continue;
+        };
+        let Ok(stream) = UnixStream::from_std(stream) else {
+            continue;
+        };
+        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned();
+        if let Ok(permit) = permit {
+            shared
+                .connections
+                .spawn(connection::serve(stream, shared.clone(), permit));
+        }
+    }
+}
+
+fn start_watchdog(after: Duration) {
+    let _ = std::thread::Builder::new()
+        .name("warm-watchdog".into())
+        .spawn(move || {
+            std::thread::sleep(after);
+            eprintln!("warm: graceful shutdown overran {after:?}; exiting hard");
+            std::process::exit(70);
+        });
+}
+
+async fn idle_watcher(shared: Arc<Shared>) {
+    shared.activity.idle_expired().await;
+    let ttl = shared.activity.ttl().as_secs();
+    shared.shutdown.trigger(format!("idle for {ttl}s"));
+}
+
+async fn health_writer(shared: Arc<Shared>) {
+    let mut interval = tokio::time::interval(shared.options.health_interval);
+    loop {
+        interval.tick().await;
+        if let Ok(text) = serde_json::to_vec_pretty(&shared.status()) {
+            let _ = write_atomic(&shared.options.paths.health, &text);
+        }
+        shared.events.rotate_if_large();
+    }
+}
+
+async fn signal_watcher(shared: Arc<Shared>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot install signal handlers");
+        return;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    shared.shutdown.trigger(format!("signal: {name}"));
+}

@@ -1,0 +1,114 @@
+//! [`Shared`]: the state every connection task of one daemon reads and updates.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use warm_client::events::EventLog;
+use warm_protocol::methods::Status;
+use warm_protocol::PROTOCOL_VERSION;
+
+use crate::activity::Activity;
+use crate::options::DaemonOptions;
+use crate::service::Service;
+use crate::shutdown::Shutdown;
+
+/// Counters reported by `daemon/status` and `health.json`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub connections: AtomicU64,
+    pub requests: AtomicU64,
+    pub busy: AtomicU64,
+}
+
+pub struct Shared {
+    pub options: DaemonOptions,
+    pub service: Arc<dyn Service>,
+    pub activity: Activity,
+    /// Permits for service requests in flight; a request that finds none is answered busy
+    /// instead of queued, so a flood cannot grow memory without bound.
+    pub in_flight_limit: Arc<Semaphore>,
+    /// Tracks running service requests, so graceful shutdown can drain them.
+    pub requests: TaskTracker,
+    pub shutdown: Shutdown,
+    /// Cancelled at the end of the drain: idle connections stop reading and close after
+    /// their queued answers are written.
+    pub close_connections: CancellationToken,
+    /// Tracks connection tasks, so the daemon exits only after their answers are flushed.
+    pub connections: TaskTracker,
+    pub events: EventLog,
+    pub stats: Stats,
+    pub next_lease_id: AtomicU64,
+    pub started: Instant,
+    pub started_at: u64,
+    pub pid: u32,
+    /// When the last `request.busy` event was written: under overload one event a second
+    /// is enough, and writing one per refusal would make the overload worse.
+    pub last_busy_event: Mutex<Option<Instant>>,
+}
+
+impl Shared {
+    pub fn new(options: DaemonOptions, service: Arc<dyn Service>, shutdown: Shutdown) -> Shared {
+        Shared {
+            activity: Activity::new(options.ttl),
+            in_flight_limit: Arc::new(Semaphore::new(options.limits.max_in_flight)),
+            requests: TaskTracker::new(),
+            close_connections: CancellationToken::new(),
+            connections: TaskTracker::new(),
+            events: EventLog::new(&options.paths.events),
+            stats: Stats::default(),
+            next_lease_id: AtomicU64::new(1),
+            started: Instant::now(),
+            started_at: warm_client::events::unix_time_secs(),
+            pid: std::process::id(),
+            last_busy_event: Mutex::new(None),
+            options,
+            service,
+            shutdown,
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        let options = &self.options;
+        Status {
+            service: options.identity.service.clone(),
+            root: options.identity.root.display().to_string(),
+            pid: self.pid,
+            socket: options.paths.sock.display().to_string(),
+            version: options.version.clone(),
+            protocol: PROTOCOL_VERSION,
+            started_at: self.started_at,
+            uptime_secs: self.started.elapsed().as_secs(),
+            ttl_secs: self.activity.ttl().as_secs(),
+            ttl_remaining_secs: self.activity.remaining().map(|d| d.as_secs()),
+            connections: self.stats.connections.load(Ordering::Relaxed),
+            in_flight: self.activity.in_flight(),
+            requests: self.stats.requests.load(Ordering::Relaxed),
+            busy: self.stats.busy.load(Ordering::Relaxed),
+            leases: self.activity.leases(),
+            max_in_flight: options.limits.max_in_flight as u64,
+            max_connections: options.limits.max_connections as u64,
+            workers: self.service.workers(),
+        }
+    }
+
+    /// Counts a busy refusal, writing at most one event a second.
+    pub fn record_busy(&self) {
+        let total = self.stats.busy.fetch_add(1, Ordering::Relaxed) + 1;
+        let Ok(mut last) = self.last_busy_event.lock() else {
+            return;
+        };
+        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            *last = Some(Instant::now());
+            drop(last);
+            self.events.record(
+                "request.busy",
+                json!({ "busy_total": total, "max_in_flight": self.options.limits.max_in_flight }),
+            );
+        }
+    }
+}

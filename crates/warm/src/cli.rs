@@ -1,0 +1,131 @@
+//! Command-line arguments (clap). Parsing only: commands turn these into core objects.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Examples:
+  warm call daemon/ping                 start the project's daemon if needed, ping it
+  warm -s echo call echo '{\"hi\": 1}'    call a method of the built-in echo service
+  warm start --ttl 30m                  make sure the daemon runs, idle timeout 30 minutes
+  warm keepalive -- make test           keep the daemon alive while a command runs
+  warm status --json                    one daemon's state, for scripts
+  warm list                             every daemon of this user
+  warm stop --all                       stop them all
+
+Exit codes: 0 ok, 1 the method returned an error, 2 usage, 3 daemon unavailable, 4 timeout.
+Environment: WARM_RUNTIME_DIR (where daemons live), WARM_RETRY_DELAYS, WARM_MAX_RESTARTS,
+WARM_LOG (daemon log filter, e.g. debug).";
+
+/// Keep tools warm: one background daemon per project, shared by every client.
+#[derive(Debug, Parser)]
+#[command(name = "warm", version, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Service name: a built-in (default, echo) or one from .warm.toml.
+    #[arg(short = 's', long = "service", global = true, value_name = "SERVICE")]
+    pub service: Option<String>,
+    /// Project root (default: the nearest directory with .warm.toml, else the VCS root,
+    /// else the current directory).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a daemon in the foreground (what auto-start runs; also for systemd).
+    Serve(ServeArgs),
+    /// Make sure the daemon runs; print its pid and socket.
+    Start(StartArgs),
+    /// Call a method and print its result as JSON (progress goes to stderr).
+    #[command(
+        after_help = "Examples:\n  warm call daemon/status\n  warm -s echo call echo '[1, 2]'\n  echo '{\"ms\": 500, \"steps\": 5}' | warm -s echo call sleep -"
+    )]
+    Call(CallArgs),
+    /// Renew the idle timeout and print how much is left.
+    Ping(PingArgs),
+    /// Hold a lease on the daemon while a command runs; exit with the command's code.
+    Keepalive(KeepaliveArgs),
+    /// Show one daemon's state.
+    Status,
+    /// List every daemon of this user (stale entries are cleaned).
+    List,
+    /// Stop the daemon gracefully (or every daemon with --all).
+    Stop(StopArgs),
+    /// Print the daemon's log (or its event stream).
+    Logs(LogsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Idle timeout, e.g. 30s, 10m, 0 (never).
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Idle timeout, e.g. 30s, 10m, 0 (never); applied to a running daemon too.
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// Method name, e.g. daemon/status.
+    pub method: String,
+    /// Params as JSON, or - to read them from stdin.
+    pub params: Option<String>,
+    /// Give up waiting for the answer after this long (exit code 4).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Fail instead of falling back when the daemon cannot be reached.
+    #[arg(long)]
+    pub no_fallback: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PingArgs {
+    /// Ping every SECS seconds until interrupted.
+    #[arg(long = "loop", value_name = "SECS")]
+    pub every: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeepaliveArgs {
+    /// The command to run.
+    #[arg(trailing_var_arg = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Stop every daemon of this user.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Keep printing as the log grows.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Show events.jsonl instead of daemon.log.
+    #[arg(long)]
+    pub events: bool,
+    /// Only the last N lines.
+    #[arg(short = 'n', long, value_name = "N")]
+    pub lines: Option<usize>,
+}

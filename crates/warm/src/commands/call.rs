@@ -1,0 +1,69 @@
+//! `warm call`: call a method, print its result.
+
+use std::io::{IsTerminal, Read};
+
+use serde_json::Value;
+use warm_client::duration::parse_duration;
+use warm_client::Client;
+
+use super::print_json;
+use crate::cli::CallArgs;
+use crate::context::Context;
+use crate::failure::{CommandResult, Failure};
+
+pub fn run(context: &Context, args: &CallArgs) -> CommandResult {
+    let params = read_params(args.params.as_deref())?;
+    let mut client = Client::new(context.spec(&[])?)?;
+    if let Some(text) = &args.timeout {
+        let timeout =
+            parse_duration(text).map_err(|e| Failure::Usage(format!("--timeout: {e}")))?;
+        client.set_timeout(Some(timeout).filter(|t| !t.is_zero()));
+    }
+    let show_progress =
+        std::io::stderr().is_terminal() || std::env::var_os("WARM_PROGRESS").is_some();
+    let mut on_progress = |p: warm_protocol::methods::ProgressParams| {
+        if show_progress {
+            let counts = match (p.done, p.total) {
+                (Some(done), Some(total)) => format!("[{done}/{total}] "),
+                (Some(done), None) => format!("[{done}] "),
+                _ => String::new(),
+            };
+            eprintln!("{counts}{}", p.message.unwrap_or_default());
+        }
+    };
+    match client.call_with_progress(&args.method, params, &mut on_progress) {
+        Ok(result) => {
+            print_json(&result);
+            Ok(())
+        }
+        Err(warm_client::Error::Rpc(error)) => {
+            if context.json {
+                print_json(&error);
+            }
+            Err(Failure::Method(error))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn read_params(text: Option<&str>) -> Result<Option<Value>, Failure> {
+    let text = match text {
+        None => return Ok(None),
+        Some("-") => {
+            let mut input = String::new();
+            std::io::stdin()
+                .read_to_string(&mut input)
+                .map_err(|e| Failure::Usage(format!("cannot read params from stdin: {e}")))?;
+            input
+        }
+        Some(text) => text.to_owned(),
+    };
+    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| Failure::Usage(format!("params are not valid JSON: {e}")))?;
+    if !(value.is_object() || value.is_array()) {
+        return Err(Failure::Usage(
+            "params must be a JSON object or array, e.g. '{\"key\": 1}' or '[1, 2]'".into(),
+        ));
+    }
+    Ok(Some(value))
+}

@@ -1,0 +1,133 @@
+//! `warm list`: every daemon of this user; directories of dead daemons are removed.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use warm_client::{Connection, DaemonPaths, LockFile, Meta};
+use warm_protocol::methods::{self, Status};
+use warm_protocol::Framing;
+
+use super::{human_secs, print_json};
+use crate::failure::{CommandResult, Failure};
+
+/// A daemon directory found in the runtime directory.
+pub enum Found {
+    /// Holds its lock and answers.
+    Running(Box<Status>),
+    /// Holds its lock but does not answer (starting or draining).
+    Unresponsive(Option<Box<Meta>>),
+}
+
+/// Looks at every daemon directory; removes those of dead daemons (reported on stderr).
+pub fn discover(runtime_dir: &Path) -> Result<Vec<(DaemonPaths, Found)>, Failure> {
+    let entries = match std::fs::read_dir(runtime_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(Failure::Other(format!(
+                "cannot read {}: {e}",
+                runtime_dir.display()
+            )))
+        }
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let Ok(paths) = DaemonPaths::from_dir(entry.path()) else {
+            continue;
+        };
+        if LockFile::is_held(&paths.lock).unwrap_or(false) {
+            let state = match query_status(&paths.sock) {
+                Some(status) => Found::Running(Box::new(status)),
+                None => Found::Unresponsive(Meta::read(&paths.meta).map(Box::new)),
+            };
+            found.push((paths, state));
+        } else if let Ok(true) = paths.remove_if_dead() {
+            eprintln!(
+                "warm: removed the files of a daemon that is no longer running: {}",
+                paths.dir.display()
+            );
+        }
+    }
+    Ok(found)
+}
+
+fn query_status(sock: &Path) -> Option<Status> {
+    let mut connection = Connection::connect(sock, Framing::Ndjson).ok()?;
+    connection.set_timeout(Some(Duration::from_secs(5))).ok()?;
+    let value = connection
+        .request(methods::STATUS, None, &mut |_| {})
+        .ok()?
+        .ok()?;
+    serde_json::from_value(value).ok()
+}
+
+pub fn run(runtime_dir: &Path, json_output: bool) -> CommandResult {
+    let found = discover(runtime_dir)?;
+    if json_output {
+        let items: Vec<Value> = found.iter().map(|(p, f)| entry_json(p, f)).collect();
+        print_json(&items);
+        return Ok(());
+    }
+    if found.is_empty() {
+        eprintln!("no daemons running");
+        return Ok(());
+    }
+    println!(
+        "{:<12} {:>8} {:>8} {:>9} {:>9}  ROOT",
+        "SERVICE", "PID", "UPTIME", "TTL LEFT", "REQUESTS"
+    );
+    for (paths, daemon) in &found {
+        match daemon {
+            Found::Running(s) => println!(
+                "{:<12} {:>8} {:>8} {:>9} {:>9}  {}",
+                s.service,
+                s.pid,
+                human_secs(s.uptime_secs),
+                s.ttl_remaining_secs.map_or("never".into(), human_secs),
+                s.requests,
+                s.root
+            ),
+            Found::Unresponsive(meta) => println!(
+                "{:<12} {:>8} {:>8} {:>9} {:>9}  {}",
+                meta.as_ref().map_or("?".into(), |m| m.service.clone()),
+                meta.as_ref().map_or("?".into(), |m| m.pid.to_string()),
+                "-",
+                "-",
+                "(busy: starting or stopping)",
+                meta.as_ref()
+                    .map_or(paths.dir.display().to_string(), |m| m.root.clone())
+            ),
+        }
+    }
+    Ok(())
+}
+
+fn entry_json(paths: &DaemonPaths, found: &Found) -> Value {
+    match found {
+        Found::Running(status) => {
+            let mut value = serde_json::to_value(status).unwrap_or(Value::Null);
+            value["state"] = json!("running");
+            value
+        }
+        Found::Unresponsive(meta) => json!({
+            "state": "unresponsive",
+            "dir": paths.dir.display().to_string(),
+            "socket": paths.sock.display().to_string(),
+            "service": meta.as_ref().map(|m| m.service.clone()),
+            "root": meta.as_ref().map(|m| m.root.clone()),
+            "pid": meta.as_ref().map(|m| m.pid),
+            "version": meta.as_ref().map(|m| m.version.clone()),
+        }),
+    }
+}
+
+/// Waits until the daemon behind `paths` has released its lock.
+pub fn wait_released(paths: &DaemonPaths, timeout: Duration) -> bool {
+    LockFile::acquire_until(&paths.lock, Instant::now() + timeout)
+        .map(|lock| lock.is_some())
+        .unwrap_or(false)
+}

@@ -1,0 +1,65 @@
+//! One module per subcommand.
+
+pub mod call;
+pub mod keepalive;
+pub mod list;
+pub mod logs;
+pub mod ping;
+pub mod serve;
+pub mod start;
+pub mod status;
+pub mod stop;
+
+use serde::Serialize;
+use warm_client::Client;
+
+use crate::context::Context;
+use crate::failure::Failure;
+
+/// Prints `value` as JSON on stdout: pretty on a terminal, one line when piped.
+pub fn print_json<T: Serialize>(value: &T) {
+    use std::io::IsTerminal;
+    let text = if std::io::stdout().is_terminal() {
+        serde_json::to_string_pretty(value)
+    } else {
+        serde_json::to_string(value)
+    };
+    if let Ok(text) = text {
+        println!("{text}");
+    }
+}
+
+/// A client connected to the running daemon, or the failure saying none runs.
+pub fn connect_running(context: &Context) -> Result<Client, Failure> {
+    let mut client = Client::new(context.spec(&[])?)?;
+    if client.connect_existing()? {
+        Ok(client)
+    } else {
+        Err(not_running(context))
+    }
+}
+
+pub fn not_running(context: &Context) -> Failure {
+    Failure::Unavailable {
+        reason: format!(
+            "no {} daemon is running for {} (start one with `warm{} start`)",
+            context.identity.service,
+            context.root.display(),
+            if context.identity.service == "default" {
+                String::new()
+            } else {
+                format!(" -s {}", context.identity.service)
+            }
+        ),
+        log_tail: None,
+    }
+}
+
+/// `90` → `1m30s`.
+pub fn human_secs(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}

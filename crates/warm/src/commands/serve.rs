@@ -1,0 +1,63 @@
+//! `warm serve`: run a daemon in the foreground.
+
+use std::sync::Arc;
+
+use warm_client::duration::parse_duration;
+use warm_client::{ensure_runtime_dir, DaemonPaths};
+use warm_daemon::echo::EchoService;
+use warm_daemon::{DaemonOptions, NoService, ReadyReporter, Service};
+
+use crate::cli::ServeArgs;
+use crate::context::{version, Context};
+use crate::failure::{CommandResult, Failure};
+
+/// Runs the daemon; `ready` was taken from the environment first thing in `main`, so that
+/// any failure here still reaches the client that spawned us.
+pub fn run(
+    context: Result<Context, Failure>,
+    args: &ServeArgs,
+    mut ready: ReadyReporter,
+) -> CommandResult {
+    let prepared = context.and_then(|context| options(&context, args).map(|o| (context, o)));
+    let (context, options) = match prepared {
+        Ok(prepared) => prepared,
+        Err(failure) => {
+            ready.fail(&failure.message());
+            return Err(failure);
+        }
+    };
+    let service_name = context.identity.service.clone();
+    let report = warm_daemon::serve_blocking(options, ready, move || make_service(&service_name))
+        .map_err(|e| Failure::Unavailable {
+        reason: e.to_string(),
+        log_tail: None,
+    })?;
+    if report.drain_overran {
+        tracing::warn!("requests were still running at the drain deadline");
+    }
+    Ok(())
+}
+
+fn options(context: &Context, args: &ServeArgs) -> Result<DaemonOptions, Failure> {
+    ensure_runtime_dir(&context.runtime_dir)?;
+    let paths = DaemonPaths::new(&context.runtime_dir, &context.identity)?;
+    let service = &context.service;
+    let mut options = DaemonOptions::new(context.identity.clone(), paths, version());
+    options.ttl = match &args.ttl {
+        Some(text) => parse_duration(text).map_err(|e| Failure::Usage(format!("--ttl: {e}")))?,
+        None => service.ttl,
+    };
+    options.limits = service.limits.clone();
+    options.drain_timeout = service.drain_timeout;
+    options.config_hash = service.config_hash.clone();
+    Ok(options)
+}
+
+fn make_service(name: &str) -> Arc<dyn Service> {
+    match name {
+        "echo" => Arc::new(EchoService),
+        // "default" answers only daemon/*; configured worker services are hosted by the
+        // worker host (warm-worker) once it lands, and answer "method not found" until then.
+        _ => Arc::new(NoService),
+    }
+}

@@ -1,0 +1,85 @@
+//! `warm stop`: graceful stop of one daemon, or of all with `--all`.
+
+use std::time::Duration;
+
+use serde_json::json;
+use warm_client::{Client, Connection, StopOutcome};
+use warm_protocol::methods;
+use warm_protocol::Framing;
+
+use super::list::{discover, wait_released, Found};
+use super::print_json;
+use crate::context::Context;
+use crate::failure::{CommandResult, Failure};
+
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub fn run(context: &Context, all: bool) -> CommandResult {
+    if all {
+        return stop_all(context);
+    }
+    let mut client = Client::new(context.spec(&[])?)?;
+    let outcome = client.stop("warm stop")?;
+    match (outcome, context.json) {
+        (StopOutcome::Stopped { pid }, true) => print_json(&json!({ "stopped": [pid] })),
+        (StopOutcome::Stopped { pid }, false) => {
+            println!("stopped {} (pid {pid})", context.identity.service)
+        }
+        (StopOutcome::NotRunning, true) => print_json(&json!({ "stopped": [] })),
+        (StopOutcome::NotRunning, false) => eprintln!(
+            "no {} daemon running for {}",
+            context.identity.service,
+            context.root.display()
+        ),
+    }
+    Ok(())
+}
+
+fn stop_all(context: &Context) -> CommandResult {
+    let found = discover(&context.runtime_dir)?;
+    // Ask them all first, then wait: their drains overlap instead of adding up.
+    let mut asked = Vec::new();
+    for (paths, daemon) in found {
+        let pid = match &daemon {
+            Found::Running(status) => Some(status.pid),
+            Found::Unresponsive(meta) => meta.as_ref().map(|m| m.pid),
+        };
+        if let Ok(mut connection) = Connection::connect(&paths.sock, Framing::Ndjson) {
+            let _ = connection.set_timeout(Some(Duration::from_secs(5)));
+            let _ = connection.request(
+                methods::SHUTDOWN,
+                Some(json!({ "reason": "warm stop --all" })),
+                &mut |_| {},
+            );
+        }
+        asked.push((paths, pid));
+    }
+    let mut stopped = Vec::new();
+    let mut stuck = Vec::new();
+    for (paths, pid) in asked {
+        if wait_released(&paths, STOP_TIMEOUT) {
+            let _ = paths.remove_if_dead();
+            stopped.extend(pid);
+        } else {
+            stuck.push(paths.dir.display().to_string());
+        }
+    }
+    if context.json {
+        print_json(&json!({ "stopped": stopped, "still_running": stuck }));
+    } else {
+        println!(
+            "stopped {} daemon{}",
+            stopped.len(),
+            if stopped.len() == 1 { "" } else { "s" }
+        );
+    }
+    if stuck.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Timeout(format!(
+            "these daemons did not stop within {}s: {}",
+            STOP_TIMEOUT.as_secs(),
+            stuck.join(", ")
+        )))
+    }
+}

@@ -1,0 +1,107 @@
+//! [`Context`]: the validated view of the global arguments — project root, configuration,
+//! service and how to reach its daemon — shared by every command.
+
+use std::path::PathBuf;
+
+use warm_client::{runtime_dir_location, ClientSettings, DaemonSpec, Identity, SpawnCommand};
+use warm_daemon::config::{Config, ResolvedService};
+use warm_protocol::Framing;
+
+use crate::cli::GlobalArgs;
+use crate::failure::Failure;
+
+/// Services every warm binary has without configuration.
+pub const BUILTIN_SERVICES: &[&str] = &["default", "echo"];
+
+/// The version this binary reports. `WARM_VERSION_OVERRIDE` exists for tests that simulate an
+/// upgrade (a daemon of another version must be replaced by the next client).
+pub fn version() -> String {
+    std::env::var("WARM_VERSION_OVERRIDE")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned())
+}
+
+pub struct Context {
+    pub json: bool,
+    pub root: PathBuf,
+    pub service: ResolvedService,
+    pub identity: Identity,
+    pub runtime_dir: PathBuf,
+    pub settings: ClientSettings,
+}
+
+impl Context {
+    /// Resolves root, configuration and service from the global arguments.
+    ///
+    /// # Errors
+    /// A usage failure for a bad `.warm.toml`, an unknown service or a bad environment.
+    pub fn resolve(global: &GlobalArgs) -> Result<Context, Failure> {
+        let cwd = std::env::current_dir()
+            .map_err(|e| Failure::Usage(format!("cannot read the current directory: {e}")))?;
+        let root = match &global.root {
+            Some(root) => cwd.join(root),
+            None => warm_client::find_root(&cwd, true),
+        };
+        let config = Config::load_from_root(&root)?;
+        let name = pick_service(global.service.as_deref(), &config)?;
+        let identity = Identity::new(&name, &root).map_err(Failure::from)?;
+        let settings = config.client_settings().map_err(Failure::Usage)?;
+        Ok(Context {
+            json: global.json,
+            service: config.service(&name),
+            root: identity.root.clone(),
+            identity,
+            runtime_dir: runtime_dir_location(),
+            settings,
+        })
+    }
+
+    /// How to reach (and start) this context's daemon; `serve_args` are added to
+    /// `warm serve` when a daemon has to be started.
+    pub fn spec(&self, serve_args: &[String]) -> Result<DaemonSpec, Failure> {
+        let exe = std::env::current_exe()
+            .map_err(|e| Failure::Other(format!("cannot find the warm executable: {e}")))?;
+        let mut spawn = SpawnCommand::new(exe)
+            .arg("serve")
+            .arg("--service")
+            .arg(&self.identity.service)
+            .arg("--root")
+            .arg(&self.identity.root);
+        for arg in serve_args {
+            spawn = spawn.arg(arg);
+        }
+        Ok(DaemonSpec {
+            identity: self.identity.clone(),
+            runtime_dir: self.runtime_dir.clone(),
+            spawn,
+            version: version(),
+            config_hash: self.service.config_hash.clone(),
+            settings: self.settings.clone(),
+            framing: Framing::Ndjson,
+        })
+    }
+}
+
+fn pick_service(requested: Option<&str>, config: &Config) -> Result<String, Failure> {
+    let configured = config.service_names();
+    if let Some(name) = requested {
+        if BUILTIN_SERVICES.contains(&name) || configured.iter().any(|c| c == name) {
+            return Ok(name.to_owned());
+        }
+        let mut known: Vec<&str> = BUILTIN_SERVICES.to_vec();
+        known.extend(configured.iter().map(String::as_str));
+        return Err(Failure::Usage(format!(
+            "unknown service {name:?}: known services are {}; add [services.{name}] to .warm.toml to define it",
+            known.join(", ")
+        )));
+    }
+    match configured.as_slice() {
+        [] => Ok("default".to_owned()),
+        [only] => Ok(only.clone()),
+        many => Err(Failure::Usage(format!(
+            ".warm.toml defines several services ({}); choose one with -s",
+            many.join(", ")
+        ))),
+    }
+}

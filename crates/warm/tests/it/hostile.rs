@@ -1,0 +1,169 @@
+//! Bad input harms nobody else: each bad client gets its error or a closed connection, the
+//! daemon logs it, and a well-behaved client running at the same time sees no failure.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use warm_client::Connection;
+use warm_protocol::Framing;
+
+use crate::support::*;
+
+/// Reads until EOF (or the timeout), returning what arrived.
+fn read_to_close(stream: &mut UnixStream) -> Vec<u8> {
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return out,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => panic!("connection was not closed: {e} (got {:?})", String::from_utf8_lossy(&out)),
+        }
+    }
+}
+
+fn first_json(bytes: &[u8]) -> Value {
+    let text = String::from_utf8_lossy(bytes);
+    let start = text.find('{').unwrap_or_else(|| panic!("no JSON in {text:?}"));
+    let end = text.rfind('}').expect("end of JSON");
+    serde_json::from_str(&text[start..=end]).unwrap_or_else(|e| panic!("{e}: {text:?}"))
+}
+
+/// A client pinging and echoing in a loop while the test misbehaves; counts failures.
+struct WellBehaved {
+    stop: Arc<AtomicBool>,
+    answered: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl WellBehaved {
+    fn start(sock: std::path::PathBuf) -> WellBehaved {
+        let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicU64::new(0));
+        let thread = std::thread::spawn({
+            let stop = stop.clone();
+            let answered = answered.clone();
+            move || {
+                let mut connection = Connection::connect(&sock, Framing::Ndjson).map_err(|e| e.to_string())?;
+                connection.set_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let params = json!({ "i": i });
+                    let result = connection
+                        .request("echo", Some(params.clone()), &mut |_| {})
+                        .map_err(|e| format!("request {i}: {e:?}"))?
+                        .map_err(|e| format!("request {i}: {e}"))?;
+                    if result != params {
+                        return Err(format!("request {i}: wrong answer {result}"));
+                    }
+                    answered.fetch_add(1, Ordering::Relaxed);
+                    i += 1;
+                }
+                Ok(())
+            }
+        });
+        WellBehaved {
+            stop,
+            answered,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        let result = self.thread.take().expect("thread").join().expect("join");
+        assert_eq!(result, Ok(()), "the well-behaved client saw a failure");
+        self.answered.load(Ordering::Relaxed)
+    }
+}
+
+#[test]
+fn hostile_clients_get_errors_and_nobody_else_notices() {
+    let env = TestEnv::new();
+    env.write_config("[services.echo]\npartial_frame_timeout = \"1s\"\n");
+    let status = env.json(&["-s", "echo", "start"]);
+    let sock = std::path::PathBuf::from(status["socket"].as_str().expect("socket"));
+    let good = WellBehaved::start(sock.clone());
+    let before = good.answered.load(Ordering::Relaxed);
+
+    // Garbage bytes: no framing starts with 'G'; the connection is closed.
+    let mut stream = UnixStream::connect(&sock).expect("connect");
+    stream.write_all(b"GET / HTTP/1.1\r\n\r\n").expect("write");
+    assert!(read_to_close(&mut stream).is_empty());
+
+    // A frame announcing 100 MiB: -32004, then closed, before any body is sent.
+    let mut stream = UnixStream::connect(&sock).expect("connect");
+    stream.write_all(b"Content-Length: 104857600\r\n\r\n").expect("write");
+    let answer = first_json(&read_to_close(&mut stream));
+    assert_eq!(answer["error"]["code"], -32004, "{answer}");
+
+    // Invalid JSON: -32700 and the connection goes on; an unknown method: -32601.
+    let mut stream = UnixStream::connect(&sock).expect("connect");
+    stream
+        .write_all(b"{this is not json\n{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"no/such\"}\n")
+        .expect("write");
+    stream.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    let text = String::from_utf8(read_to_close(&mut stream)).expect("utf8");
+    let answers: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert_eq!(answers.len(), 2, "{text}");
+    assert_eq!(answers[0]["error"]["code"], -32700);
+    assert_eq!(answers[0]["id"], Value::Null);
+    assert_eq!(answers[1]["error"]["code"], -32601);
+    assert_eq!(answers[1]["id"], 9);
+
+    // Invalid request shapes get -32600 with their id.
+    let mut stream = UnixStream::connect(&sock).expect("connect");
+    stream.write_all(b"{\"jsonrpc\":\"1.0\",\"id\":4,\"method\":\"echo\"}\n").expect("write");
+    stream.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    let answer = first_json(&read_to_close(&mut stream));
+    assert_eq!(answer["error"]["code"], -32600);
+    assert_eq!(answer["id"], 4);
+
+    // A frame left half sent: closed after the partial-frame timeout (1 s here).
+    let mut stream = UnixStream::connect(&sock).expect("connect");
+    stream.write_all(b"Content-Length: 50\r\n\r\n{\"jsonrpc\":").expect("write");
+    assert!(read_to_close(&mut stream).is_empty());
+
+    // A client that disconnects mid-request: its request is cancelled, nobody waits on it.
+    let mut stream = UnixStream::connect(&sock).expect("connect");
+    stream
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"sleep\",\"params\":{\"ms\":60000}}\n")
+        .expect("write");
+    assert!(wait_until(Duration::from_secs(5), || {
+        env.json(&["-s", "echo", "status"])["in_flight"] == 1
+    }));
+    drop(stream);
+    assert!(
+        wait_until(Duration::from_secs(5), || env.json(&["-s", "echo", "status"])["in_flight"] == 0),
+        "the abandoned request was not cancelled"
+    );
+
+    assert!(wait_until(Duration::from_secs(5), || good.answered.load(Ordering::Relaxed) > before + 10));
+    let answered = good.finish();
+    assert!(answered > 0);
+    let events = env.events("echo");
+    for kind in ["connection.rejected", "connection.bad_frame", "connection.partial_timeout"] {
+        assert!(events.iter().any(|e| e["event"] == kind), "no {kind} event in {events:?}");
+    }
+    env.only_daemon();
+}
+
+#[test]
+fn binary_frame_with_bad_version_is_refused() {
+    let env = TestEnv::new();
+    let status = env.json(&["start"]);
+    let sock = std::path::PathBuf::from(status["socket"].as_str().expect("socket"));
+    let mut stream = UnixStream::connect(&sock).expect("connect");
+    stream.write_all(&[0xEB, 0x57, 9, 0, 0, 0, 0, 2, 0x80, 0x80]).expect("write");
+    let answer = read_to_close(&mut stream);
+    assert!(answer.starts_with(&[0xEB, 0x57]), "answered in binary framing: {answer:?}");
+    let body: Value = rmp_serde::from_slice(&answer[8..]).expect("msgpack");
+    assert_eq!(body["error"]["code"], -32700, "{body}");
+}

@@ -1,0 +1,228 @@
+//! Starting, joining, listing and stopping daemons.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::support::*;
+
+fn run_concurrently(env: &TestEnv, count: usize, args: &[&str]) {
+    let children: Vec<_> = (0..count)
+        .map(|_| {
+            env.warm()
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn warm")
+        })
+        .collect();
+    for (i, child) in children.into_iter().enumerate() {
+        let output = wait_output(child);
+        assert!(
+            output.status.success(),
+            "client {i} of {count} failed: {}\n{}",
+            output.status,
+            stderr_of(&output)
+        );
+    }
+}
+
+#[test]
+fn fifty_concurrent_first_calls_share_one_daemon() {
+    let env = TestEnv::new();
+    run_concurrently(&env, 50, &["call", "daemon/ping"]);
+    let pid = env.only_daemon();
+    let spawned: Vec<_> = env
+        .events("default")
+        .into_iter()
+        .filter(|e| e["event"] == "client.spawned")
+        .collect();
+    assert_eq!(spawned.len(), 1, "exactly one client spawned: {spawned:?}");
+    assert_eq!(spawned[0]["pid"], pid);
+}
+
+#[test]
+fn fifty_concurrent_starts_share_one_daemon() {
+    let env = TestEnv::new();
+    run_concurrently(&env, 50, &["start"]);
+    env.only_daemon();
+}
+
+#[test]
+fn second_start_joins_running_daemon() {
+    let env = TestEnv::new();
+    let first = env.json(&["start"]);
+    let second = env.json(&["start"]);
+    assert_eq!(first["pid"], second["pid"]);
+    assert_eq!(first["socket"], second["socket"]);
+    assert_eq!(first["root"], env.project.display().to_string());
+}
+
+#[test]
+fn status_json_carries_the_contract_fields() {
+    let env = TestEnv::new();
+    env.ok(&["start"]);
+    let status = env.json(&["status"]);
+    for key in [
+        "service",
+        "root",
+        "pid",
+        "socket",
+        "version",
+        "uptime_secs",
+        "ttl_secs",
+        "ttl_remaining_secs",
+        "connections",
+        "in_flight",
+        "requests",
+        "workers",
+    ] {
+        assert!(status.get(key).is_some(), "status lacks {key}: {status}");
+    }
+    assert_eq!(status["service"], "default");
+    assert_eq!(status["ttl_secs"], 600);
+    let list = env.json(&["list"]);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list[0]["pid"], status["pid"]);
+}
+
+#[test]
+fn status_without_a_daemon_exits_3_and_says_how_to_start() {
+    let env = TestEnv::new();
+    let output = env.run(&["status"]);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(stderr_of(&output).contains("warm start"), "{}", stderr_of(&output));
+    assert!(env.daemon_pids().is_empty());
+}
+
+#[test]
+fn stop_all_stops_every_daemon_and_leaves_no_files() {
+    let env = TestEnv::new();
+    let other = env.tmp.path().join("other");
+    std::fs::create_dir(&other).expect("mkdir");
+    env.ok(&["start"]);
+    env.ok(&["-s", "echo", "start"]);
+    env.ok(&["--root", other.to_str().expect("utf8"), "start"]);
+    assert_eq!(env.daemon_pids().len(), 3);
+    let stopped = env.json(&["stop", "--all"]);
+    assert_eq!(stopped["stopped"].as_array().map(Vec::len), Some(3), "{stopped}");
+    assert!(env.daemon_pids().is_empty(), "daemons left: {:?}", env.daemon_pids());
+    let left: Vec<_> = std::fs::read_dir(&env.runtime_dir).expect("rt").flatten().collect();
+    assert!(left.is_empty(), "files left: {left:?}");
+}
+
+#[test]
+fn stop_leaves_logs_but_no_process() {
+    let env = TestEnv::new();
+    let pid = env.json(&["start"])["pid"].as_u64().expect("pid") as u32;
+    env.ok(&["stop"]);
+    assert!(!is_running(pid));
+    let events = env.events("default");
+    let shutdown = events
+        .iter()
+        .find(|e| e["event"] == "daemon.shutdown")
+        .expect("daemon.shutdown event");
+    assert!(shutdown["reason"].as_str().is_some_and(|r| r.contains("warm stop")), "{shutdown}");
+    let logs = env.ok(&["logs"]);
+    assert!(logs.contains("daemon ready"), "{logs}");
+    // Stopping again is not an error.
+    env.ok(&["stop"]);
+}
+
+#[test]
+fn runtime_dir_open_to_others_is_refused() {
+    let env = TestEnv::new();
+    std::fs::set_permissions(&env.runtime_dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let output = env.run(&["call", "daemon/ping"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr_of(&output).contains("chmod 700"), "{}", stderr_of(&output));
+    assert!(env.daemon_pids().is_empty());
+}
+
+#[test]
+fn runtime_dir_owned_by_another_user_is_refused() {
+    let env = TestEnv::new();
+    let chown = std::process::Command::new("chown")
+        .arg("65534")
+        .arg(&env.runtime_dir)
+        .status()
+        .expect("chown");
+    assert!(chown.success(), "chown needs root (CI runs as root)");
+    let output = env.run(&["call", "daemon/ping"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains("owned by uid 65534"), "{stderr}");
+    assert!(stderr.contains("WARM_RUNTIME_DIR"), "{stderr}");
+    assert!(env.daemon_pids().is_empty());
+}
+
+#[test]
+fn unknown_service_and_bad_config_are_usage_errors() {
+    let env = TestEnv::new();
+    let output = env.run(&["-s", "nope", "call", "daemon/ping"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr_of(&output).contains("known services are default, echo"), "{}", stderr_of(&output));
+
+    env.write_config("[services.index]\nttl = \"soon\"\n");
+    let output = env.run(&["call", "daemon/ping"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains(".warm.toml"), "{stderr}");
+    assert!(stderr.contains("services.index.ttl"), "{stderr}");
+
+    env.write_config("[services.index]\ncommand = [\"x\"]\nworkers = 2\nbogus = 1\n");
+    let stderr = stderr_of(&env.run(&["call", "daemon/ping"]));
+    assert!(stderr.contains("bogus") && stderr.contains("expected one of"), "{stderr}");
+}
+
+#[test]
+fn call_prints_results_and_maps_errors_to_exit_codes() {
+    let env = TestEnv::new();
+    let echoed = env.ok(&["-s", "echo", "call", "echo", r#"{"a":[1,"é"]}"#]);
+    assert_eq!(echoed.trim(), r#"{"a":[1,"é"]}"#);
+    let output = env.run(&["-s", "echo", "call", "no/such/method"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr_of(&output).contains("-32601"), "{}", stderr_of(&output));
+    let output = env.run(&["-s", "echo", "call", "echo", "{not json"]);
+    assert_eq!(output.status.code(), Some(2));
+    let output = env.run(&["-s", "echo", "call", "sleep", r#"{"ms": 5000}"#, "--timeout", "200ms"]);
+    assert_eq!(output.status.code(), Some(4), "{}", stderr_of(&output));
+    let output = env.run(&["-s", "echo", "call", "fail", r#"{"code": -32001, "message": "slow"}"#]);
+    assert_eq!(output.status.code(), Some(4));
+}
+
+#[test]
+fn call_reads_params_from_stdin_and_streams_progress() {
+    let env = TestEnv::new();
+    let mut child = env
+        .warm()
+        .args(["-s", "echo", "call", "sleep", "-"])
+        .env("WARM_PROGRESS", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(br#"{"ms": 60, "steps": 3}"#).expect("write");
+    }
+    let output = wait_output(child);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(stdout_of(&output).trim(), r#"{"slept_ms":60}"#);
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains("[1/3]") && stderr.contains("[3/3]"), "{stderr}");
+}
+
+#[test]
+fn keepalive_exits_with_the_command_code() {
+    let env = TestEnv::new();
+    let output = env.run(&["keepalive", "--", "sh", "-c", "exit 7"]);
+    assert_eq!(output.status.code(), Some(7));
+    // The lease went away with the keepalive process.
+    assert!(wait_until(Duration::from_secs(5), || {
+        env.json(&["status"])["leases"] == 0
+    }));
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the `warm` binary: real daemons in private runtime directories.
+
+mod support;
+
+mod framing;
+mod hostile;
+mod lifecycle;
+mod load;
+mod recovery;
+mod ttl;

@@ -1,0 +1,219 @@
+//! [`TestEnv`]: a private runtime directory and project for one test, and the guarantee that
+//! every process the test started (directly or through auto-start) is killed when it ends,
+//! pass or fail.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const WARM: &str = env!("CARGO_BIN_EXE_warm");
+
+pub struct TestEnv {
+    pub tmp: tempfile::TempDir,
+    pub runtime_dir: PathBuf,
+    pub project: PathBuf,
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        let tmp = tempfile::Builder::new()
+            .prefix("warm-it-")
+            .tempdir()
+            .expect("tempdir");
+        let runtime_dir = tmp.path().join("rt");
+        std::fs::create_dir(&runtime_dir).expect("runtime dir");
+        std::fs::set_permissions(&runtime_dir, std::fs::Permissions::from_mode(0o700))
+            .expect("chmod");
+        let project = tmp.path().join("project");
+        std::fs::create_dir(&project).expect("project dir");
+        // Canonical, as the daemon reports it.
+        let project = project.canonicalize().expect("canonical project");
+        TestEnv {
+            tmp,
+            runtime_dir,
+            project,
+        }
+    }
+
+    /// A `warm` command in the project directory, in this test's runtime directory.
+    pub fn warm(&self) -> Command {
+        let mut cmd = Command::new(WARM);
+        cmd.current_dir(&self.project)
+            .env("WARM_RUNTIME_DIR", &self.runtime_dir)
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("WARM_VERSION_OVERRIDE")
+            .env_remove("WARM_RETRY_DELAYS")
+            .env_remove("WARM_LOG")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `warm ARGS` to completion.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.warm().args(args).output().expect("run warm")
+    }
+
+    /// Runs `warm ARGS`, asserts success, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "warm {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Runs `warm ARGS --json`, asserts success, parses stdout.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        let stdout = self.ok(&args);
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("bad JSON {stdout:?}: {e}"))
+    }
+
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.project.join(".warm.toml"), text).expect("write .warm.toml");
+    }
+
+    /// Pids of live `warm serve` processes of this test's runtime directory.
+    pub fn daemon_pids(&self) -> Vec<u32> {
+        self.processes()
+            .into_iter()
+            .filter(|(_, cmdline)| cmdline.split('\0').nth(1) == Some("serve"))
+            .map(|(pid, _)| pid)
+            .collect()
+    }
+
+    /// Live processes (not zombies) whose environment names this test's runtime directory.
+    fn processes(&self) -> Vec<(u32, String)> {
+        let needle = format!("WARM_RUNTIME_DIR={}", self.runtime_dir.display());
+        let mut found = Vec::new();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return found;
+        };
+        for entry in entries.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid == std::process::id() || !is_running(pid) {
+                continue;
+            }
+            let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+                continue;
+            };
+            if !environ.split(|b| *b == 0).any(|var| var == needle.as_bytes()) {
+                continue;
+            }
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            found.push((pid, String::from_utf8_lossy(&cmdline).into_owned()));
+        }
+        found
+    }
+
+    /// The one daemon running; fails the test if there are none or several.
+    pub fn only_daemon(&self) -> u32 {
+        let pids = self.daemon_pids();
+        assert_eq!(pids.len(), 1, "expected exactly one daemon, found {pids:?}");
+        pids[0]
+    }
+
+    pub fn events(&self, service: &str) -> Vec<Value> {
+        let mut events = Vec::new();
+        for entry in std::fs::read_dir(&self.runtime_dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&format!("{service}-")) {
+                let text = std::fs::read_to_string(entry.path().join("events.jsonl")).unwrap_or_default();
+                events.extend(text.lines().filter_map(|l| serde_json::from_str(l).ok()));
+            }
+        }
+        events
+    }
+
+    /// The daemon directory of `service` for the project.
+    pub fn daemon_dir(&self, service: &str) -> PathBuf {
+        let entries: Vec<PathBuf> = std::fs::read_dir(&self.runtime_dir)
+            .expect("runtime dir")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{service}-")))
+            })
+            .collect();
+        assert_eq!(entries.len(), 1, "daemon dirs for {service}: {entries:?}");
+        entries[0].clone()
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        // Kill everything this test started, whatever state it is in, then make sure it is
+        // gone before the temporary directory is removed.
+        for _ in 0..3 {
+            let processes = self.processes();
+            if processes.is_empty() {
+                return;
+            }
+            for (pid, _) in &processes {
+                kill(*pid, "KILL");
+            }
+            wait_until(Duration::from_secs(5), || {
+                processes.iter().all(|(pid, _)| !is_running(*pid))
+            });
+        }
+    }
+}
+
+/// True when `pid` exists and is not a zombie.
+pub fn is_running(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].trim_start().chars().next());
+    !matches!(state, None | Some('Z') | Some('X'))
+}
+
+pub fn kill(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Waits for a child and returns its output, failing the test at the deadline.
+pub fn wait_output(child: Child) -> Output {
+    child.wait_with_output().expect("wait for child")
+}
+
+pub fn stdout_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
