@@ -372,8 +372,14 @@ impl Client {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+        // The daemon must look for its files where we look for its socket.
+        let mut spawn = self.spec.spawn.clone();
+        spawn.env.push((
+            "WARM_RUNTIME_DIR".into(),
+            self.spec.runtime_dir.clone().into_os_string(),
+        ));
         let pid = spawn_daemon(
-            &self.spec.spawn,
+            &spawn,
             &self.paths,
             &self.spec.identity.root,
             self.spec.settings.ready_timeout,

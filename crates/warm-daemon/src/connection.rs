@@ -412,6 +412,11 @@ fn start_service_request(
         let result = tokio::select! {
             result = future => result,
             _ = cancel.cancelled() => Err(ErrorObject::new(ErrorCode::Cancelled, "request cancelled")),
+            // Not -32003: that code promises the request never ran, and clients resend it.
+            _ = shared.drain_expired.cancelled() => Err(ErrorObject::new(
+                ErrorCode::Cancelled,
+                "cancelled: the daemon shut down before the request finished (drain deadline passed)",
+            )),
         };
         if let Ok(mut in_flight) = state.in_flight.lock() {
             in_flight.remove(&id);

@@ -237,8 +237,10 @@ async fn shut_down(listener: UnixListener, shared: &Arc<Shared>) -> ExitReport {
     if drain_overran {
         tracing::warn!(
             in_flight = shared.activity.in_flight(),
-            "drain deadline passed"
+            "drain deadline passed; cancelling what is left"
         );
+        shared.drain_expired.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(1), shared.requests.wait()).await;
     }
     // 4. The service's own resources (workers).
     let _ = tokio::time::timeout(drain_timeout, shared.service.shutdown()).await;

@@ -35,6 +35,9 @@ pub struct Shared {
     /// Tracks running service requests, so graceful shutdown can drain them.
     pub requests: TaskTracker,
     pub shutdown: Shutdown,
+    /// Cancelled when the drain deadline passes: requests still running are answered -32005
+    /// rather than dropped with their connection.
+    pub drain_expired: CancellationToken,
     /// Cancelled at the end of the drain: idle connections stop reading and close after
     /// their queued answers are written.
     pub close_connections: CancellationToken,
@@ -57,6 +60,7 @@ impl Shared {
             activity: Activity::new(options.ttl),
             in_flight_limit: Arc::new(Semaphore::new(options.limits.max_in_flight)),
             requests: TaskTracker::new(),
+            drain_expired: CancellationToken::new(),
             close_connections: CancellationToken::new(),
             connections: TaskTracker::new(),
             events: EventLog::new(&options.paths.events),

@@ -25,7 +25,9 @@ fn ndjson_lsp_and_binary_clients_share_one_socket() {
             let sock = sock.clone();
             std::thread::spawn(move || {
                 let mut connection = Connection::connect(&sock, framing).expect("connect");
-                connection.set_timeout(Some(Duration::from_secs(10))).expect("timeout");
+                connection
+                    .set_timeout(Some(Duration::from_secs(10)))
+                    .expect("timeout");
                 for i in 0..300 {
                     let params = json!({ "framing": framing.name(), "i": i, "text": "é😀" });
                     let result = connection
@@ -44,7 +46,9 @@ fn ndjson_lsp_and_binary_clients_share_one_socket() {
 
 fn raw_exchange(sock: &std::path::Path, request: &[u8]) -> Vec<u8> {
     let mut stream = UnixStream::connect(sock).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     stream.write_all(request).expect("write");
     let mut answer = vec![0u8; 4096];
     let n = stream.read(&mut answer).expect("read");
@@ -59,10 +63,24 @@ fn answers_come_back_in_the_framing_of_the_request() {
     let body = br#"{"jsonrpc":"2.0","id":1,"method":"daemon/ping"}"#;
 
     let ndjson = raw_exchange(&sock, &[&body[..], b"\n"].concat());
-    assert!(ndjson.starts_with(b"{") && ndjson.ends_with(b"\n"), "{ndjson:?}");
+    assert!(
+        ndjson.starts_with(b"{") && ndjson.ends_with(b"\n"),
+        "{ndjson:?}"
+    );
 
-    let lsp = raw_exchange(&sock, &[format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes(), &body[..]].concat());
-    assert!(lsp.starts_with(b"Content-Length: "), "{}", String::from_utf8_lossy(&lsp));
+    let lsp = raw_exchange(
+        &sock,
+        &[
+            format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes(),
+            &body[..],
+        ]
+        .concat(),
+    );
+    assert!(
+        lsp.starts_with(b"Content-Length: "),
+        "{}",
+        String::from_utf8_lossy(&lsp)
+    );
 
     let message: serde_json::Value = serde_json::from_slice(body).expect("json");
     let packed = rmp_serde::to_vec_named(&message).expect("msgpack");
@@ -72,7 +90,8 @@ fn answers_come_back_in_the_framing_of_the_request() {
     let binary = raw_exchange(&sock, &frame);
     assert_eq!(&binary[..4], &[0xEB, 0x57, 1, 0]);
     let len = u32::from_be_bytes([binary[4], binary[5], binary[6], binary[7]]) as usize;
-    let answer: serde_json::Value = rmp_serde::from_slice(&binary[8..8 + len]).expect("msgpack answer");
+    let answer: serde_json::Value =
+        rmp_serde::from_slice(&binary[8..8 + len]).expect("msgpack answer");
     assert_eq!(answer["id"], 1);
     assert!(answer["result"]["ttl_secs"].is_u64(), "{answer}");
 }
@@ -85,7 +104,11 @@ fn batches_are_answered_as_batches() {
     let answer = raw_exchange(&sock, &[&batch[..], b"\n"].concat());
     let answer: serde_json::Value = serde_json::from_slice(&answer).expect("json");
     let answers = answer.as_array().expect("batch answer");
-    assert_eq!(answers.len(), 3, "the notification gets no answer: {answer}");
+    assert_eq!(
+        answers.len(),
+        3,
+        "the notification gets no answer: {answer}"
+    );
     assert_eq!(answers[0]["result"], json!([1]));
     assert!(answers[1]["result"]["ttl_secs"].is_u64());
     assert_eq!(answers[2]["error"]["code"], -32601);

@@ -15,7 +15,9 @@ use crate::support::*;
 
 /// Reads until EOF (or the timeout), returning what arrived.
 fn read_to_close(stream: &mut UnixStream) -> Vec<u8> {
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     let mut out = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -24,14 +26,19 @@ fn read_to_close(stream: &mut UnixStream) -> Vec<u8> {
             Ok(n) => out.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return out,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => panic!("connection was not closed: {e} (got {:?})", String::from_utf8_lossy(&out)),
+            Err(e) => panic!(
+                "connection was not closed: {e} (got {:?})",
+                String::from_utf8_lossy(&out)
+            ),
         }
     }
 }
 
 fn first_json(bytes: &[u8]) -> Value {
     let text = String::from_utf8_lossy(bytes);
-    let start = text.find('{').unwrap_or_else(|| panic!("no JSON in {text:?}"));
+    let start = text
+        .find('{')
+        .unwrap_or_else(|| panic!("no JSON in {text:?}"));
     let end = text.rfind('}').expect("end of JSON");
     serde_json::from_str(&text[start..=end]).unwrap_or_else(|e| panic!("{e}: {text:?}"))
 }
@@ -51,8 +58,11 @@ impl WellBehaved {
             let stop = stop.clone();
             let answered = answered.clone();
             move || {
-                let mut connection = Connection::connect(&sock, Framing::Ndjson).map_err(|e| e.to_string())?;
-                connection.set_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+                let mut connection =
+                    Connection::connect(&sock, Framing::Ndjson).map_err(|e| e.to_string())?;
+                connection
+                    .set_timeout(Some(Duration::from_secs(10)))
+                    .map_err(|e| e.to_string())?;
                 let mut i = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let params = json!({ "i": i });
@@ -100,7 +110,9 @@ fn hostile_clients_get_errors_and_nobody_else_notices() {
 
     // A frame announcing 100 MiB: -32004, then closed, before any body is sent.
     let mut stream = UnixStream::connect(&sock).expect("connect");
-    stream.write_all(b"Content-Length: 104857600\r\n\r\n").expect("write");
+    stream
+        .write_all(b"Content-Length: 104857600\r\n\r\n")
+        .expect("write");
     let answer = first_json(&read_to_close(&mut stream));
     assert_eq!(answer["error"]["code"], -32004, "{answer}");
 
@@ -109,9 +121,14 @@ fn hostile_clients_get_errors_and_nobody_else_notices() {
     stream
         .write_all(b"{this is not json\n{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"no/such\"}\n")
         .expect("write");
-    stream.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("shutdown");
     let text = String::from_utf8(read_to_close(&mut stream)).expect("utf8");
-    let answers: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    let answers: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
     assert_eq!(answers.len(), 2, "{text}");
     assert_eq!(answers[0]["error"]["code"], -32700);
     assert_eq!(answers[0]["id"], Value::Null);
@@ -120,37 +137,57 @@ fn hostile_clients_get_errors_and_nobody_else_notices() {
 
     // Invalid request shapes get -32600 with their id.
     let mut stream = UnixStream::connect(&sock).expect("connect");
-    stream.write_all(b"{\"jsonrpc\":\"1.0\",\"id\":4,\"method\":\"echo\"}\n").expect("write");
-    stream.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    stream
+        .write_all(b"{\"jsonrpc\":\"1.0\",\"id\":4,\"method\":\"echo\"}\n")
+        .expect("write");
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("shutdown");
     let answer = first_json(&read_to_close(&mut stream));
     assert_eq!(answer["error"]["code"], -32600);
     assert_eq!(answer["id"], 4);
 
     // A frame left half sent: closed after the partial-frame timeout (1 s here).
     let mut stream = UnixStream::connect(&sock).expect("connect");
-    stream.write_all(b"Content-Length: 50\r\n\r\n{\"jsonrpc\":").expect("write");
+    stream
+        .write_all(b"Content-Length: 50\r\n\r\n{\"jsonrpc\":")
+        .expect("write");
     assert!(read_to_close(&mut stream).is_empty());
 
     // A client that disconnects mid-request: its request is cancelled, nobody waits on it.
     let mut stream = UnixStream::connect(&sock).expect("connect");
     stream
-        .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"sleep\",\"params\":{\"ms\":60000}}\n")
+        .write_all(
+            b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"sleep\",\"params\":{\"ms\":60000}}\n",
+        )
         .expect("write");
     assert!(wait_until(Duration::from_secs(5), || {
         env.json(&["-s", "echo", "status"])["in_flight"] == 1
     }));
     drop(stream);
     assert!(
-        wait_until(Duration::from_secs(5), || env.json(&["-s", "echo", "status"])["in_flight"] == 0),
+        wait_until(Duration::from_secs(5), || env
+            .json(&["-s", "echo", "status"])["in_flight"]
+            == 0),
         "the abandoned request was not cancelled"
     );
 
-    assert!(wait_until(Duration::from_secs(5), || good.answered.load(Ordering::Relaxed) > before + 10));
+    assert!(wait_until(Duration::from_secs(5), || good
+        .answered
+        .load(Ordering::Relaxed)
+        > before + 10));
     let answered = good.finish();
     assert!(answered > 0);
     let events = env.events("echo");
-    for kind in ["connection.rejected", "connection.bad_frame", "connection.partial_timeout"] {
-        assert!(events.iter().any(|e| e["event"] == kind), "no {kind} event in {events:?}");
+    for kind in [
+        "connection.rejected",
+        "connection.bad_frame",
+        "connection.partial_timeout",
+    ] {
+        assert!(
+            events.iter().any(|e| e["event"] == kind),
+            "no {kind} event in {events:?}"
+        );
     }
     env.only_daemon();
 }
@@ -161,9 +198,14 @@ fn binary_frame_with_bad_version_is_refused() {
     let status = env.json(&["start"]);
     let sock = std::path::PathBuf::from(status["socket"].as_str().expect("socket"));
     let mut stream = UnixStream::connect(&sock).expect("connect");
-    stream.write_all(&[0xEB, 0x57, 9, 0, 0, 0, 0, 2, 0x80, 0x80]).expect("write");
+    stream
+        .write_all(&[0xEB, 0x57, 9, 0, 0, 0, 0, 2, 0x80, 0x80])
+        .expect("write");
     let answer = read_to_close(&mut stream);
-    assert!(answer.starts_with(&[0xEB, 0x57]), "answered in binary framing: {answer:?}");
+    assert!(
+        answer.starts_with(&[0xEB, 0x57]),
+        "answered in binary framing: {answer:?}"
+    );
     let body: Value = rmp_serde::from_slice(&answer[8..]).expect("msgpack");
     assert_eq!(body["error"]["code"], -32700, "{body}");
 }

@@ -92,7 +92,11 @@ fn status_without_a_daemon_exits_3_and_says_how_to_start() {
     let env = TestEnv::new();
     let output = env.run(&["status"]);
     assert_eq!(output.status.code(), Some(3));
-    assert!(stderr_of(&output).contains("warm start"), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("warm start"),
+        "{}",
+        stderr_of(&output)
+    );
     assert!(env.daemon_pids().is_empty());
 }
 
@@ -106,9 +110,20 @@ fn stop_all_stops_every_daemon_and_leaves_no_files() {
     env.ok(&["--root", other.to_str().expect("utf8"), "start"]);
     assert_eq!(env.daemon_pids().len(), 3);
     let stopped = env.json(&["stop", "--all"]);
-    assert_eq!(stopped["stopped"].as_array().map(Vec::len), Some(3), "{stopped}");
-    assert!(env.daemon_pids().is_empty(), "daemons left: {:?}", env.daemon_pids());
-    let left: Vec<_> = std::fs::read_dir(&env.runtime_dir).expect("rt").flatten().collect();
+    assert_eq!(
+        stopped["stopped"].as_array().map(Vec::len),
+        Some(3),
+        "{stopped}"
+    );
+    assert!(
+        env.daemon_pids().is_empty(),
+        "daemons left: {:?}",
+        env.daemon_pids()
+    );
+    let left: Vec<_> = std::fs::read_dir(&env.runtime_dir)
+        .expect("rt")
+        .flatten()
+        .collect();
     assert!(left.is_empty(), "files left: {left:?}");
 }
 
@@ -123,7 +138,12 @@ fn stop_leaves_logs_but_no_process() {
         .iter()
         .find(|e| e["event"] == "daemon.shutdown")
         .expect("daemon.shutdown event");
-    assert!(shutdown["reason"].as_str().is_some_and(|r| r.contains("warm stop")), "{shutdown}");
+    assert!(
+        shutdown["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("warm stop")),
+        "{shutdown}"
+    );
     let logs = env.ok(&["logs"]);
     assert!(logs.contains("daemon ready"), "{logs}");
     // Stopping again is not an error.
@@ -133,10 +153,15 @@ fn stop_leaves_logs_but_no_process() {
 #[test]
 fn runtime_dir_open_to_others_is_refused() {
     let env = TestEnv::new();
-    std::fs::set_permissions(&env.runtime_dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(&env.runtime_dir, std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
     let output = env.run(&["call", "daemon/ping"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr_of(&output).contains("chmod 700"), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("chmod 700"),
+        "{}",
+        stderr_of(&output)
+    );
     assert!(env.daemon_pids().is_empty());
 }
 
@@ -162,7 +187,11 @@ fn unknown_service_and_bad_config_are_usage_errors() {
     let env = TestEnv::new();
     let output = env.run(&["-s", "nope", "call", "daemon/ping"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr_of(&output).contains("known services are default, echo"), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("known services are default, echo"),
+        "{}",
+        stderr_of(&output)
+    );
 
     env.write_config("[services.index]\nttl = \"soon\"\n");
     let output = env.run(&["call", "daemon/ping"]);
@@ -173,7 +202,10 @@ fn unknown_service_and_bad_config_are_usage_errors() {
 
     env.write_config("[services.index]\ncommand = [\"x\"]\nworkers = 2\nbogus = 1\n");
     let stderr = stderr_of(&env.run(&["call", "daemon/ping"]));
-    assert!(stderr.contains("bogus") && stderr.contains("expected one of"), "{stderr}");
+    assert!(
+        stderr.contains("bogus") && stderr.contains("expected one of"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -183,12 +215,30 @@ fn call_prints_results_and_maps_errors_to_exit_codes() {
     assert_eq!(echoed.trim(), r#"{"a":[1,"é"]}"#);
     let output = env.run(&["-s", "echo", "call", "no/such/method"]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr_of(&output).contains("-32601"), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("-32601"),
+        "{}",
+        stderr_of(&output)
+    );
     let output = env.run(&["-s", "echo", "call", "echo", "{not json"]);
     assert_eq!(output.status.code(), Some(2));
-    let output = env.run(&["-s", "echo", "call", "sleep", r#"{"ms": 5000}"#, "--timeout", "200ms"]);
+    let output = env.run(&[
+        "-s",
+        "echo",
+        "call",
+        "sleep",
+        r#"{"ms": 5000}"#,
+        "--timeout",
+        "200ms",
+    ]);
     assert_eq!(output.status.code(), Some(4), "{}", stderr_of(&output));
-    let output = env.run(&["-s", "echo", "call", "fail", r#"{"code": -32001, "message": "slow"}"#]);
+    let output = env.run(&[
+        "-s",
+        "echo",
+        "call",
+        "fail",
+        r#"{"code": -32001, "message": "slow"}"#,
+    ]);
     assert_eq!(output.status.code(), Some(4));
 }
 
@@ -207,13 +257,18 @@ fn call_reads_params_from_stdin_and_streams_progress() {
     {
         use std::io::Write;
         let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(br#"{"ms": 60, "steps": 3}"#).expect("write");
+        stdin
+            .write_all(br#"{"ms": 60, "steps": 3}"#)
+            .expect("write");
     }
     let output = wait_output(child);
     assert!(output.status.success(), "{}", stderr_of(&output));
     assert_eq!(stdout_of(&output).trim(), r#"{"slept_ms":60}"#);
     let stderr = stderr_of(&output);
-    assert!(stderr.contains("[1/3]") && stderr.contains("[3/3]"), "{stderr}");
+    assert!(
+        stderr.contains("[1/3]") && stderr.contains("[3/3]"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -22,7 +22,13 @@ fn thousand_concurrent_one_shot_calls_all_succeed() {
     let children: Vec<_> = (0..1000)
         .map(|i| {
             env.warm()
-                .args(["-s", "echo", "call", "sleep", &format!(r#"{{"ms": {}}}"#, 20 + i % 7)])
+                .args([
+                    "-s",
+                    "echo",
+                    "call",
+                    "sleep",
+                    &format!(r#"{{"ms": {}}}"#, 20 + i % 7),
+                ])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -33,12 +39,24 @@ fn thousand_concurrent_one_shot_calls_all_succeed() {
     for (i, child) in children.into_iter().enumerate() {
         let output = wait_output(child);
         if !output.status.success() {
-            failures.push(format!("call {i}: {} {}", output.status, stderr_of(&output)));
+            failures.push(format!(
+                "call {i}: {} {}",
+                output.status,
+                stderr_of(&output)
+            ));
         } else {
-            assert_eq!(stdout_of(&output).trim(), format!(r#"{{"slept_ms":{}}}"#, 20 + i % 7));
+            assert_eq!(
+                stdout_of(&output).trim(),
+                format!(r#"{{"slept_ms":{}}}"#, 20 + i % 7)
+            );
         }
     }
-    assert!(failures.is_empty(), "{} failures, first: {:?}", failures.len(), failures.first());
+    assert!(
+        failures.is_empty(),
+        "{} failures, first: {:?}",
+        failures.len(),
+        failures.first()
+    );
     let status = env.json(&["-s", "echo", "status"]);
     assert_eq!(status["in_flight"], 0);
     env.only_daemon();
@@ -50,7 +68,8 @@ fn drive(connections: Vec<UnixStream>, start: Arc<Barrier>) -> (usize, usize) {
     let mut connections: Vec<Connection> = connections
         .into_iter()
         .map(|s| {
-            s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+            s.set_read_timeout(Some(Duration::from_secs(60)))
+                .expect("timeout");
             Connection::from_stream(s, Framing::Ndjson)
         })
         .collect();
@@ -96,7 +115,10 @@ fn five_thousand_open_connections_are_all_answered() {
     let env = TestEnv::new();
     env.write_config(CONFIG);
     let sock = std::path::PathBuf::from(
-        env.json(&["-s", "echo", "start"])["socket"].as_str().expect("socket").to_owned(),
+        env.json(&["-s", "echo", "start"])["socket"]
+            .as_str()
+            .expect("socket")
+            .to_owned(),
     );
     const THREADS: usize = 10;
     const PER_THREAD: usize = 500;

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod client;
 mod framing;
 mod hostile;
 mod lifecycle;

@@ -33,7 +33,7 @@ fn killed_daemon_is_replaced_on_next_call() {
 /// Writes a daemon directory as a dead daemon would have left it.
 fn plant_stale_dir(env: &TestEnv, meta_pid: u32, with_socket: bool) {
     // Learn the directory name by starting and stopping a daemon once.
-    start_pid(&env, &[]);
+    start_pid(env, &[]);
     let dir = env.daemon_dir("default");
     env.ok(&["stop"]);
     let meta = json!({
@@ -56,18 +56,27 @@ fn stale_meta_with_dead_pid_and_leftover_socket_heal() {
     let ping = env.json(&["call", "daemon/ping"]);
     assert_eq!(env.only_daemon(), ping["pid"].as_u64().expect("pid") as u32);
     let events = env.events("default");
-    assert!(events.iter().any(|e| e["event"] == "stale.cleaned"), "{events:?}");
+    assert!(
+        events.iter().any(|e| e["event"] == "stale.cleaned"),
+        "{events:?}"
+    );
 }
 
 #[test]
 fn stale_meta_naming_a_live_unrelated_process_leaves_it_alone() {
     let env = TestEnv::new();
-    let mut bystander = Command::new("sleep").arg("30").spawn().expect("spawn sleep");
+    let mut bystander = Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("spawn sleep");
     plant_stale_dir(&env, bystander.id(), true);
     let ping = env.json(&["call", "daemon/ping"]);
     assert_ne!(ping["pid"], bystander.id());
     env.ok(&["stop", "--all"]);
-    assert!(is_running(bystander.id()), "an unrelated process was harmed");
+    assert!(
+        is_running(bystander.id()),
+        "an unrelated process was harmed"
+    );
     let _ = bystander.kill();
     let _ = bystander.wait();
 }
@@ -82,7 +91,10 @@ fn leftover_lock_file_and_directory_heal() {
     env.ok(&["stop"]);
     let list = env.json(&["list"]);
     assert_eq!(list, json!([]));
-    assert!(std::fs::read_dir(&env.runtime_dir).expect("rt").next().is_none());
+    assert!(std::fs::read_dir(&env.runtime_dir)
+        .expect("rt")
+        .next()
+        .is_none());
 }
 
 #[test]
@@ -99,7 +111,10 @@ fn daemon_that_cannot_start_fails_fast_with_reason_and_log() {
     let stderr = stderr_of(&output);
     assert!(stderr.contains("cannot remove stale socket"), "{stderr}");
     assert!(stderr.contains("last lines of daemon.log"), "{stderr}");
-    assert!(!stderr.contains("not ready after"), "a bare timeout: {stderr}");
+    assert!(
+        !stderr.contains("not ready after"),
+        "a bare timeout: {stderr}"
+    );
     assert!(env.daemon_pids().is_empty());
 }
 
@@ -123,11 +138,16 @@ fn daemon_of_another_version_is_replaced() {
     assert_ne!(ping["pid"], old["pid"]);
     let status = env.json(&["status"]);
     assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(env.only_daemon(), status["pid"].as_u64().expect("pid") as u32);
+    assert_eq!(
+        env.only_daemon(),
+        status["pid"].as_u64().expect("pid") as u32
+    );
     let events = env.events("default");
     assert!(
         events.iter().any(|e| e["event"] == "daemon.shutdown"
-            && e["reason"].as_str().is_some_and(|r| r.contains("0.0.1-old"))),
+            && e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("0.0.1-old"))),
         "{events:?}"
     );
 }
@@ -162,7 +182,11 @@ fn graceful_stop_answers_requests_in_flight() {
     }));
     env.ok(&["-s", "echo", "stop"]);
     let output = wait_output(slow);
-    assert!(output.status.success(), "in-flight request lost: {}", stderr_of(&output));
+    assert!(
+        output.status.success(),
+        "in-flight request lost: {}",
+        stderr_of(&output)
+    );
     assert_eq!(stdout_of(&output).trim(), r#"{"slept_ms":1500}"#);
     assert!(env.daemon_pids().is_empty());
 }
@@ -174,8 +198,39 @@ fn sigterm_shuts_down_gracefully() {
     kill(pid, "TERM");
     assert!(wait_until(Duration::from_secs(10), || !is_running(pid)));
     let events = env.events("default");
-    let shutdown = events.iter().find(|e| e["event"] == "daemon.shutdown").expect("event");
+    let shutdown = events
+        .iter()
+        .find(|e| e["event"] == "daemon.shutdown")
+        .expect("event");
     assert_eq!(shutdown["reason"], "signal: SIGTERM");
     let dir = env.daemon_dir("default");
     assert!(!dir.join("sock").exists() && !dir.join("meta.json").exists());
+}
+
+#[test]
+fn drain_deadline_cancels_overrunning_requests_with_an_answer() {
+    let env = TestEnv::new();
+    env.write_config("[services.echo]\ndrain_timeout = \"300ms\"\n");
+    let pid = start_pid(&env, &["-s", "echo"]);
+    let slow = env
+        .warm()
+        .args(["-s", "echo", "call", "sleep", r#"{"ms": 60000}"#])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    assert!(wait_until(Duration::from_secs(5), || {
+        env.json(&["-s", "echo", "status"])["in_flight"] == 1
+    }));
+    env.ok(&["-s", "echo", "stop"]);
+    assert!(!is_running(pid));
+    let output = wait_output(slow);
+    // Answered, not dropped; and not resent to a new daemon, since it had started running.
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("-32005"),
+        "{}",
+        stderr_of(&output)
+    );
+    assert!(env.daemon_pids().is_empty());
 }

@@ -98,7 +98,11 @@ impl TestEnv {
             return found;
         };
         for entry in entries.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
                 continue;
             };
             if pid == std::process::id() || !is_running(pid) {
@@ -107,7 +111,10 @@ impl TestEnv {
             let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
                 continue;
             };
-            if !environ.split(|b| *b == 0).any(|var| var == needle.as_bytes()) {
+            if !environ
+                .split(|b| *b == 0)
+                .any(|var| var == needle.as_bytes())
+            {
                 continue;
             }
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
@@ -125,10 +132,15 @@ impl TestEnv {
 
     pub fn events(&self, service: &str) -> Vec<Value> {
         let mut events = Vec::new();
-        for entry in std::fs::read_dir(&self.runtime_dir).into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir(&self.runtime_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with(&format!("{service}-")) {
-                let text = std::fs::read_to_string(entry.path().join("events.jsonl")).unwrap_or_default();
+                let text =
+                    std::fs::read_to_string(entry.path().join("events.jsonl")).unwrap_or_default();
                 events.extend(text.lines().filter_map(|l| serde_json::from_str(l).ok()));
             }
         }

@@ -1,0 +1,96 @@
+//! The `warm-client` library against real daemons: a persistent client survives restarts.
+
+use std::time::Duration;
+
+use serde_json::json;
+use warm_client::{Client, ClientSettings, DaemonSpec, Error, Identity, SpawnCommand};
+use warm_protocol::Framing;
+
+use crate::support::*;
+
+fn client(env: &TestEnv, service: &str) -> Client {
+    let spec = DaemonSpec {
+        identity: Identity::new(service, &env.project).expect("identity"),
+        runtime_dir: env.runtime_dir.clone(),
+        spawn: SpawnCommand::new(WARM)
+            .arg("serve")
+            .arg("-s")
+            .arg(service)
+            .arg("--root")
+            .arg(&env.project),
+        version: env!("CARGO_PKG_VERSION").into(),
+        config_hash: None,
+        settings: ClientSettings::default(),
+        framing: Framing::Binary,
+    };
+    Client::new(spec).expect("client")
+}
+
+#[test]
+fn persistent_client_reconnects_after_the_daemon_is_killed() {
+    let env = TestEnv::new();
+    let mut client = client(&env, "echo");
+    assert_eq!(
+        client.call("echo", Some(json!([1]))).expect("first call"),
+        json!([1])
+    );
+    let first = client.daemon().expect("connected").pid;
+    kill(first, "KILL");
+    // Wait until it is reaped (the client library reaps what it spawned), not merely a
+    // zombie: a dying multi-threaded process still holds its sockets while its other
+    // threads exit, and a request written then is truly lost rather than refused.
+    let proc_dir = format!("/proc/{first}");
+    assert!(wait_until(Duration::from_secs(5), || {
+        !std::path::Path::new(&proc_dir).exists()
+    }));
+    // The old connection is dead; the request could not be written, so it is resent to a
+    // freshly started daemon.
+    assert_eq!(
+        client
+            .call("echo", Some(json!([2])))
+            .expect("after restart"),
+        json!([2])
+    );
+    let second = client.daemon().expect("connected").pid;
+    assert_ne!(first, second);
+    assert_eq!(env.only_daemon(), second);
+}
+
+#[test]
+fn persistent_client_follows_a_graceful_restart() {
+    let env = TestEnv::new();
+    let mut client = client(&env, "echo");
+    client.call("echo", None).expect("first call");
+    let first = client.daemon().expect("connected").pid;
+    env.ok(&["-s", "echo", "stop"]);
+    assert_eq!(
+        client
+            .call("echo", Some(json!({"k": 1})))
+            .expect("after stop"),
+        json!({"k": 1})
+    );
+    assert_ne!(client.daemon().expect("connected").pid, first);
+}
+
+#[test]
+fn request_lost_in_flight_is_reported_not_resent() {
+    let env = TestEnv::new();
+    let mut client = client(&env, "echo");
+    client.call("echo", None).expect("first call");
+    let pid = client.daemon().expect("connected").pid;
+    let result = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            // Kill once the daemon reports the request running.
+            let running = wait_until(Duration::from_secs(10), || {
+                env.json(&["-s", "echo", "status"])["in_flight"] == 1
+            });
+            kill(pid, "KILL");
+            assert!(running, "the request never started");
+        });
+        client.call("sleep", Some(json!({ "ms": 10_000 })))
+    });
+    assert!(
+        matches!(result, Err(Error::ConnectionLost(_))),
+        "{result:?}"
+    );
+}
