@@ -209,6 +209,9 @@ impl Client {
         }
         self.disconnect();
         self.wait_for_exit()?;
+        // The lock goes a moment before the process: wait for the process too, so that
+        // "stopped" means gone.
+        crate::meta::wait_process_exit(pid, Instant::now() + self.spec.settings.lock_timeout);
         Ok(StopOutcome::Stopped { pid })
     }
 

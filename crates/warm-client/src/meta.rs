@@ -59,6 +59,18 @@ pub fn process_is_running(pid: u32) -> bool {
     !matches!(state, None | Some('Z') | Some('X'))
 }
 
+/// Waits until `pid` no longer runs (gone or a zombie), or `deadline`. Returns whether it
+/// stopped. Only waits, never signals, so a reused pid can come to no harm.
+pub fn wait_process_exit(pid: u32, deadline: std::time::Instant) -> bool {
+    while process_is_running(pid) {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

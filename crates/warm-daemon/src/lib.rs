@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //! - [`server`]: [`Daemon`] — lock, socket, accept loop, the shutdown sequence.
-//! - [`connection`]: one client connection (framing detection, reader, writer, dispatch).
+//! - [`connection`]: one client connection (framing detection, reading, writing).
+//! - [`dispatch`]: what each message becomes: an answer, a service request, a cancellation.
 //! - [`builtin`]: the `daemon/*` methods.
 //! - [`service`]: the [`Service`] trait a daemon serves, [`Call`] and [`Progress`].
 //! - [`activity`]: idle TTL, in-flight requests and leases.
@@ -20,6 +21,7 @@ pub mod activity;
 pub mod builtin;
 pub mod config;
 pub mod connection;
+pub mod dispatch;
 pub mod echo;
 pub mod options;
 pub mod ready;

@@ -1,8 +1,9 @@
 //! `warm stop`: graceful stop of one daemon, or of all with `--all`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
+use warm_client::meta::wait_process_exit;
 use warm_client::{Client, Connection, StopOutcome};
 use warm_protocol::methods;
 use warm_protocol::Framing;
@@ -57,7 +58,9 @@ fn stop_all(context: &Context) -> CommandResult {
     let mut stopped = Vec::new();
     let mut stuck = Vec::new();
     for (paths, pid) in asked {
-        if wait_released(&paths, STOP_TIMEOUT) {
+        let exited = wait_released(&paths, STOP_TIMEOUT)
+            && pid.is_none_or(|pid| wait_process_exit(pid, Instant::now() + STOP_TIMEOUT));
+        if exited {
             let _ = paths.remove_if_dead();
             stopped.extend(pid);
         } else {
