@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use warm_protocol::methods::{self, HelloParams, HelloResult, ProgressParams};
-use warm_protocol::{ErrorCode, Framing, PROTOCOL_VERSION};
+use warm_protocol::{ErrorCode, ErrorObject, Framing, PROTOCOL_VERSION};
 
 use crate::connection::{Connection, RequestFailure};
 use crate::error::Error;
@@ -110,8 +110,8 @@ impl Client {
         if self.connection.is_some() {
             return Ok(true);
         }
-        match self.open_and_greet() {
-            Ok(()) => Ok(true),
+        match self.open_and_greet(None, &mut |_| {}) {
+            Ok(_) => Ok(true),
             Err(Greet::NoDaemon) => Ok(false),
             Err(Greet::Mismatch(_)) => Ok(true),
             Err(Greet::Failed(e)) => Err(e),
@@ -124,7 +124,8 @@ impl Client {
     /// [`Error::Unavailable`] when it cannot be started.
     pub fn ensure_running(&mut self) -> Result<(), Error> {
         let mut starts = 0;
-        self.ensure_connected(&mut starts)
+        self.ensure_connected(&mut starts, None, &mut |_| {})
+            .map(|_| ())
     }
 
     /// Calls `method` with `params` and returns its result.
@@ -150,11 +151,19 @@ impl Client {
         let mut retries = 0usize;
         let busy_deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            self.ensure_connected(&mut starts)?;
-            let Some(connection) = self.connection.as_mut() else {
-                continue;
+            // On a fresh connection the request rides along with the hello (one round trip).
+            let first = FirstRequest {
+                method,
+                params: params.clone(),
             };
-            match connection.request(method, params.clone(), on_progress) {
+            let outcome = match self.ensure_connected(&mut starts, Some(first), on_progress)? {
+                Some(outcome) => outcome,
+                None => match self.connection.as_mut() {
+                    Some(connection) => connection.request(method, params.clone(), on_progress),
+                    None => continue,
+                },
+            };
+            match outcome {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(error)) if error.kind() == ErrorCode::Busy => {
                     // Busy means the request was refused, not run: waiting and resending is
@@ -230,11 +239,19 @@ impl Client {
             .unwrap_or(Duration::from_millis(100))
     }
 
-    fn ensure_connected(&mut self, starts: &mut u32) -> Result<(), Error> {
+    /// Connects (starting the daemon if needed) unless already connected. With `first`, a
+    /// fresh connection carries that request along with its hello, and its outcome is
+    /// returned; `None` means connected, request not sent.
+    fn ensure_connected(
+        &mut self,
+        starts: &mut u32,
+        first: Option<FirstRequest<'_>>,
+        on_progress: &mut dyn FnMut(ProgressParams),
+    ) -> Result<Option<Outcome>, Error> {
         let mut connect_failures = 0usize;
         while self.connection.is_none() {
-            match self.open_and_greet() {
-                Ok(()) => return Ok(()),
+            match self.open_and_greet(first.clone(), on_progress) {
+                Ok(outcome) => return Ok(outcome),
                 Err(Greet::NoDaemon) => {}
                 Err(Greet::Mismatch(why)) => self.replace_daemon(&why)?,
                 Err(Greet::Failed(e)) => {
@@ -256,10 +273,19 @@ impl Client {
             *starts += 1;
             self.start_daemon()?;
         }
-        Ok(())
+        Ok(None)
     }
 
-    fn open_and_greet(&mut self) -> Result<(), Greet> {
+    /// Connects and sends `daemon/hello`, followed in the same write by `first` if given.
+    ///
+    /// Pipelining is safe because a daemon never runs a service request on a connection
+    /// whose hello named another version or configuration: it answers -32003 instead, and
+    /// the request is resent to the replacement daemon.
+    fn open_and_greet(
+        &mut self,
+        first: Option<FirstRequest<'_>>,
+        on_progress: &mut dyn FnMut(ProgressParams),
+    ) -> Result<Option<Outcome>, Greet> {
         let mut connection = match Connection::connect(&self.paths.sock, self.spec.framing) {
             Ok(c) => c,
             Err(e) if is_nothing_listening(&e) => return Err(Greet::NoDaemon),
@@ -273,15 +299,29 @@ impl Client {
             protocol: PROTOCOL_VERSION,
             config_hash: self.spec.config_hash.clone(),
         };
-        let params = serde_json::to_value(hello).ok();
-        let result = match connection.request(methods::HELLO, params, &mut |_| {}) {
+        let hello_id = connection
+            .send_request(methods::HELLO, serde_json::to_value(hello).ok())
+            .map_err(|_| Greet::NoDaemon)?;
+        let first_id = match first {
+            Some(first) => Some(
+                connection
+                    .send_request(first.method, first.params)
+                    .map_err(|_| Greet::NoDaemon)?,
+            ),
+            None => None,
+        };
+        let result = match connection.read_response(&hello_id, &mut |_| {}) {
             Ok(Ok(result)) => result,
             // A daemon on its way out: treat as absent; the start path waits for it to exit.
+            // (A pipelined request got -32003 too: it did not run.)
             Ok(Err(e)) if e.kind() == ErrorCode::ShuttingDown => return Err(Greet::NoDaemon),
             Ok(Err(e)) => return Err(Greet::Failed(Error::Rpc(e))),
-            Err(RequestFailure::NotSent(_) | RequestFailure::Lost(_)) => {
-                return Err(Greet::NoDaemon)
+            Err(RequestFailure::NotSent(_)) => return Err(Greet::NoDaemon),
+            Err(RequestFailure::Lost(e)) if first_id.is_some() => {
+                // The request went out with the hello and may have run.
+                return Err(Greet::Failed(Error::ConnectionLost(e.to_string())));
             }
+            Err(RequestFailure::Lost(_)) => return Err(Greet::NoDaemon),
             Err(RequestFailure::TimedOut) => {
                 return Err(Greet::Failed(Error::Timeout(
                     "no answer to daemon/hello".into(),
@@ -291,7 +331,21 @@ impl Client {
         };
         let daemon: HelloResult = serde_json::from_value(result)
             .map_err(|e| Greet::Failed(Error::Protocol(format!("bad daemon/hello result: {e}"))))?;
-        let mismatch = if daemon.version != self.spec.version {
+        let mismatch = self.mismatch(&daemon);
+        self.connection = Some(connection);
+        self.daemon = Some(daemon);
+        if let Some(why) = mismatch {
+            return Err(Greet::Mismatch(why));
+        }
+        Ok(match (first_id, self.connection.as_mut()) {
+            (Some(id), Some(connection)) => Some(connection.read_response(&id, on_progress)),
+            _ => None,
+        })
+    }
+
+    /// Why the daemon that said hello must be replaced, if it must.
+    fn mismatch(&self, daemon: &HelloResult) -> Option<String> {
+        if daemon.version != self.spec.version {
             Some(format!(
                 "daemon runs warm {}, this client is {}",
                 daemon.version, self.spec.version
@@ -303,12 +357,6 @@ impl Client {
             Some("the service configuration changed".to_owned())
         } else {
             None
-        };
-        self.connection = Some(connection);
-        self.daemon = Some(daemon);
-        match mismatch {
-            Some(why) => Err(Greet::Mismatch(why)),
-            None => Ok(()),
         }
     }
 
@@ -335,7 +383,8 @@ impl Client {
         }
     }
 
-    /// Starts a daemon under `spawn.lock`, unless another client already did.
+    /// Starts a daemon under `spawn.lock`, unless another client already did (in which case
+    /// this client is left connected to it).
     fn start_daemon(&mut self) -> Result<(), Error> {
         self.paths
             .create_dir()
@@ -347,8 +396,8 @@ impl Client {
                 unavailable("another client has been starting the daemon for too long")
             })?;
         // Another client may have started it while we waited for spawn.lock.
-        match self.open_and_greet() {
-            Ok(()) => return Ok(()),
+        match self.open_and_greet(None, &mut |_| {}) {
+            Ok(_) => return Ok(()),
             Err(Greet::Mismatch(why)) => self.replace_daemon(&why)?,
             Err(Greet::NoDaemon) => {}
             Err(Greet::Failed(e)) => return Err(e),
@@ -365,7 +414,7 @@ impl Client {
                 Ok(None) => {}
                 Err(e) => return Err(Error::io("checking the daemon lock", e)),
             }
-            if self.open_and_greet().is_ok() {
+            if self.open_and_greet(None, &mut |_| {}).is_ok() {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -391,13 +440,8 @@ impl Client {
             "client.spawned",
             json!({ "pid": pid, "client_pid": std::process::id() }),
         );
-        match self.open_and_greet() {
-            Ok(()) => Ok(()),
-            Err(Greet::Failed(e)) => Err(e),
-            Err(Greet::NoDaemon) | Err(Greet::Mismatch(_)) => Err(unavailable(
-                "the daemon reported ready but does not answer as expected",
-            )),
-        }
+        // The caller connects next, sending its request along with the hello.
+        Ok(())
     }
 
     /// Removes what a dead daemon left (we hold its lock, so nobody else owns these files).
@@ -415,6 +459,16 @@ impl Client {
             );
         }
     }
+}
+
+/// The outcome of one request: its result or error object, or why none came.
+type Outcome = Result<Result<Value, ErrorObject>, RequestFailure>;
+
+/// A request to send with the hello of a fresh connection.
+#[derive(Clone)]
+struct FirstRequest<'a> {
+    method: &'a str,
+    params: Option<Value>,
 }
 
 enum Greet {

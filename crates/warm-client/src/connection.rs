@@ -56,7 +56,7 @@ impl Connection {
             decoder: FrameDecoder::new(framing, &Limits::default()),
             read_buf: BytesMut::with_capacity(8 * 1024),
             write_buf: BytesMut::with_capacity(1024),
-            scratch: vec![0; 64 * 1024].into_boxed_slice(),
+            scratch: vec![0; 8 * 1024].into_boxed_slice(),
             next_id: 1,
         }
     }
@@ -123,6 +123,18 @@ impl Connection {
         params: Option<Value>,
         on_progress: &mut dyn FnMut(ProgressParams),
     ) -> Result<Result<Value, ErrorObject>, RequestFailure> {
+        let id = self
+            .send_request(method, params)
+            .map_err(RequestFailure::NotSent)?;
+        self.read_response(&id, on_progress)
+    }
+
+    /// Writes a request without waiting, returning its id (for pipelining several requests
+    /// in one round trip).
+    ///
+    /// # Errors
+    /// The write error: the request did not reach the daemon.
+    pub fn send_request(&mut self, method: &str, params: Option<Value>) -> io::Result<RequestId> {
         let id = RequestId::Number(self.next_id);
         self.next_id += 1;
         let request = Message::Request(Request {
@@ -130,7 +142,20 @@ impl Connection {
             method: method.to_owned(),
             params,
         });
-        self.send(&request).map_err(RequestFailure::NotSent)?;
+        self.send(&request)?;
+        Ok(id)
+    }
+
+    /// Reads until the response to `id` arrives; progress for it goes to `on_progress`, and
+    /// responses to other requests are skipped.
+    ///
+    /// # Errors
+    /// [`RequestFailure::Lost`] when the connection ends first.
+    pub fn read_response(
+        &mut self,
+        id: &RequestId,
+        on_progress: &mut dyn FnMut(ProgressParams),
+    ) -> Result<Result<Value, ErrorObject>, RequestFailure> {
         loop {
             let incoming = self.recv()?.ok_or_else(|| {
                 RequestFailure::Lost(io::Error::new(
@@ -139,7 +164,7 @@ impl Connection {
                 ))
             })?;
             match incoming {
-                Incoming::Single(Ok(Message::Response(response))) if response.id == id => {
+                Incoming::Single(Ok(Message::Response(response))) if response.id == *id => {
                     return Ok(response.result)
                 }
                 Incoming::Single(Ok(Message::Response(response)))
@@ -152,7 +177,7 @@ impl Connection {
                     if let Some(progress) = n
                         .params
                         .and_then(|p| serde_json::from_value::<ProgressParams>(p).ok())
-                        .filter(|p| p.id == id)
+                        .filter(|p| p.id == *id)
                     {
                         on_progress(progress);
                     }

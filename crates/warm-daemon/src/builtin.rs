@@ -51,7 +51,7 @@ pub fn handle(request: Request, shared: &Arc<Shared>, state: &ConnectionState) -
     };
     let params = request.params;
     let result = match builtin {
-        Builtin::Hello => hello(shared, params),
+        Builtin::Hello => hello(shared, state, params),
         Builtin::Ping => Ok(ttl_report(shared)),
         Builtin::Status => serde_json::to_value(shared.status()).map_err(internal),
         Builtin::SetTtl => set_ttl(shared, params),
@@ -73,12 +73,21 @@ fn internal(error: impl std::fmt::Display) -> ErrorObject {
     ErrorObject::new(warm_protocol::ErrorCode::InternalError, error.to_string())
 }
 
-fn hello(shared: &Shared, params: Option<Value>) -> Result<Value, ErrorObject> {
+fn hello(
+    shared: &Shared,
+    state: &ConnectionState,
+    params: Option<Value>,
+) -> Result<Value, ErrorObject> {
     // A client that sends no params still learns who we are.
     if let Some(params) = params.filter(|p| !p.is_null()) {
         let hello: HelloParams = parse(Some(params))?;
-        if hello.version != shared.options.version {
-            tracing::info!(client_version = %hello.version, "client runs another version");
+        let options = &shared.options;
+        let config_differs = hello.config_hash.is_some()
+            && options.config_hash.is_some()
+            && hello.config_hash != options.config_hash;
+        if hello.version != options.version || config_differs {
+            tracing::info!(client_version = %hello.version, config_differs, "client expects another daemon; refusing its service requests");
+            state.refuse_service.store(true, Ordering::Relaxed);
         }
     }
     let options = &shared.options;

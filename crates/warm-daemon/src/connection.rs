@@ -47,6 +47,10 @@ pub struct ConnectionState {
     pub in_flight: Mutex<HashMap<RequestId, CancellationToken>>,
     /// Ids of the leases this connection holds.
     pub leases: Mutex<Vec<u64>>,
+    /// Set when the client's hello named another version or configuration: the client will
+    /// replace this daemon, so its service requests are refused (-32003, "did not run") rather
+    /// than run by the wrong daemon. Built-in methods still answer.
+    pub refuse_service: std::sync::atomic::AtomicBool,
 }
 
 /// Why the connection loop ended.
@@ -102,6 +106,10 @@ pub async fn serve(stream: UnixStream, shared: Arc<Shared>, _permit: OwnedSemaph
     let mut decoder = FrameDecoder::new(framing, &limits);
     let mut write_buf = BytesMut::with_capacity(4096);
     let mut partial_since: Option<Instant> = None;
+    // Created once: a fresh `cancelled()` per loop turn would register and unregister with the
+    // token's waiter list on every request.
+    let close_requested = shared.close_connections.clone().cancelled_owned();
+    tokio::pin!(close_requested);
 
     let closed = loop {
         // Everything complete in the read buffer is dispatched before the next read.
@@ -126,10 +134,10 @@ pub async fn serve(stream: UnixStream, shared: Arc<Shared>, _permit: OwnedSemaph
         };
         let partial_deadline = partial_since.map(|since| since + limits.partial_frame_timeout);
         tokio::select! {
-            read = reader.read_buf(&mut read_buf) => match read {
-                Ok(0) | Err(_) => break Closed::Done,
-                Ok(_) => {}
-            },
+            // In a fixed order, not at random: answers that are ready go out first (they
+            // come only from requests already read, so they cannot starve reading), then
+            // the read, which is what is ready almost every time.
+            biased;
             Some(outgoing) = out_rx.recv() => {
                 encode_outgoing(framing, &outgoing, &mut write_buf);
                 while write_buf.len() < WRITE_BATCH_BYTES {
@@ -139,6 +147,10 @@ pub async fn serve(stream: UnixStream, shared: Arc<Shared>, _permit: OwnedSemaph
                     }
                 }
             }
+            read = reader.read_buf(&mut read_buf) => match read {
+                Ok(0) | Err(_) => break Closed::Done,
+                Ok(_) => {}
+            },
             _ = sleep_until_some(partial_deadline) => {
                 tracing::warn!(%framing, buffered = read_buf.len(), "partial frame not completed in time; closing connection");
                 shared.events.record(
@@ -148,7 +160,7 @@ pub async fn serve(stream: UnixStream, shared: Arc<Shared>, _permit: OwnedSemaph
                 break Closed::Done;
             }
             // Shutdown has drained the requests: flush what they answered, then close.
-            _ = shared.close_connections.cancelled() => {
+            _ = &mut close_requested => {
                 while let Ok(outgoing) = out_rx.try_recv() {
                     encode_outgoing(framing, &outgoing, &mut write_buf);
                 }

@@ -123,6 +123,15 @@ fn dispatch(message: Message, dispatcher: &Dispatcher, delivery: Delivery) -> Op
                 shared.stats.requests.fetch_add(1, Ordering::Relaxed);
                 return Some(Answer::Now(response));
             }
+            if dispatcher.state.refuse_service.load(Ordering::Relaxed) {
+                return Some(Answer::Now(Response::error(
+                    request.id,
+                    ErrorObject::new(
+                        ErrorCode::ShuttingDown,
+                        "not run: this daemon's version or configuration differs from the client's; the client replaces it",
+                    ),
+                )));
+            }
             start_service_request(request, dispatcher, delivery)
         }
         Message::Notification(notification) => {

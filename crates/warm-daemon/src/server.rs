@@ -295,7 +295,10 @@ async fn idle_watcher(shared: Arc<Shared>) {
 }
 
 async fn health_writer(shared: Arc<Shared>) {
-    let mut interval = tokio::time::interval(shared.options.health_interval);
+    // The first write waits one interval: right after `ready` the CPU belongs to the client
+    // that is connecting.
+    let period = shared.options.health_interval;
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         interval.tick().await;
         if let Ok(text) = serde_json::to_vec_pretty(&shared.status()) {

@@ -1,5 +1,6 @@
 //! [`Shutdown`]: the daemon's decision to stop, passed to every loop that must end with it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
@@ -9,6 +10,9 @@ use tokio_util::sync::CancellationToken;
 pub struct Shutdown {
     token: CancellationToken,
     reason: Arc<Mutex<Option<String>>>,
+    /// Mirrors the token for the per-request check: `CancellationToken::is_cancelled` takes
+    /// a lock, and every request asks.
+    triggered: Arc<AtomicBool>,
 }
 
 impl Shutdown {
@@ -23,11 +27,12 @@ impl Shutdown {
                 *slot = Some(reason.into());
             }
         }
+        self.triggered.store(true, Ordering::Release);
         self.token.cancel();
     }
 
     pub fn is_triggered(&self) -> bool {
-        self.token.is_cancelled()
+        self.triggered.load(Ordering::Acquire)
     }
 
     /// Completes once the shutdown has started.

@@ -58,6 +58,13 @@ impl Payload {
     /// # Errors
     /// A -32700 parse error object, to be sent back with a `null` id.
     pub fn parse(&self) -> Result<Incoming, ErrorObject> {
+        let fast = match self.framing {
+            Framing::Ndjson | Framing::Lsp => crate::fast::parse_json(&self.body),
+            Framing::Binary => crate::fast::parse_msgpack(&self.body),
+        };
+        if let Some(message) = fast {
+            return Ok(Incoming::Single(Ok(message)));
+        }
         let value: Value = match self.framing {
             Framing::Ndjson | Framing::Lsp => serde_json::from_slice(&self.body).map_err(|e| {
                 ErrorObject::new(ErrorCode::ParseError, format!("parse error: {e}"))

@@ -15,6 +15,7 @@
 
 pub mod codec;
 pub mod error;
+mod fast;
 pub mod framing;
 pub mod limits;
 pub mod message;

@@ -12,6 +12,9 @@
 //! - cold: `warm call daemon/ping` with no daemon (spawn, ready, answer) vs spawning the floor
 //!   server and connecting until it answers;
 //! - idle daemon RSS.
+//!
+//! `WARM_BENCH_QUICK=1` runs a tenth of the iterations; `WARM_BENCH_ONLY=persistent,cold`
+//! runs only the named sections.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -31,16 +34,27 @@ fn main() {
     // `cargo bench` passes `--bench`; a filter argument is not supported, everything runs.
     let quick = std::env::var_os("WARM_BENCH_QUICK").is_some();
     let scale = if quick { 10 } else { 1 };
+    // WARM_BENCH_ONLY=one-shot,persistent,throughput,cold,rss runs a subset.
+    let only = std::env::var("WARM_BENCH_ONLY").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
     let bench = Bench::new();
     let mut report = Report::default();
-    bench.one_shot(&mut report, 300 / scale);
-    bench.persistent(&mut report, 20_000 / scale);
-    bench.throughput(
-        &mut report,
-        Duration::from_millis(if quick { 300 } else { 3000 }),
-    );
-    bench.cold(&mut report, 40 / scale.min(4));
-    bench.rss(&mut report);
+    if wanted("one-shot") {
+        bench.one_shot(&mut report, 300 / scale);
+    }
+    if wanted("persistent") {
+        bench.persistent(&mut report, 20_000 / scale);
+    }
+    if wanted("throughput") {
+        let duration = Duration::from_millis(if quick { 300 } else { 3000 });
+        bench.throughput(&mut report, duration);
+    }
+    if wanted("cold") {
+        bench.cold(&mut report, 40 / scale.min(4));
+    }
+    if wanted("rss") {
+        bench.rss(&mut report);
+    }
     report.print();
 }
 
@@ -189,10 +203,19 @@ impl Bench {
     }
 
     fn persistent(&self, report: &mut Report, round_trips: usize) {
-        let warm = round_trip_times(&self.warm_sock, PING, round_trips);
         let echo = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"echo\",\"params\":[1]}\n";
-        let warm_echo = round_trip_times(&self.warm_sock, echo, round_trips);
-        let floor = round_trip_times(&self.floor_sock, PING, round_trips);
+        let mut warm_ping = RoundTrips::connect(&self.warm_sock, PING);
+        let mut warm_echo = RoundTrips::connect(&self.warm_sock, echo);
+        let mut floor_echo = RoundTrips::connect(&self.floor_sock, PING);
+        // Alternating blocks, so that drift in machine speed hits every side alike.
+        let block = 1000.min(round_trips);
+        let (mut warm, mut warm_echo_times, mut floor) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..round_trips / block {
+            warm.extend(warm_ping.run(block));
+            warm_echo_times.extend(warm_echo.run(block));
+            floor.extend(floor_echo.run(block));
+        }
+        let warm_echo = warm_echo_times;
         report.compare(
             "persistent round trip `daemon/ping` vs bare tokio echo",
             &warm,
@@ -320,22 +343,42 @@ fn time(f: impl FnOnce()) -> Duration {
     start.elapsed()
 }
 
-fn round_trip_times(sock: &Path, request: &[u8], count: usize) -> Vec<Duration> {
-    let mut stream = UnixStream::connect(sock).expect("connect");
-    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-    let mut reply = Vec::with_capacity(256);
-    let mut times = Vec::with_capacity(count);
-    for i in 0..count + count / 10 {
-        let start = Instant::now();
-        stream.write_all(request).expect("write");
-        reply.clear();
-        reader.read_until(b'\n', &mut reply).expect("read");
-        // The first tenth warms caches and is not counted.
-        if i >= count / 10 {
-            times.push(start.elapsed());
-        }
+/// One persistent connection sending the same request again and again.
+struct RoundTrips {
+    stream: UnixStream,
+    reader: BufReader<UnixStream>,
+    request: &'static [u8],
+    reply: Vec<u8>,
+}
+
+impl RoundTrips {
+    fn connect(sock: &Path, request: &'static [u8]) -> RoundTrips {
+        let stream = UnixStream::connect(sock).expect("connect");
+        let reader = BufReader::new(stream.try_clone().expect("clone"));
+        let mut trips = RoundTrips {
+            stream,
+            reader,
+            request,
+            reply: Vec::with_capacity(256),
+        };
+        // Warm-up, not counted.
+        trips.run(200);
+        trips
     }
-    times
+
+    fn run(&mut self, count: usize) -> Vec<Duration> {
+        (0..count)
+            .map(|_| {
+                let start = Instant::now();
+                self.stream.write_all(self.request).expect("write");
+                self.reply.clear();
+                self.reader
+                    .read_until(b'\n', &mut self.reply)
+                    .expect("read");
+                start.elapsed()
+            })
+            .collect()
+    }
 }
 
 fn throughput(sock: &Path, request: &'static [u8], connections: usize, duration: Duration) -> f64 {

@@ -237,3 +237,34 @@ fn drain_deadline_cancels_overrunning_requests_with_an_answer() {
     );
     assert!(env.daemon_pids().is_empty());
 }
+
+#[test]
+fn service_requests_after_a_mismatched_hello_are_refused_unrun() {
+    let env = TestEnv::new();
+    let status = env.json(&["-s", "echo", "start"]);
+    let sock = std::path::PathBuf::from(status["socket"].as_str().expect("socket"));
+    let mut connection =
+        warm_client::Connection::connect(&sock, warm_protocol::Framing::Ndjson).expect("connect");
+    let hello = json!({ "version": "0.0.0-other", "protocol": 1 });
+    let answer = connection
+        .request("daemon/hello", Some(hello), &mut |_| {})
+        .expect("answer")
+        .expect("hello result");
+    assert_eq!(answer["version"], env!("CARGO_PKG_VERSION"));
+    let refused = connection
+        .request("sleep", Some(json!({ "ms": 1 })), &mut |_| {})
+        .expect("answer")
+        .expect_err("refused");
+    assert_eq!(refused.code, -32003, "{refused}");
+    // Built-ins still answer, so the client can inspect and replace the daemon.
+    let ping = connection
+        .request("daemon/ping", None, &mut |_| {})
+        .expect("answer");
+    assert!(ping.is_ok());
+    assert_eq!(
+        env.json(&["-s", "echo", "status"])["requests"]
+            .as_u64()
+            .map(|r| r >= 3),
+        Some(true)
+    );
+}
