@@ -70,6 +70,31 @@ impl EventLog {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_lines_and_rotates_past_the_cap() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let log = EventLog::new(tmp.path().join("events.jsonl"));
+        log.record("a.b", serde_json::json!({ "k": 1 }));
+        let text = std::fs::read_to_string(log.path()).expect("read");
+        let event: Value = serde_json::from_str(text.trim()).expect("json line");
+        assert_eq!(event["event"], "a.b");
+        assert_eq!(event["k"], 1);
+        assert!(event["ts"].as_f64().is_some());
+        log.rotate_if_large();
+        assert!(log.path().exists(), "rotated below the cap");
+        std::fs::write(log.path(), vec![b'x'; EVENTS_MAX_BYTES as usize + 1]).expect("fill");
+        log.rotate_if_large();
+        assert!(!log.path().exists());
+        assert!(tmp.path().join("events.jsonl.1").exists());
+        log.record("after", Value::Null);
+        assert!(log.path().exists(), "a fresh file is started");
+    }
+}
+
 /// Seconds since the Unix epoch, with milliseconds.
 pub fn unix_time_secs_f64() -> f64 {
     let now = SystemTime::now()

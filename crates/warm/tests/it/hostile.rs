@@ -209,3 +209,88 @@ fn binary_frame_with_bad_version_is_refused() {
     let body: Value = rmp_serde::from_slice(&answer[8..]).expect("msgpack");
     assert_eq!(body["error"]["code"], -32700, "{body}");
 }
+
+#[test]
+fn cancel_request_answers_cancelled_and_frees_the_slot() {
+    let env = TestEnv::new();
+    let status = env.json(&["-s", "echo", "start"]);
+    let sock = std::path::PathBuf::from(status["socket"].as_str().expect("socket"));
+    let mut stream = UnixStream::connect(&sock).expect("connect");
+    stream
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":\"slow\",\"method\":\"sleep\",\"params\":{\"ms\":60000}}\n")
+        .expect("write");
+    assert!(wait_until(Duration::from_secs(5), || {
+        env.json(&["-s", "echo", "status"])["in_flight"] == 1
+    }));
+    stream
+        .write_all(
+            b"{\"jsonrpc\":\"2.0\",\"method\":\"$/cancelRequest\",\"params\":{\"id\":\"slow\"}}\n",
+        )
+        .expect("write");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(&stream), &mut line).expect("answer");
+    let answer: Value = serde_json::from_str(&line).expect("json");
+    assert_eq!(answer["id"], "slow");
+    assert_eq!(answer["error"]["code"], -32005, "{answer}");
+    assert_eq!(env.json(&["-s", "echo", "status"])["in_flight"], 0);
+}
+
+#[test]
+fn peer_of_another_user_is_refused() {
+    let env = TestEnv::new();
+    let status = env.json(&["start"]);
+    let sock = std::path::PathBuf::from(status["socket"].as_str().expect("socket"));
+    // The 0700 runtime directory already keeps other users out; open it up here so that the
+    // daemon's own SO_PEERCRED check is what is tested.
+    use std::os::unix::fs::PermissionsExt;
+    for path in [
+        env.tmp.path().to_path_buf(),
+        env.runtime_dir.clone(),
+        env.daemon_dir("default"),
+    ] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    // Perl is in every Debian base system and runs for any user (the pyenv interpreter
+    // lives under root's private home).
+    let stranger = r#"use IO::Socket::UNIX;
+        my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die "connect: $!";
+        print $s qq({"jsonrpc":"2.0","id":1,"method":"daemon/ping"}\n);
+        my $buf = ""; my $n = sysread($s, $buf, 100);
+        print defined $n ? "read $n bytes: $buf" : "read error: $!";"#;
+    let mut command = std::process::Command::new("/usr/bin/perl");
+    std::os::unix::process::CommandExt::uid(&mut command, 65534);
+    let output = command
+        .current_dir("/")
+        .arg("-e")
+        .arg(stranger)
+        .arg(&sock)
+        .output()
+        .expect("run perl as nobody");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Closed without an answer: a clean EOF, or a reset because its request went unread.
+    let seen = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert!(
+        seen == "read 0 bytes:" || seen == "read error: Connection reset by peer",
+        "the stranger was answered: {seen:?}"
+    );
+    let events = env.events("default");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "connection.rejected" && e["peer_uid"] == 65534),
+        "{events:?}"
+    );
+    // The daemon's own user is still served (once the runtime directory is private again,
+    // or the client refuses it).
+    std::fs::set_permissions(&env.runtime_dir, std::fs::Permissions::from_mode(0o700))
+        .expect("chmod");
+    env.ok(&["call", "daemon/ping"]);
+}

@@ -82,6 +82,17 @@ fn status_json_carries_the_contract_fields() {
     }
     assert_eq!(status["service"], "default");
     assert_eq!(status["ttl_secs"], 600);
+    // health.json carries the same object, rewritten every couple of seconds.
+    let health_path = env.daemon_dir("default").join("health.json");
+    assert!(wait_until(Duration::from_secs(10), || health_path.exists()));
+    let health: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&health_path).expect("health")).expect("json");
+    assert_eq!(health["pid"], status["pid"]);
+    let events = env.ok(&["logs", "--events"]);
+    assert!(
+        events.lines().any(|l| l.contains("\"daemon.ready\"")),
+        "{events}"
+    );
     let list = env.json(&["list"]);
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
     assert_eq!(list[0]["pid"], status["pid"]);
