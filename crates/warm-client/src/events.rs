@@ -70,6 +70,22 @@ impl EventLog {
     }
 }
 
+/// Seconds since the Unix epoch, with milliseconds.
+pub fn unix_time_secs_f64() -> f64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    (now.as_millis() as f64) / 1000.0
+}
+
+/// Whole seconds since the Unix epoch.
+pub fn unix_time_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,20 +109,4 @@ mod tests {
         log.record("after", Value::Null);
         assert!(log.path().exists(), "a fresh file is started");
     }
-}
-
-/// Seconds since the Unix epoch, with milliseconds.
-pub fn unix_time_secs_f64() -> f64 {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    (now.as_millis() as f64) / 1000.0
-}
-
-/// Whole seconds since the Unix epoch.
-pub fn unix_time_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
 }

@@ -173,16 +173,7 @@ fn changed_config_replaces_the_daemon() {
 fn graceful_stop_answers_requests_in_flight() {
     let env = TestEnv::new();
     env.ok(&["-s", "echo", "start"]);
-    let slow = env
-        .warm()
-        .args(["-s", "echo", "call", "sleep", r#"{"ms": 1500}"#])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    assert!(wait_until(Duration::from_secs(5), || {
-        env.json(&["-s", "echo", "status"])["in_flight"] == 1
-    }));
+    let slow = env.slow_echo_call(1_500);
     env.ok(&["-s", "echo", "stop"]);
     let output = wait_output(slow);
     assert!(
@@ -215,16 +206,7 @@ fn drain_deadline_cancels_overrunning_requests_with_an_answer() {
     let env = TestEnv::new();
     env.write_config("[services.echo]\ndrain_timeout = \"300ms\"\n");
     let pid = start_pid(&env, &["-s", "echo"]);
-    let slow = env
-        .warm()
-        .args(["-s", "echo", "call", "sleep", r#"{"ms": 60000}"#])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    assert!(wait_until(Duration::from_secs(5), || {
-        env.json(&["-s", "echo", "status"])["in_flight"] == 1
-    }));
+    let slow = env.slow_echo_call(60_000);
     env.ok(&["-s", "echo", "stop"]);
     assert!(!is_running(pid));
     let output = wait_output(slow);

@@ -77,6 +77,23 @@ impl TestEnv {
         serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("bad JSON {stdout:?}: {e}"))
     }
 
+    /// Starts `warm -s echo call sleep {"ms": ms}` and returns once the daemon reports it
+    /// in flight.
+    pub fn slow_echo_call(&self, ms: u64) -> Child {
+        let child = self
+            .warm()
+            .args(["-s", "echo", "call", "sleep", &format!(r#"{{"ms": {ms}}}"#)])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn warm call");
+        let in_flight = wait_until(Duration::from_secs(10), || {
+            self.json(&["-s", "echo", "status"])["in_flight"] == 1
+        });
+        assert!(in_flight, "the slow call never started");
+        child
+    }
+
     pub fn write_config(&self, text: &str) {
         std::fs::write(self.project.join(".warm.toml"), text).expect("write .warm.toml");
     }
@@ -182,16 +199,7 @@ impl Drop for TestEnv {
     }
 }
 
-/// True when `pid` exists and is not a zombie.
-pub fn is_running(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let state = stat
-        .rfind(')')
-        .and_then(|i| stat[i + 1..].trim_start().chars().next());
-    !matches!(state, None | Some('Z') | Some('X'))
-}
+pub use warm_client::meta::process_is_running as is_running;
 
 pub fn kill(pid: u32, signal: &str) {
     let _ = Command::new("kill")
