@@ -198,6 +198,9 @@ fn start_service_request(
     let mut running = Box::pin(async move {
         let shared = shared_task;
         let result = tokio::select! {
+            // The service first: on cancellation it gets to pass the cancel on (to a worker)
+            // in the same poll before the future is dropped.
+            biased;
             result = shared.service.call(call) => result,
             _ = cancel.cancelled() => Err(ErrorObject::new(ErrorCode::Cancelled, "request cancelled")),
             // Not -32003: that code promises the request never ran, and clients resend it.

@@ -17,8 +17,11 @@ pub struct DaemonOptions {
     /// Hash of the resolved service configuration (clients replace a daemon whose hash
     /// differs from theirs).
     pub config_hash: Option<String>,
-    /// How long graceful shutdown waits for requests in flight before a hard exit.
+    /// How long graceful shutdown waits for requests in flight before cancelling them.
     pub drain_timeout: Duration,
+    /// How long the service may take to stop (workers run their own staged shutdown,
+    /// bounded by its deadlines); the watchdog allows for both.
+    pub service_stop_timeout: Duration,
     /// How often `health.json` is rewritten.
     pub health_interval: Duration,
 }
@@ -38,6 +41,7 @@ impl DaemonOptions {
             version: version.into(),
             config_hash: None,
             drain_timeout: Duration::from_secs(10),
+            service_stop_timeout: Duration::from_secs(20),
             health_interval: Duration::from_secs(2),
         }
     }

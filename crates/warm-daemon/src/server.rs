@@ -229,7 +229,8 @@ async fn shut_down(listener: UnixListener, shared: &Arc<Shared>) -> ExitReport {
     );
     // 3. A drain that overruns ends in a hard exit, never a daemon that answers nobody.
     let drain_timeout = shared.options.drain_timeout;
-    start_watchdog(drain_timeout + Duration::from_secs(5));
+    let service_stop_timeout = shared.options.service_stop_timeout;
+    start_watchdog(drain_timeout + service_stop_timeout + Duration::from_secs(5));
     shared.requests.close();
     let drain_overran = tokio::time::timeout(drain_timeout, shared.requests.wait())
         .await
@@ -243,7 +244,7 @@ async fn shut_down(listener: UnixListener, shared: &Arc<Shared>) -> ExitReport {
         let _ = tokio::time::timeout(Duration::from_secs(1), shared.requests.wait()).await;
     }
     // 4. The service's own resources (workers).
-    let _ = tokio::time::timeout(drain_timeout, shared.service.shutdown()).await;
+    let _ = tokio::time::timeout(service_stop_timeout, shared.service.shutdown()).await;
     let _ = std::fs::remove_file(&paths.meta);
     let _ = std::fs::remove_file(&paths.health);
     // 5. Flush answers and close connections.

@@ -52,28 +52,59 @@ pub struct Call {
 #[derive(Debug, Clone)]
 pub struct Progress {
     id: RequestId,
-    out_tx: mpsc::Sender<Outgoing>,
+    /// `None` for requests no client waits on (e.g. ones the daemon sends itself).
+    out_tx: Option<mpsc::Sender<Outgoing>>,
 }
 
 impl Progress {
     pub(crate) fn new(id: RequestId, out_tx: mpsc::Sender<Outgoing>) -> Progress {
-        Progress { id, out_tx }
+        Progress {
+            id,
+            out_tx: Some(out_tx),
+        }
+    }
+
+    /// A reporter that reports nowhere.
+    pub fn none() -> Progress {
+        Progress {
+            id: RequestId::Null,
+            out_tx: None,
+        }
     }
 
     /// Reports progress: `done` of `total` units, with a message. Waits while the client's
     /// outgoing queue is full (a slow reader slows its own requests, nobody else's).
     pub async fn report(&self, message: Option<String>, done: Option<u64>, total: Option<u64>) {
+        if let Some(out_tx) = &self.out_tx {
+            let _ = out_tx.send(self.notification(message, done, total)).await;
+        }
+    }
+
+    /// Reports progress without waiting: queued at once, in order with what follows it, or
+    /// dropped if the client's queue is full (progress is advisory). For code that must not
+    /// stall, such as a worker's reader serving many clients.
+    pub fn try_report(&self, message: Option<String>, done: Option<u64>, total: Option<u64>) {
+        if let Some(out_tx) = &self.out_tx {
+            let _ = out_tx.try_send(self.notification(message, done, total));
+        }
+    }
+
+    fn notification(
+        &self,
+        message: Option<String>,
+        done: Option<u64>,
+        total: Option<u64>,
+    ) -> Outgoing {
         let params = ProgressParams {
             id: self.id.clone(),
             message,
             done,
             total,
         };
-        let notification = Message::Notification(Notification {
+        Outgoing::One(Message::Notification(Notification {
             method: PROGRESS.into(),
             params: serde_json::to_value(params).ok(),
-        });
-        let _ = self.out_tx.send(Outgoing::One(notification)).await;
+        }))
     }
 }
 

@@ -1,11 +1,15 @@
 //! `warm serve`: run a daemon in the foreground.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use warm_client::duration::parse_duration;
+use warm_client::EventLog;
 use warm_client::{ensure_runtime_dir, DaemonPaths};
+use warm_daemon::config::ResolvedService;
 use warm_daemon::echo::EchoService;
 use warm_daemon::{DaemonOptions, NoService, ReadyReporter, Service};
+use warm_worker::{WorkerConfig, WorkerService};
 
 use crate::cli::ServeArgs;
 use crate::context::{version, Context};
@@ -26,12 +30,15 @@ pub fn run(
             return Err(failure);
         }
     };
-    let service_name = context.identity.service.clone();
-    let report = warm_daemon::serve_blocking(options, ready, move || make_service(&service_name))
-        .map_err(|e| Failure::Unavailable {
-        reason: e.to_string(),
-        log_tail: None,
-    })?;
+    let service = context.service.clone();
+    let root = context.root.clone();
+    let events = warm_client::EventLog::new(&options.paths.events);
+    let report =
+        warm_daemon::serve_blocking(options, ready, move || make_service(&service, root, events))
+            .map_err(|e| Failure::Unavailable {
+            reason: e.to_string(),
+            log_tail: None,
+        })?;
     if report.drain_overran {
         tracing::warn!("requests were still running at the drain deadline");
     }
@@ -53,11 +60,13 @@ fn options(context: &Context, args: &ServeArgs) -> Result<DaemonOptions, Failure
     Ok(options)
 }
 
-fn make_service(name: &str) -> Arc<dyn Service> {
-    match name {
+fn make_service(service: &ResolvedService, root: PathBuf, events: EventLog) -> Arc<dyn Service> {
+    if let Some(config) = WorkerConfig::from_service(service, root) {
+        return Arc::new(WorkerService::start(config, events));
+    }
+    match service.name.as_str() {
         "echo" => Arc::new(EchoService),
-        // "default" answers only daemon/*; configured worker services are hosted by the
-        // worker host (warm-worker) once it lands, and answer "method not found" until then.
+        // "default", and configured services without a command, answer only daemon/*.
         _ => Arc::new(NoService),
     }
 }

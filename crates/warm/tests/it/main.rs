@@ -9,3 +9,4 @@ mod lifecycle;
 mod load;
 mod recovery;
 mod ttl;
+mod workers;

@@ -1,0 +1,54 @@
+//! Hosting stdio worker processes: any program that reads JSON-RPC on stdin and answers on
+//! stdout (newline-delimited JSON or LSP framing) becomes a warm, shared, supervised service.
+//!
+//! # Layout
+//! - [`config`]: [`WorkerConfig`] from a service's `.warm.toml` table.
+//! - [`process`]: [`WorkerProcess`] — one worker: stdio tasks, id rewriting, timeouts,
+//!   the shutdown sequence.
+//! - [`pool`]: [`Pool`] — the workers of a service: picking, exclusive methods, restarts.
+//! - [`WorkerService`]: the pool as a daemon [`Service`].
+
+pub mod config;
+pub mod pool;
+pub mod process;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use warm_client::EventLog;
+use warm_daemon::{BoxFuture, Call, Service};
+use warm_protocol::ErrorObject;
+
+pub use config::{RestartPolicy, ShutdownDeadlines, WorkerConfig};
+pub use pool::Pool;
+pub use process::{ExitInfo, WorkerProcess};
+
+/// A configured worker service, served by a [`Pool`].
+pub struct WorkerService {
+    pool: Arc<Pool>,
+}
+
+impl WorkerService {
+    /// Starts the pool's workers; call inside the daemon's runtime.
+    pub fn start(config: WorkerConfig, events: EventLog) -> WorkerService {
+        WorkerService {
+            pool: Pool::start(config, events),
+        }
+    }
+}
+
+impl Service for WorkerService {
+    fn call(&self, call: Call) -> BoxFuture<Result<Value, ErrorObject>> {
+        let pool = self.pool.clone();
+        Box::pin(async move { pool.call(call).await })
+    }
+
+    fn workers(&self) -> Vec<Value> {
+        self.pool.status()
+    }
+
+    fn shutdown(&self) -> BoxFuture<()> {
+        let pool = self.pool.clone();
+        Box::pin(async move { pool.shutdown().await })
+    }
+}

@@ -1,0 +1,286 @@
+//! [`Pool`]: a service's workers, shared by every client of the daemon.
+//!
+//! Each request goes to the available worker with the fewest requests in flight. Methods
+//! listed as `exclusive` take the pool's lock for writing, all others for reading: an
+//! exclusive request waits for running ones and holds back new ones, and because tokio's
+//! `RwLock` is fair (first come, first served), a stream of reads cannot starve it.
+//!
+//! A worker that is gone is replaced on the next request, within the restart policy; past
+//! the policy the service answers -32002 with the last exit and stderr lines, until the
+//! window has passed.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use tokio::sync::RwLock;
+use warm_client::EventLog;
+use warm_daemon::Call;
+use warm_protocol::{ErrorCode, ErrorObject};
+
+use crate::config::WorkerConfig;
+use crate::process::WorkerProcess;
+
+struct Slot {
+    worker: Option<Arc<WorkerProcess>>,
+    restarts: u64,
+}
+
+pub struct Pool {
+    config: WorkerConfig,
+    events: EventLog,
+    slots: Mutex<Vec<Slot>>,
+    /// When recent restarts happened, for the restart policy's window.
+    restarts: Mutex<VecDeque<Instant>>,
+    /// Why the service is unavailable, when it is.
+    unavailable: Mutex<Option<ErrorObject>>,
+    exclusive: RwLock<()>,
+    stopping: AtomicBool,
+}
+
+impl Pool {
+    /// Creates the pool and starts its workers (inside a tokio runtime).
+    pub fn start(config: WorkerConfig, events: EventLog) -> Arc<Pool> {
+        let slots = (0..config.workers)
+            .map(|_| Slot {
+                worker: None,
+                restarts: 0,
+            })
+            .collect();
+        let pool = Arc::new(Pool {
+            config,
+            events,
+            slots: Mutex::new(slots),
+            restarts: Mutex::new(VecDeque::new()),
+            unavailable: Mutex::new(None),
+            exclusive: RwLock::new(()),
+            stopping: AtomicBool::new(false),
+        });
+        // Warm from the start: that is the point.
+        for slot in 0..pool.config.workers {
+            if let Err(error) = pool.fill(slot, false) {
+                tracing::warn!(slot, %error, "worker could not start");
+            }
+        }
+        pool
+    }
+
+    /// Runs one request on a worker.
+    pub async fn call(&self, call: Call) -> Result<Value, ErrorObject> {
+        let exclusive = self.config.exclusive.contains(&call.method);
+        let _turn = if exclusive {
+            Turn::Alone {
+                _guard: self.exclusive.write().await,
+            }
+        } else {
+            Turn::Shared {
+                _guard: self.exclusive.read().await,
+            }
+        };
+        let worker = self.pick()?;
+        worker
+            .call(
+                call.method,
+                call.params,
+                call.progress,
+                call.cancel,
+                self.config.request_timeout,
+            )
+            .await
+    }
+
+    /// The least busy available worker, replacing gone ones within the policy.
+    fn pick(&self) -> Result<Arc<WorkerProcess>, ErrorObject> {
+        if self.stopping.load(Ordering::Relaxed) {
+            return Err(ErrorObject::shutting_down());
+        }
+        let slots_len = self.config.workers;
+        let mut last_error = None;
+        for _ in 0..2 {
+            let best = {
+                let slots = self.lock_slots();
+                slots
+                    .iter()
+                    .filter_map(|s| s.worker.as_ref())
+                    .filter(|w| w.is_available())
+                    .min_by_key(|w| w.in_flight())
+                    .cloned()
+            };
+            if let Some(worker) = best {
+                return Ok(worker);
+            }
+            for slot in 0..slots_len {
+                match self.fill(slot, true) {
+                    Ok(()) => {}
+                    Err(error) => last_error = Some(error),
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| self.unavailable_error("no worker is available")))
+    }
+
+    /// Starts a worker in `slot` if it has none that is available. A replacement counts
+    /// against the restart policy.
+    fn fill(&self, slot: usize, is_restart: bool) -> Result<(), ErrorObject> {
+        let mut slots = self.lock_slots();
+        let Some(entry) = slots.get_mut(slot) else {
+            return Ok(());
+        };
+        let gone = entry.worker.as_ref().filter(|w| !w.is_available()).cloned();
+        if entry.worker.as_ref().is_some_and(|w| w.is_available()) {
+            return Ok(());
+        }
+        let is_restart = is_restart && (entry.worker.is_some() || entry.restarts > 0);
+        if is_restart {
+            self.admit_restart(gone.as_deref())?;
+        }
+        match WorkerProcess::spawn(&self.config, slot, self.events.clone()) {
+            Ok(worker) => {
+                if is_restart {
+                    entry.restarts += 1;
+                    self.events.record(
+                        "worker.restart",
+                        json!({
+                            "service": self.config.service, "slot": slot, "pid": worker.pid,
+                            "previous_pid": gone.as_ref().map(|w| w.pid),
+                            "previous_exit": gone.as_ref().and_then(|w| w.exit_info()).map(|e| e.to_string()),
+                        }),
+                    );
+                }
+                entry.worker = Some(worker);
+                if let Ok(mut unavailable) = self.unavailable.lock() {
+                    *unavailable = None;
+                }
+                Ok(())
+            }
+            Err(error) => {
+                let error = self
+                    .unavailable_error(&format!("cannot start {}: {error}", self.config.program));
+                self.set_unavailable(&error);
+                Err(error)
+            }
+        }
+    }
+
+    /// Applies the restart policy: at most `attempts` restarts within `window`.
+    fn admit_restart(&self, gone: Option<&WorkerProcess>) -> Result<(), ErrorObject> {
+        let policy = &self.config.restart;
+        let mut restarts = self.restarts.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        while restarts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > policy.window)
+        {
+            restarts.pop_front();
+        }
+        if restarts.len() as u32 >= policy.attempts {
+            let retry_in = restarts
+                .front()
+                .map(|t| policy.window.saturating_sub(now.duration_since(*t)))
+                .unwrap_or_default();
+            let exit = gone.and_then(|w| w.exit_info()).map(|e| e.to_string());
+            let reason = gone.and_then(|w| w.retire_reason());
+            let error = ErrorObject::new(
+                ErrorCode::WorkerUnavailable,
+                format!(
+                    "service {} unavailable: its worker failed {} times within {}s (last: {}); retrying in {}s",
+                    self.config.service,
+                    restarts.len() + 1,
+                    policy.window.as_secs(),
+                    reason.clone().unwrap_or_else(|| "unknown".into()),
+                    retry_in.as_secs() + 1
+                ),
+            )
+            .with_data(json!({
+                "last_exit": exit,
+                "reason": reason,
+                "stderr_tail": gone.map(|w| w.stderr_tail()).unwrap_or_default(),
+                "retry_after_ms": retry_in.as_millis() as u64,
+            }));
+            self.set_unavailable(&error);
+            return Err(error);
+        }
+        restarts.push_back(now);
+        Ok(())
+    }
+
+    fn set_unavailable(&self, error: &ErrorObject) {
+        let changed = self
+            .unavailable
+            .lock()
+            .map(|mut u| {
+                let changed = u.as_ref().map(|e| &e.message) != Some(&error.message);
+                *u = Some(error.clone());
+                changed
+            })
+            .unwrap_or(false);
+        if changed {
+            tracing::error!(service = %self.config.service, "{}", error.message);
+            self.events.record(
+                "service.unavailable",
+                json!({ "service": self.config.service, "reason": error.message, "data": error.data }),
+            );
+        }
+    }
+
+    fn unavailable_error(&self, reason: &str) -> ErrorObject {
+        ErrorObject::new(
+            ErrorCode::WorkerUnavailable,
+            format!("service {} unavailable: {reason}", self.config.service),
+        )
+    }
+
+    fn lock_slots(&self) -> std::sync::MutexGuard<'_, Vec<Slot>> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One JSON object per worker slot, plus the service's availability.
+    pub fn status(&self) -> Vec<Value> {
+        let unavailable = self.unavailable.lock().ok().and_then(|u| u.clone());
+        self.lock_slots()
+            .iter()
+            .enumerate()
+            .map(|(slot, s)| {
+                let mut status = match &s.worker {
+                    Some(worker) => worker.status(s.restarts),
+                    None => json!({ "slot": slot, "state": "not started", "restarts": s.restarts }),
+                };
+                if let Some(error) = &unavailable {
+                    status["service_unavailable"] = json!(error.message);
+                }
+                status
+            })
+            .collect()
+    }
+
+    /// Stops every worker with the shutdown sequence, concurrently; returns when all are
+    /// reaped.
+    pub async fn shutdown(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        let workers: Vec<Arc<WorkerProcess>> = self
+            .lock_slots()
+            .iter()
+            .filter_map(|s| s.worker.clone())
+            .collect();
+        let stops: Vec<_> = workers
+            .into_iter()
+            .map(|w| tokio::spawn(async move { w.stop().await }))
+            .collect();
+        for stop in stops {
+            let _ = stop.await;
+        }
+    }
+}
+
+/// Holding the pool's lock for one request (released on drop): shared, or alone for an
+/// exclusive method.
+enum Turn<'a> {
+    Shared {
+        _guard: tokio::sync::RwLockReadGuard<'a, ()>,
+    },
+    Alone {
+        _guard: tokio::sync::RwLockWriteGuard<'a, ()>,
+    },
+}

@@ -1,0 +1,552 @@
+//! [`WorkerProcess`]: one running worker — its stdio framing, the requests written to it,
+//! and the shutdown sequence.
+//!
+//! Four tasks serve a worker, none of them blocked in a read that nothing can interrupt:
+//! a writer (messages to stdin), a reader (frames from stdout), a stderr reader (lines to the
+//! daemon log, the last few kept for error reports), and a reaper that alone owns the child:
+//! it waits for the exit and is the only one to send signals, so a signal can never reach a
+//! reaped pid that the system has given to another process.
+
+use std::collections::{HashMap, VecDeque};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use warm_client::EventLog;
+use warm_daemon::Progress;
+use warm_protocol::methods::{ProgressParams, CANCEL_REQUEST, PROGRESS};
+use warm_protocol::{
+    encode, ErrorCode, ErrorObject, FrameDecoder, Framing, Incoming, Limits, Message, Notification,
+    Request, RequestId, Response,
+};
+
+use crate::config::{ShutdownDeadlines, WorkerConfig};
+
+/// Lines of a worker's stderr kept for error reports.
+const STDERR_TAIL_LINES: usize = 20;
+
+/// How a worker process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitInfo {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+impl std::fmt::Display for ExitInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.code, self.signal) {
+            (Some(code), _) => write!(f, "exit code {code}"),
+            (None, Some(signal)) => write!(f, "killed by signal {signal}"),
+            _ => f.write_str("unknown exit"),
+        }
+    }
+}
+
+struct Pending {
+    answer_tx: oneshot::Sender<Result<Value, ErrorObject>>,
+    progress: Progress,
+}
+
+/// One worker process.
+pub struct WorkerProcess {
+    pub slot: usize,
+    pub pid: u32,
+    service: String,
+    framing: Framing,
+    started: Instant,
+    /// Requests written to the worker and not answered yet, by the id the worker sees.
+    pending: Mutex<HashMap<i64, Pending>>,
+    next_id: AtomicI64,
+    /// Messages to the worker's stdin; taken (closing stdin) by the shutdown sequence.
+    stdin_tx: Mutex<Option<mpsc::Sender<Message>>>,
+    /// Signals for the reaper to deliver while the child is still unreaped.
+    signal_tx: mpsc::Sender<rustix::process::Signal>,
+    /// Cancelled once the worker can take no more requests (stdout closed, a bad frame, a
+    /// timeout, or shutdown begun).
+    retired: CancellationToken,
+    /// Cancelled once the process has exited and been reaped.
+    exited: CancellationToken,
+    exit: Mutex<Option<ExitInfo>>,
+    retire_reason: Mutex<Option<String>>,
+    stderr_tail: Mutex<VecDeque<String>>,
+    served: AtomicU64,
+    deadlines: ShutdownDeadlines,
+    events: EventLog,
+}
+
+impl WorkerProcess {
+    /// Starts a worker and its tasks.
+    ///
+    /// # Errors
+    /// The spawn error (program not found, not executable, ...).
+    pub fn spawn(
+        config: &WorkerConfig,
+        slot: usize,
+        events: EventLog,
+    ) -> std::io::Result<Arc<WorkerProcess>> {
+        let mut child = tokio::process::Command::new(&config.program)
+            .args(&config.args)
+            .envs(&config.env)
+            .current_dir(&config.cwd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // A last resort only: the reaper normally ends the process in order.
+            .kill_on_drop(true)
+            .spawn()?;
+        let pid = child.id().unwrap_or(0);
+        let (stdin, stdout, stderr) =
+            match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
+                (Some(i), Some(o), Some(e)) => (i, o, e),
+                _ => return Err(std::io::Error::other("worker stdio was not captured")),
+            };
+        let (stdin_tx, stdin_rx) = mpsc::channel(256);
+        let (signal_tx, signal_rx) = mpsc::channel(4);
+        let worker = Arc::new(WorkerProcess {
+            slot,
+            pid,
+            service: config.service.clone(),
+            framing: config.framing,
+            started: Instant::now(),
+            pending: Mutex::new(HashMap::new()),
+            next_id: AtomicI64::new(1),
+            stdin_tx: Mutex::new(Some(stdin_tx)),
+            signal_tx,
+            retired: CancellationToken::new(),
+            exited: CancellationToken::new(),
+            exit: Mutex::new(None),
+            retire_reason: Mutex::new(None),
+            stderr_tail: Mutex::new(VecDeque::new()),
+            served: AtomicU64::new(0),
+            deadlines: config.shutdown.clone(),
+            events,
+        });
+        let limits = Limits {
+            max_frame_bytes: config.max_frame_bytes,
+            ..Limits::default()
+        };
+        tokio::spawn(write_loop(stdin, config.framing, stdin_rx));
+        tokio::spawn(read_loop(worker.clone(), stdout, limits));
+        tokio::spawn(stderr_loop(worker.clone(), stderr));
+        tokio::spawn(reap(worker.clone(), child, signal_rx));
+        worker.events.record(
+            "worker.spawn",
+            json!({ "service": worker.service, "slot": slot, "pid": pid }),
+        );
+        tracing::info!(service = %worker.service, slot, pid, "worker started");
+        Ok(worker)
+    }
+
+    /// True while the worker takes requests.
+    pub fn is_available(&self) -> bool {
+        !self.retired.is_cancelled()
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.pending.lock().map(|p| p.len()).unwrap_or(0)
+    }
+
+    pub fn exit_info(&self) -> Option<ExitInfo> {
+        self.exit.lock().ok().and_then(|e| e.clone())
+    }
+
+    pub fn retire_reason(&self) -> Option<String> {
+        self.retire_reason.lock().ok().and_then(|r| r.clone())
+    }
+
+    pub fn stderr_tail(&self) -> Vec<String> {
+        self.stderr_tail
+            .lock()
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// A JSON object for `daemon/status`.
+    pub fn status(&self, restarts: u64) -> Value {
+        let state = if self.exited.is_cancelled() {
+            "exited"
+        } else if self.retired.is_cancelled() {
+            "stopping"
+        } else {
+            "running"
+        };
+        json!({
+            "slot": self.slot,
+            "pid": self.pid,
+            "state": state,
+            "uptime_secs": self.started.elapsed().as_secs(),
+            "requests": self.served.load(Ordering::Relaxed),
+            "in_flight": self.in_flight(),
+            "restarts": restarts,
+            "last_exit": self.exit_info().map(|e| e.to_string()),
+            "reason": self.retire_reason(),
+        })
+    }
+
+    /// Sends a request to the worker and waits for its answer, forwarding its progress and
+    /// its cancellation.
+    pub async fn call(
+        self: &Arc<Self>,
+        method: String,
+        params: Option<Value>,
+        progress: Progress,
+        cancel: CancellationToken,
+        timeout: Duration,
+    ) -> Result<Value, ErrorObject> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (answer_tx, answer_rx) = oneshot::channel();
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.insert(
+                id,
+                Pending {
+                    answer_tx,
+                    progress,
+                },
+            );
+        }
+        let request = Message::Request(Request {
+            id: RequestId::Number(id),
+            method,
+            params,
+        });
+        if !self.send(request).await {
+            self.take_pending(id);
+            return Err(unavailable(&format!(
+                "worker {} is not accepting requests",
+                self.pid
+            )));
+        }
+        tokio::select! {
+            answer = answer_rx => {
+                self.served.fetch_add(1, Ordering::Relaxed);
+                answer.unwrap_or_else(|_| Err(unavailable("the worker went away")))
+            }
+            _ = tokio::time::sleep(timeout) => {
+                self.take_pending(id);
+                self.retire(&format!("no answer within {:.1}s", timeout.as_secs_f64()));
+                Err(ErrorObject::new(
+                    ErrorCode::Timeout,
+                    format!("timeout: the worker did not answer within {:.1}s; it is being replaced", timeout.as_secs_f64()),
+                ))
+            }
+            _ = cancel.cancelled() => {
+                self.take_pending(id);
+                // Queued without waiting: this future may be dropped right after this poll.
+                let cancel = Message::Notification(Notification {
+                    method: CANCEL_REQUEST.into(),
+                    params: Some(json!({ "id": id })),
+                });
+                if let Some(tx) = self.stdin_tx.lock().ok().and_then(|t| t.clone()) {
+                    let _ = tx.try_send(cancel);
+                }
+                Err(ErrorObject::new(ErrorCode::Cancelled, "request cancelled"))
+            }
+        }
+    }
+
+    async fn send(&self, message: Message) -> bool {
+        let tx = self.stdin_tx.lock().ok().and_then(|t| t.clone());
+        match tx {
+            Some(tx) => tx.send(message).await.is_ok(),
+            None => false,
+        }
+    }
+
+    fn take_pending(&self, id: i64) -> Option<Pending> {
+        self.pending.lock().ok().and_then(|mut p| p.remove(&id))
+    }
+
+    /// Takes the worker out of service: its requests in flight are answered -32002 and the
+    /// shutdown sequence runs in the background. Idempotent.
+    pub fn retire(self: &Arc<Self>, reason: &str) {
+        if self.retired.is_cancelled() {
+            return;
+        }
+        if let Ok(mut slot) = self.retire_reason.lock() {
+            slot.get_or_insert_with(|| reason.to_owned());
+        }
+        self.retired.cancel();
+        tracing::warn!(service = %self.service, pid = self.pid, %reason, "worker retired");
+        self.fail_pending(reason);
+        let worker = self.clone();
+        tokio::spawn(async move { worker.stop().await });
+    }
+
+    fn fail_pending(&self, reason: &str) {
+        let pending: Vec<Pending> = self
+            .pending
+            .lock()
+            .map(|mut p| p.drain().map(|(_, v)| v).collect())
+            .unwrap_or_default();
+        for p in pending {
+            let _ = p.answer_tx.send(Err(unavailable(&format!(
+                "worker {} failed: {reason}",
+                self.pid
+            ))));
+        }
+    }
+
+    /// The shutdown sequence, never reordered: (LSP) `shutdown` then `exit`; close stdin;
+    /// wait; SIGTERM; wait; SIGKILL; reap. Each stage has a deadline and records an event
+    /// when it escalates. Returns once the process is reaped.
+    pub async fn stop(&self) {
+        let deadlines = &self.deadlines;
+        self.retired.cancel();
+        if self.exited.is_cancelled() {
+            return;
+        }
+        if self.framing == Framing::Lsp {
+            self.lsp_goodbye(deadlines.after_close).await;
+        }
+        // Closing stdin: the writer task ends once the sender is gone, dropping the pipe.
+        if let Ok(mut tx) = self.stdin_tx.lock() {
+            tx.take();
+        }
+        if self.wait_exit(deadlines.after_close).await {
+            return;
+        }
+        self.escalate("sigterm", rustix::process::Signal::TERM)
+            .await;
+        if self.wait_exit(deadlines.after_term).await {
+            return;
+        }
+        self.escalate("sigkill", rustix::process::Signal::KILL)
+            .await;
+        // SIGKILL cannot be ignored; the bound only guards against a process stuck in the
+        // kernel.
+        self.wait_exit(Duration::from_secs(10)).await;
+    }
+
+    async fn lsp_goodbye(&self, deadline: Duration) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (answer_tx, answer_rx) = oneshot::channel();
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.insert(
+                id,
+                Pending {
+                    answer_tx,
+                    progress: Progress::none(),
+                },
+            );
+        }
+        let shutdown = Message::Request(Request {
+            id: RequestId::Number(id),
+            method: "shutdown".into(),
+            params: None,
+        });
+        if self.send(shutdown).await {
+            let _ = tokio::time::timeout(deadline, answer_rx).await;
+        }
+        self.take_pending(id);
+        self.send(Message::Notification(Notification {
+            method: "exit".into(),
+            params: None,
+        }))
+        .await;
+    }
+
+    async fn escalate(&self, stage: &str, signal: rustix::process::Signal) {
+        tracing::warn!(service = %self.service, pid = self.pid, stage, "worker did not exit; escalating");
+        self.events.record(
+            "worker.shutdown_escalated",
+            json!({ "service": self.service, "pid": self.pid, "stage": stage }),
+        );
+        let _ = self.signal_tx.send(signal).await;
+    }
+
+    async fn wait_exit(&self, deadline: Duration) -> bool {
+        tokio::time::timeout(deadline, self.exited.cancelled())
+            .await
+            .is_ok()
+    }
+
+    /// Waits until the process has been reaped.
+    pub async fn exited(&self) {
+        self.exited.cancelled().await;
+    }
+
+    fn handle(self: &Arc<Self>, message: Message) {
+        match message {
+            Message::Response(response) => {
+                let RequestId::Number(id) = response.id else {
+                    tracing::warn!(pid = self.pid, id = %response.id, "worker answered an id it was never sent");
+                    return;
+                };
+                if let Some(pending) = self.take_pending(id) {
+                    let _ = pending.answer_tx.send(response.result);
+                }
+            }
+            Message::Notification(n) if n.method == PROGRESS => {
+                let Some(params) = n
+                    .params
+                    .and_then(|p| serde_json::from_value::<ProgressParams>(p).ok())
+                else {
+                    return;
+                };
+                let RequestId::Number(id) = params.id else {
+                    return;
+                };
+                let progress = self
+                    .pending
+                    .lock()
+                    .ok()
+                    .and_then(|p| p.get(&id).map(|p| p.progress.clone()));
+                // Queued now, before this reader hands over the answer that follows it.
+                if let Some(progress) = progress {
+                    progress.try_report(params.message, params.done, params.total);
+                }
+            }
+            Message::Notification(n) => {
+                tracing::info!(pid = self.pid, method = %n.method, "notification from worker");
+            }
+            Message::Request(request) => {
+                // Requests from the worker (an LSP server asking its client) are answered so
+                // that the worker never waits; the LSP service answers the ones it knows.
+                let answer =
+                    Response::error(request.id, ErrorObject::method_not_found(&request.method));
+                let worker = self.clone();
+                tokio::spawn(async move {
+                    worker.send(Message::Response(answer)).await;
+                });
+            }
+        }
+    }
+
+    fn record_exit(&self, info: ExitInfo) {
+        self.events.record(
+            "worker.exit",
+            json!({ "service": self.service, "slot": self.slot, "pid": self.pid, "code": info.code, "signal": info.signal }),
+        );
+        tracing::info!(service = %self.service, pid = self.pid, exit = %info, "worker exited");
+        if let Ok(mut exit) = self.exit.lock() {
+            *exit = Some(info);
+        }
+    }
+}
+
+fn unavailable(reason: &str) -> ErrorObject {
+    ErrorObject::new(
+        ErrorCode::WorkerUnavailable,
+        format!("worker unavailable: {reason}"),
+    )
+}
+
+async fn write_loop(
+    mut stdin: ChildStdin,
+    framing: Framing,
+    mut stdin_rx: mpsc::Receiver<Message>,
+) {
+    let mut buf = BytesMut::with_capacity(4096);
+    while let Some(message) = stdin_rx.recv().await {
+        encode(framing, &message, &mut buf);
+        while let Ok(more) = stdin_rx.try_recv() {
+            encode(framing, &more, &mut buf);
+        }
+        // A closed pipe (the worker died) is an error here, never a crash: Rust ignores
+        // SIGPIPE, and the reader side notices the exit.
+        if stdin.write_all(&buf).await.is_err() {
+            return;
+        }
+        buf.clear();
+    }
+    // Dropping stdin here closes the worker's input: EOF is its cue to exit.
+}
+
+async fn read_loop(worker: Arc<WorkerProcess>, mut stdout: ChildStdout, limits: Limits) {
+    let mut decoder = FrameDecoder::new(worker.framing, &limits);
+    let mut buf = BytesMut::with_capacity(8192);
+    let reason = loop {
+        match stdout.read_buf(&mut buf).await {
+            Ok(0) => break "closed its stdout".to_owned(),
+            Ok(_) => {}
+            Err(e) => break format!("stdout read failed: {e}"),
+        }
+        let mut fatal = None;
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(payload)) => match payload.parse() {
+                    Ok(Incoming::Single(Ok(message))) => worker.handle(message),
+                    Ok(Incoming::Batch(items)) => {
+                        for message in items.into_iter().flatten() {
+                            worker.handle(message);
+                        }
+                    }
+                    Ok(Incoming::Single(Err(invalid))) => {
+                        fatal = Some(format!(
+                            "wrote an invalid message: {}",
+                            invalid.error.message
+                        ));
+                        break;
+                    }
+                    Err(error) => {
+                        fatal = Some(format!("wrote a frame it cannot parse: {}", error.message));
+                        break;
+                    }
+                },
+                Ok(None) => break,
+                Err(error) => {
+                    fatal = Some(format!("wrote a bad frame: {error}"));
+                    break;
+                }
+            }
+        }
+        if let Some(reason) = fatal {
+            break reason;
+        }
+    };
+    worker.retire(&reason);
+}
+
+async fn stderr_loop(worker: Arc<WorkerProcess>, stderr: ChildStderr) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::info!(service = %worker.service, pid = worker.pid, "worker: {line}");
+        if let Ok(mut tail) = worker.stderr_tail.lock() {
+            if tail.len() == STDERR_TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+    }
+}
+
+/// Owns the child: reaps it, and delivers signals only while it is unreaped.
+async fn reap(
+    worker: Arc<WorkerProcess>,
+    mut child: Child,
+    mut signal_rx: mpsc::Receiver<rustix::process::Signal>,
+) {
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status,
+            Some(signal) = signal_rx.recv() => {
+                if let Some(pid) = child.id().and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
+                    let _ = rustix::process::kill_process(pid, signal);
+                }
+            }
+        }
+    };
+    let info = match status {
+        Ok(status) => {
+            use std::os::unix::process::ExitStatusExt;
+            ExitInfo {
+                code: status.code(),
+                signal: status.signal(),
+            }
+        }
+        Err(_) => ExitInfo {
+            code: None,
+            signal: None,
+        },
+    };
+    worker.record_exit(info.clone());
+    worker.exited.cancel();
+    worker.retire(&format!("exited ({info})"));
+}

@@ -1,0 +1,286 @@
+//! Hosting real worker processes (a Python ndjson worker): multiplexing, progress,
+//! supervision, and the shutdown sequence.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use warm_client::Connection;
+use warm_protocol::Framing;
+
+use crate::support::*;
+
+/// The real interpreter (the pyenv shim on PATH costs ~150 ms per start).
+fn python() -> String {
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn worker_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/workers/echo_worker.py")
+}
+
+/// A `.warm.toml` declaring service `py` with `extra` lines added to its table.
+fn configure(env: &TestEnv, extra: &str) {
+    env.write_config(&format!(
+        "[services.py]\ncommand = [{:?}, {:?}]\n{extra}\n",
+        python(),
+        worker_script().display().to_string()
+    ));
+}
+
+fn socket(env: &TestEnv) -> PathBuf {
+    PathBuf::from(
+        env.json(&["-s", "py", "start"])["socket"]
+            .as_str()
+            .expect("socket")
+            .to_owned(),
+    )
+}
+
+fn connect(sock: &std::path::Path) -> Connection {
+    let connection = Connection::connect(sock, Framing::Ndjson).expect("connect");
+    connection
+        .set_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    connection
+}
+
+fn worker_pids(env: &TestEnv) -> Vec<u64> {
+    env.json(&["-s", "py", "status"])["workers"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .filter(|w| w["state"] == "running")
+        .filter_map(|w| w["pid"].as_u64())
+        .collect()
+}
+
+#[test]
+fn eight_clients_share_two_workers_and_get_their_own_answers() {
+    let env = TestEnv::new();
+    configure(&env, "workers = 2");
+    let sock = socket(&env);
+    let threads: Vec<_> = (0..8)
+        .map(|client| {
+            let sock = sock.clone();
+            std::thread::spawn(move || {
+                let mut connection = connect(&sock);
+                for i in 0..500 {
+                    let params = json!({ "client": client, "i": i });
+                    let result = connection
+                        .request("echo", Some(params.clone()), &mut |_| {})
+                        .expect("answer")
+                        .expect("result");
+                    assert_eq!(result, params, "client {client} got another's answer");
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("client");
+    }
+    let workers = env.json(&["-s", "py", "status"])["workers"].clone();
+    let served: Vec<u64> = workers
+        .as_array()
+        .expect("workers")
+        .iter()
+        .map(|w| w["requests"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(served.iter().sum::<u64>(), 4000, "{workers}");
+    assert!(
+        served.iter().all(|s| *s > 0),
+        "one worker did everything: {workers}"
+    );
+}
+
+#[test]
+fn worker_progress_reaches_its_client_before_the_answer() {
+    let env = TestEnv::new();
+    configure(&env, "");
+    let mut connection = connect(&socket(&env));
+    let mut seen = Vec::new();
+    let result = connection
+        .request("slow", Some(json!({ "ms": 60, "steps": 3 })), &mut |p| {
+            seen.push(p.done)
+        })
+        .expect("answer")
+        .expect("result");
+    assert_eq!(result["slept_ms"], 60);
+    assert_eq!(seen, vec![Some(1), Some(2), Some(3)]);
+}
+
+#[test]
+fn killed_worker_fails_its_request_and_is_replaced() {
+    let env = TestEnv::new();
+    configure(&env, "");
+    let sock = socket(&env);
+    let old = worker_pids(&env);
+    assert_eq!(old.len(), 1);
+    let mut connection = connect(&sock);
+    let started = Instant::now();
+    let answer = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            assert!(wait_until(Duration::from_secs(10), || {
+                env.json(&["-s", "py", "status"])["in_flight"] == 1
+            }));
+            kill(old[0] as u32, "KILL");
+        });
+        connection
+            .request("slow", Some(json!({ "ms": 30_000 })), &mut |_| {})
+            .expect("answer")
+    });
+    let error = answer.expect_err("the request must fail");
+    assert_eq!(error.code, -32002, "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the client waited for the dead worker"
+    );
+    let echoed = connection
+        .request("echo", Some(json!([7])), &mut |_| {})
+        .expect("answer")
+        .expect("the next request succeeds");
+    assert_eq!(echoed, json!([7]));
+    let new = worker_pids(&env);
+    assert_eq!(new.len(), 1);
+    assert_ne!(new, old);
+    let events = env.events("py");
+    assert!(
+        events.iter().any(|e| e["event"] == "worker.restart"),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "worker.exit" && e["signal"] == 9),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn stopped_worker_times_out_and_is_replaced() {
+    let env = TestEnv::new();
+    configure(&env, "request_timeout = \"1s\"");
+    let sock = socket(&env);
+    let old = worker_pids(&env);
+    kill(old[0] as u32, "STOP");
+    let mut connection = connect(&sock);
+    let error = connection
+        .request("echo", Some(json!([1])), &mut |_| {})
+        .expect("answer")
+        .expect_err("timeout");
+    assert_eq!(error.code, -32001, "{error}");
+    let echoed = connection
+        .request("echo", Some(json!([2])), &mut |_| {})
+        .expect("answer")
+        .expect("a new worker answers");
+    assert_eq!(echoed, json!([2]));
+    // The stopped worker is killed by the shutdown sequence, not left behind.
+    assert!(wait_until(Duration::from_secs(15), || !is_running(
+        old[0] as u32
+    )));
+}
+
+#[test]
+fn worker_that_always_exits_makes_the_service_unavailable_not_the_daemon() {
+    let env = TestEnv::new();
+    configure(
+        &env,
+        "env = { WORKER_MODE = \"exit_at_once\" }\nrestart = { attempts = 2, window = \"60s\" }",
+    );
+    let sock = socket(&env);
+    let mut connection = connect(&sock);
+    let mut last = None;
+    for _ in 0..5 {
+        match connection
+            .request("echo", None, &mut |_| {})
+            .expect("answer")
+        {
+            Ok(value) => panic!("a crashing worker answered {value}"),
+            Err(error) => {
+                assert_eq!(error.code, -32002, "{error}");
+                last = Some(error);
+            }
+        }
+    }
+    let last = last.expect("an error");
+    assert!(last.message.contains("unavailable"), "{last}");
+    let data = last.data.clone().unwrap_or(Value::Null);
+    assert_eq!(data["last_exit"], "exit code 5", "{last:?}");
+    assert!(
+        data["stderr_tail"]
+            .to_string()
+            .contains("cannot load the index"),
+        "{last:?}"
+    );
+    // The daemon itself is fine.
+    let ping = connection
+        .request("daemon/ping", None, &mut |_| {})
+        .expect("answer");
+    assert!(ping.is_ok());
+    let status = env.json(&["-s", "py", "status"]);
+    assert!(
+        status["workers"].to_string().contains("unavailable"),
+        "{status}"
+    );
+    let events = env.events("py");
+    assert!(
+        events.iter().any(|e| e["event"] == "service.unavailable"),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn worker_ignoring_sigterm_is_killed_at_the_deadline() {
+    let env = TestEnv::new();
+    configure(
+        &env,
+        "env = { WORKER_MODE = \"ignore_sigterm\" }\ndrain_timeout = \"500ms\"",
+    );
+    // Closing stdin would end the worker's read loop; keep it busy in a long request so that
+    // only SIGKILL can stop it.
+    let sock = socket(&env);
+    let pid = worker_pids(&env)[0] as u32;
+    let slow = std::thread::spawn(move || {
+        let mut connection = connect(&sock);
+        connection.request("slow", Some(json!({ "ms": 60_000 })), &mut |_| {})
+    });
+    assert!(wait_until(Duration::from_secs(10), || {
+        env.json(&["-s", "py", "status"])["in_flight"] == 1
+    }));
+    env.ok(&["-s", "py", "stop"]);
+    assert!(!is_running(pid), "the worker outlived its daemon");
+    let events = env.events("py");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "worker.shutdown_escalated" && e["stage"] == "sigkill"),
+        "{events:?}"
+    );
+    let answer = slow.join().expect("client thread");
+    // Its request was answered (cancelled at the drain deadline or failed with the worker).
+    assert!(matches!(answer, Ok(Err(_))), "{answer:?}");
+}
+
+#[test]
+fn worker_flooding_a_frame_over_the_limit_is_cut_off_and_replaced() {
+    let env = TestEnv::new();
+    configure(&env, "max_frame_bytes = 100000");
+    let mut connection = connect(&socket(&env));
+    let old = worker_pids(&env);
+    let error = connection
+        .request("flood", Some(json!({ "bytes": 1_000_000 })), &mut |_| {})
+        .expect("answer")
+        .expect_err("cut off");
+    assert_eq!(error.code, -32002, "{error}");
+    assert!(error.message.contains("exceeds the limit"), "{error}");
+    let echoed = connection
+        .request("echo", Some(json!({ "ok": true })), &mut |_| {})
+        .expect("answer")
+        .expect("replaced");
+    assert_eq!(echoed, json!({ "ok": true }));
+    assert_ne!(worker_pids(&env), old);
+}

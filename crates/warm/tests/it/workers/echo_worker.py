@@ -1,0 +1,52 @@
+"""A test worker: newline-delimited JSON-RPC on stdin/stdout.
+
+Methods: echo (returns params), pid, slow {ms, steps} (progress, then a result),
+flood {bytes} (writes one line of that many bytes), crash {code} (exits at once).
+WORKER_MODE: exit_at_once (exits 5 at start, after a stderr line), ignore_sigterm.
+"""
+import json
+import os
+import signal
+import sys
+import time
+
+mode = os.environ.get("WORKER_MODE", "")
+if mode == "exit_at_once":
+    print("fatal: cannot load the index (test)", file=sys.stderr, flush=True)
+    sys.exit(5)
+if mode == "ignore_sigterm":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+out = sys.stdout
+
+
+def send(message):
+    out.write(json.dumps(message) + "\n")
+    out.flush()
+
+
+for line in sys.stdin:
+    if not line.strip():
+        continue
+    message = json.loads(line)
+    method, params, rid = message.get("method"), message.get("params"), message.get("id")
+    if rid is None:
+        continue  # notifications ($/cancelRequest) need no answer here
+    if method == "echo":
+        send({"jsonrpc": "2.0", "id": rid, "result": params})
+    elif method == "pid":
+        send({"jsonrpc": "2.0", "id": rid, "result": os.getpid()})
+    elif method == "slow":
+        steps = params.get("steps", 1)
+        for done in range(1, steps + 1):
+            time.sleep(params["ms"] / 1000.0 / steps)
+            send({"jsonrpc": "2.0", "method": "$/progress",
+                  "params": {"id": rid, "message": f"step {done}", "done": done, "total": steps}})
+        send({"jsonrpc": "2.0", "id": rid, "result": {"slept_ms": params["ms"]}})
+    elif method == "flood":
+        out.write("x" * params["bytes"] + "\n")
+        out.flush()
+    elif method == "crash":
+        os._exit(params.get("code", 3))
+    else:
+        send({"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": f"no method {method}"}})
