@@ -11,11 +11,11 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::sync::RwLock;
+use tokio::sync::{mpsc, RwLock};
 use warm_client::EventLog;
 use warm_daemon::Call;
 use warm_protocol::{ErrorCode, ErrorObject};
@@ -38,6 +38,8 @@ pub struct Pool {
     unavailable: Mutex<Option<ErrorObject>>,
     exclusive: RwLock<()>,
     stopping: AtomicBool,
+    /// Workers report their slot here when they exit, so the supervisor replaces them.
+    exited_tx: mpsc::UnboundedSender<usize>,
 }
 
 impl Pool {
@@ -49,6 +51,7 @@ impl Pool {
                 restarts: 0,
             })
             .collect();
+        let (exited_tx, exited_rx) = mpsc::unbounded_channel();
         let pool = Arc::new(Pool {
             config,
             events,
@@ -57,7 +60,9 @@ impl Pool {
             unavailable: Mutex::new(None),
             exclusive: RwLock::new(()),
             stopping: AtomicBool::new(false),
+            exited_tx,
         });
+        tokio::spawn(supervise(Arc::downgrade(&pool), exited_rx));
         // Warm from the start: that is the point.
         for slot in 0..pool.config.workers {
             if let Err(error) = pool.fill(slot, false) {
@@ -136,7 +141,12 @@ impl Pool {
         if is_restart {
             self.admit_restart(gone.as_deref())?;
         }
-        match WorkerProcess::spawn(&self.config, slot, self.events.clone()) {
+        match WorkerProcess::spawn(
+            &self.config,
+            slot,
+            self.events.clone(),
+            Some(self.exited_tx.clone()),
+        ) {
             Ok(worker) => {
                 if is_restart {
                     entry.restarts += 1;
@@ -206,6 +216,11 @@ impl Pool {
         Ok(())
     }
 
+    fn restart_backoff(&self) -> Duration {
+        let recent = self.restarts.lock().map(|r| r.len()).unwrap_or(0) as u32;
+        Duration::from_millis(100u64 << recent.min(5)).min(Duration::from_secs(2))
+    }
+
     fn set_unavailable(&self, error: &ErrorObject) {
         let changed = self
             .unavailable
@@ -270,6 +285,26 @@ impl Pool {
             .collect();
         for stop in stops {
             let _ = stop.await;
+        }
+    }
+}
+
+/// Replaces workers as they exit, after a backoff that grows with the restarts of the
+/// current window (100 ms, 200 ms, ... up to 2 s), so that a worker crashing at start does
+/// not spin. The restart policy still applies: past it the slot stays empty (and requests
+/// are told why) until a later request finds the window passed.
+async fn supervise(pool: Weak<Pool>, mut exited_rx: mpsc::UnboundedReceiver<usize>) {
+    while let Some(slot) = exited_rx.recv().await {
+        let backoff = match pool.upgrade() {
+            Some(pool) if !pool.stopping.load(Ordering::Relaxed) => pool.restart_backoff(),
+            _ => return,
+        };
+        tokio::time::sleep(backoff).await;
+        match pool.upgrade() {
+            Some(pool) if !pool.stopping.load(Ordering::Relaxed) => {
+                let _ = pool.fill(slot, true);
+            }
+            _ => return,
         }
     }
 }

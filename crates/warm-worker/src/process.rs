@@ -90,6 +90,7 @@ impl WorkerProcess {
         config: &WorkerConfig,
         slot: usize,
         events: EventLog,
+        exited_tx: Option<mpsc::UnboundedSender<usize>>,
     ) -> std::io::Result<Arc<WorkerProcess>> {
         let mut child = tokio::process::Command::new(&config.program)
             .args(&config.args)
@@ -135,7 +136,7 @@ impl WorkerProcess {
         tokio::spawn(write_loop(stdin, config.framing, stdin_rx));
         tokio::spawn(read_loop(worker.clone(), stdout, limits));
         tokio::spawn(stderr_loop(worker.clone(), stderr));
-        tokio::spawn(reap(worker.clone(), child, signal_rx));
+        tokio::spawn(reap(worker.clone(), child, signal_rx, exited_tx));
         worker.events.record(
             "worker.spawn",
             json!({ "service": worker.service, "slot": slot, "pid": pid }),
@@ -522,6 +523,7 @@ async fn reap(
     worker: Arc<WorkerProcess>,
     mut child: Child,
     mut signal_rx: mpsc::Receiver<rustix::process::Signal>,
+    exited_tx: Option<mpsc::UnboundedSender<usize>>,
 ) {
     let status = loop {
         tokio::select! {
@@ -549,4 +551,9 @@ async fn reap(
     worker.record_exit(info.clone());
     worker.exited.cancel();
     worker.retire(&format!("exited ({info})"));
+    // The pool replaces the worker now, not when the next request finds it gone: a
+    // replacement loads its state while nobody waits.
+    if let Some(exited_tx) = exited_tx {
+        let _ = exited_tx.send(worker.slot);
+    }
 }

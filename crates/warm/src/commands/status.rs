@@ -55,4 +55,32 @@ fn print_human(status: &Status) {
     for (name, value) in rows {
         println!("{name:<12} {value}");
     }
+    for worker in &status.workers {
+        println!("{}", worker_line(worker));
+    }
+}
+
+/// `  worker 0  pid 4242  running  up 3m02s  requests 120  in flight 1  restarts 0`
+fn worker_line(worker: &serde_json::Value) -> String {
+    let text = |key: &str| worker[key].as_str().unwrap_or("-").to_owned();
+    let number = |key: &str| worker[key].as_u64().map_or("-".into(), |n| n.to_string());
+    let mut line = format!(
+        "  worker {}  pid {}  {}  up {}  requests {}  in flight {}  restarts {}",
+        number("slot"),
+        number("pid"),
+        text("state"),
+        worker["uptime_secs"]
+            .as_u64()
+            .map_or("-".into(), human_secs),
+        number("requests"),
+        number("in_flight"),
+        number("restarts"),
+    );
+    if let Some(exit) = worker["last_exit"].as_str() {
+        line.push_str(&format!("  last exit: {exit}"));
+    }
+    if let Some(why) = worker["service_unavailable"].as_str() {
+        line.push_str(&format!("\n  {why}"));
+    }
+    line
 }

@@ -284,3 +284,130 @@ fn worker_flooding_a_frame_over_the_limit_is_cut_off_and_replaced() {
     assert_eq!(echoed, json!({ "ok": true }));
     assert_ne!(worker_pids(&env), old);
 }
+
+#[test]
+fn exclusive_method_never_overlaps_and_is_not_starved_by_reads() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let env = TestEnv::new();
+    let marks = env.tmp.path().join("marks");
+    std::fs::create_dir(&marks).expect("marks dir");
+    configure(
+        &env,
+        &format!(
+            "workers = 2\nexclusive = [\"reindex\"]\nenv = {{ WORKER_MARKS = {:?} }}",
+            marks.display().to_string()
+        ),
+    );
+    let sock = socket(&env);
+    let reading = Arc::new(AtomicBool::new(true));
+    let reads = Arc::new(AtomicU64::new(0));
+    // A steady stream of reads from four clients, until the exclusive work is done.
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (sock, reading, reads) = (sock.clone(), reading.clone(), reads.clone());
+            std::thread::spawn(move || {
+                let mut connection = connect(&sock);
+                while reading.load(Ordering::Relaxed) {
+                    let result = connection
+                        .request("read", Some(json!({ "ms": 15 })), &mut |_| {})
+                        .expect("answer")
+                        .expect("read result");
+                    assert_eq!(result["overlap"], false, "a read overlapped a reindex");
+                    reads.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    assert!(wait_until(Duration::from_secs(10), || reads
+        .load(Ordering::Relaxed)
+        > 10));
+    let mut connection = connect(&sock);
+    for _ in 0..3 {
+        let result = connection
+            .request("reindex", Some(json!({ "ms": 40 })), &mut |_| {})
+            .expect("answer")
+            .expect("reindex result");
+        assert_eq!(
+            result["overlap"], false,
+            "reindex ran alongside another request"
+        );
+    }
+    // The reads were still streaming while every reindex got its turn.
+    assert!(reading.load(Ordering::Relaxed));
+    reading.store(false, Ordering::Relaxed);
+    for reader in readers {
+        reader.join().expect("reader");
+    }
+}
+
+#[test]
+fn thousand_worker_start_stop_cycles_leak_nothing() {
+    let env = TestEnv::new();
+    // A worker that answers one request by exiting: every request is one start/stop cycle.
+    env.write_config(
+        "[services.cycle]\n\
+         command = [\"/bin/sh\", \"-c\", \"read line; exit 3\"]\n\
+         restart = { attempts = 100000, window = \"1h\" }\n",
+    );
+    let status = env.json(&["-s", "cycle", "start"]);
+    let daemon = status["pid"].as_u64().expect("pid") as u32;
+    let sock = PathBuf::from(status["socket"].as_str().expect("socket"));
+    let counts = || {
+        let fds = std::fs::read_dir(format!("/proc/{daemon}/fd")).map_or(0, |d| d.count());
+        let threads = std::fs::read_dir(format!("/proc/{daemon}/task")).map_or(0, |d| d.count());
+        (fds, threads, children_of(daemon))
+    };
+    // Settled: exactly one child, running (a zombie is an exited worker not yet reaped, and
+    // its replacement may not exist yet).
+    let one_running_child = || {
+        let children = children_of(daemon);
+        children.len() == 1 && is_running(children[0])
+    };
+    let mut connection = connect(&sock);
+    // One cycle first, so that lazily created runtime resources exist before counting.
+    let _ = connection.request("x", None, &mut |_| {}).expect("answer");
+    assert!(wait_until(Duration::from_secs(10), one_running_child));
+    let before = counts();
+    for i in 0..1000 {
+        let error = connection
+            .request("x", None, &mut |_| {})
+            .expect("answer")
+            .expect_err("the worker exits instead of answering");
+        assert_eq!(error.code, -32002, "cycle {i}: {error}");
+    }
+    // Settled: the last exit reaped, its replacement running, stray tasks finished.
+    let settled = wait_until(Duration::from_secs(20), || {
+        let now = counts();
+        one_running_child() && now.0 <= before.0 && now.1 <= before.1
+    });
+    let after = counts();
+    assert!(settled, "before {before:?}, after {after:?}");
+    let zombies = after.2.iter().filter(|pid| !is_running(**pid)).count();
+    assert_eq!(zombies, 0, "zombie children: {after:?}");
+}
+
+/// Pids whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 2..].split(' ').nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            children.push(child);
+        }
+    }
+    children
+}

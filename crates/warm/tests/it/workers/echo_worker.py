@@ -1,7 +1,9 @@
 """A test worker: newline-delimited JSON-RPC on stdin/stdout.
 
 Methods: echo (returns params), pid, slow {ms, steps} (progress, then a result),
-flood {bytes} (writes one line of that many bytes), crash {code} (exits at once).
+flood {bytes} (writes one line of that many bytes), crash {code} (exits at once),
+read {ms} and reindex {ms} (report whether they overlapped an exclusive request, or any
+request, by marker files in $WORKER_MARKS, shared by every worker of the pool).
 WORKER_MODE: exit_at_once (exits 5 at start, after a stderr line), ignore_sigterm.
 """
 import json
@@ -18,6 +20,24 @@ if mode == "ignore_sigterm":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 out = sys.stdout
+marks = os.environ.get("WORKER_MARKS", "")
+
+
+def overlapped(kind, rid, ms):
+    """Runs a request for ms, marking it; True if a conflicting request ran meanwhile."""
+    mine = os.path.join(marks, f"{kind}-{os.getpid()}-{rid}")
+    open(mine, "w").close()
+
+    def conflict():
+        others = [m for m in os.listdir(marks) if os.path.join(marks, m) != mine]
+        return any(m.startswith("reindex-") for m in others) if kind == "read" else bool(others)
+
+    seen = conflict()
+    time.sleep(ms / 1000.0)
+    seen = seen or conflict()
+    os.remove(mine)
+    return seen
+
 
 
 def send(message):
@@ -46,6 +66,8 @@ for line in sys.stdin:
     elif method == "flood":
         out.write("x" * params["bytes"] + "\n")
         out.flush()
+    elif method in ("read", "reindex"):
+        send({"jsonrpc": "2.0", "id": rid, "result": {"overlap": overlapped(method, rid, params["ms"])}})
     elif method == "crash":
         os._exit(params.get("code", 3))
     else:
