@@ -6,9 +6,11 @@
 //! - [`process`]: [`WorkerProcess`] — one worker: stdio tasks, id rewriting, timeouts,
 //!   the shutdown sequence.
 //! - [`pool`]: [`Pool`] — the workers of a service: picking, exclusive methods, restarts.
+//! - [`fallback`]: one request on a fresh worker, when no daemon can be reached.
 //! - [`WorkerService`]: the pool as a daemon [`Service`].
 
 pub mod config;
+pub mod fallback;
 pub mod pool;
 pub mod process;
 

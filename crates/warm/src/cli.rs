@@ -91,7 +91,8 @@ pub struct CallArgs {
     /// Give up waiting for the answer after this long (exit code 4).
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
-    /// Fail instead of falling back when the daemon cannot be reached.
+    /// When no daemon can be reached, fail (exit 3) instead of running the service's worker
+    /// directly for this one call.
     #[arg(long)]
     pub no_fallback: bool,
 }

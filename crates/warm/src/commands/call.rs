@@ -10,10 +10,13 @@ use super::print_json;
 use crate::cli::CallArgs;
 use crate::context::Context;
 use crate::failure::{CommandResult, Failure};
+use warm_worker::WorkerConfig;
 
 pub fn run(context: &Context, args: &CallArgs) -> CommandResult {
     let params = read_params(args.params.as_deref())?;
     let mut client = Client::new(context.spec(&[])?)?;
+    // Kept for the fallback: the call consumes its own copy.
+    let fallback_params = params.clone();
     if let Some(text) = &args.timeout {
         let timeout =
             parse_duration(text).map_err(|e| Failure::Usage(format!("--timeout: {e}")))?;
@@ -42,7 +45,38 @@ pub fn run(context: &Context, args: &CallArgs) -> CommandResult {
             }
             Err(Failure::Method(error))
         }
+        // Only when no daemon was reached: a request lost in flight may have run already.
+        Err(error @ warm_client::Error::Unavailable { .. }) => {
+            fall_back(context, args, fallback_params, error)
+        }
         Err(error) => Err(error.into()),
+    }
+}
+
+/// Runs the request on the service's worker directly when no daemon can be reached (unless
+/// `--no-fallback` or `fallback = false`), and says so on stderr.
+fn fall_back(
+    context: &Context,
+    args: &CallArgs,
+    params: Option<Value>,
+    error: warm_client::Error,
+) -> CommandResult {
+    let worker = WorkerConfig::from_service(&context.service, context.root.clone());
+    let Some(worker) = worker.filter(|_| context.settings.fallback && !args.no_fallback) else {
+        return Err(error.into());
+    };
+    eprintln!("warm: {error}; running the worker directly for this call (slower; see `warm logs`)");
+    match warm_worker::fallback::run_once(&worker, &args.method, params) {
+        Ok(result) => {
+            print_json(&result);
+            Ok(())
+        }
+        Err(error) => {
+            if context.json {
+                print_json(&error);
+            }
+            Err(Failure::Method(error))
+        }
     }
 }
 

@@ -107,6 +107,11 @@ impl TestEnv {
             .collect()
     }
 
+    /// Pids of every live process of this test (daemons, workers, clients).
+    pub fn all_pids(&self) -> Vec<u32> {
+        self.processes().into_iter().map(|(pid, _)| pid).collect()
+    }
+
     /// Live processes (not zombies) whose environment names this test's runtime directory.
     fn processes(&self) -> Vec<(u32, String)> {
         let needle = format!("WARM_RUNTIME_DIR={}", self.runtime_dir.display());

@@ -411,3 +411,34 @@ fn children_of(pid: u32) -> Vec<u32> {
     }
     children
 }
+
+#[test]
+fn call_falls_back_to_the_worker_when_no_daemon_can_start() {
+    let env = TestEnv::new();
+    configure(&env, "");
+    // Learn the daemon directory, then block its socket path so no daemon can start.
+    socket(&env);
+    let dir = env.daemon_dir("py");
+    env.ok(&["-s", "py", "stop"]);
+    std::fs::create_dir_all(dir.join("sock").join("blocker")).expect("mkdir");
+
+    let output = env.run(&["-s", "py", "call", "echo", r#"{"via": "fallback"}"#]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(stdout_of(&output).trim(), r#"{"via":"fallback"}"#);
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains("running the worker directly"), "{stderr}");
+    assert!(
+        stderr.contains("cannot remove stale socket"),
+        "the reason is given: {stderr}"
+    );
+
+    let output = env.run(&["-s", "py", "call", "echo", "[1]", "--no-fallback"]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr_of(&output));
+    // The fallback worker was stopped with its call; nothing of this test is left running
+    // (the daemons that failed to start exit on their own).
+    assert!(
+        wait_until(Duration::from_secs(5), || env.all_pids().is_empty()),
+        "left running: {:?}",
+        env.all_pids()
+    );
+}
