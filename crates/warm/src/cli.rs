@@ -66,6 +66,27 @@ pub enum Command {
     Stop(StopArgs),
     /// Print the daemon's log (or its event stream).
     Logs(LogsArgs),
+    /// Write a commented starter .warm.toml in the current directory.
+    #[command(
+        after_help = "Examples:\n  warm init --name index -- python3 -m mytool.worker\n  warm init --name py --lsp -- pylsp\n  warm init                      (all commented out, to fill in)"
+    )]
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Name of the service table.
+    #[arg(long, default_value = "main", value_name = "NAME")]
+    pub name: String,
+    /// The worker is a language server (LSP framing).
+    #[arg(long)]
+    pub lsp: bool,
+    /// Replace an existing .warm.toml.
+    #[arg(long)]
+    pub force: bool,
+    /// The worker command, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
 }
 
 #[derive(Debug, Args)]

@@ -44,6 +44,11 @@ fn run(cli: Cli, ready: Option<warm_daemon::ReadyReporter>) -> Result<u8, Failur
         let ready = ready.unwrap_or_else(warm_daemon::ReadyReporter::none);
         return commands::serve::run(context, args, ready).map(|()| 0);
     }
+    if let Command::Init(args) = &cli.command {
+        let cwd = std::env::current_dir()
+            .map_err(|e| Failure::Usage(format!("cannot read the current directory: {e}")))?;
+        return commands::init::run(&cwd, args).map(|()| 0);
+    }
     if let Command::List = &cli.command {
         return commands::list::run(&warm_client::runtime_dir_location(), cli.global.json)
             .map(|()| 0);
@@ -57,7 +62,7 @@ fn run(cli: Cli, ready: Option<warm_daemon::ReadyReporter>) -> Result<u8, Failur
         Command::Status => commands::status::run(&context)?,
         Command::Stop(args) => commands::stop::run(&context, args.all)?,
         Command::Logs(args) => commands::logs::run(&context, args)?,
-        Command::Serve(_) | Command::List => {}
+        Command::Serve(_) | Command::List | Command::Init(_) => {}
     }
     Ok(0)
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod call;
+pub mod init;
 pub mod keepalive;
 pub mod list;
 pub mod logs;

@@ -292,3 +292,41 @@ fn keepalive_exits_with_the_command_code() {
         env.json(&["status"])["leases"] == 0
     }));
 }
+
+#[test]
+fn init_writes_a_starter_that_validates_and_refuses_to_overwrite() {
+    let env = TestEnv::new();
+    let output = env.run(&["init", "--name", "idx", "--", "python3", "-m", "my tool"]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let text = std::fs::read_to_string(env.project.join(".warm.toml")).expect("written");
+    assert!(
+        text.contains(r#"command = ["python3", "-m", "my tool"]"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("[services.idx]") && text.contains("[client]"),
+        "{text}"
+    );
+    // Valid as written: the configuration loads (no daemon runs, so status says exit 3, not 2).
+    let status = env.run(&["-s", "idx", "status"]);
+    assert_eq!(status.status.code(), Some(3), "{}", stderr_of(&status));
+    // No overwriting by accident.
+    let again = env.run(&["init"]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        stderr_of(&again).contains("--force"),
+        "{}",
+        stderr_of(&again)
+    );
+    // Without a command everything is commented out, and still valid.
+    let blank = env.run(&["init", "--force", "--lsp"]);
+    assert!(blank.status.success(), "{}", stderr_of(&blank));
+    let text = std::fs::read_to_string(env.project.join(".warm.toml")).expect("written");
+    assert!(
+        text.contains("# [services.main]") && text.contains("framing = \"lsp\""),
+        "{text}"
+    );
+    env.ok(&["call", "daemon/ping"]);
+    let bad = env.run(&["init", "--force", "--name", "a/b"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
