@@ -69,7 +69,7 @@ impl Payload {
             Framing::Ndjson | Framing::Lsp => serde_json::from_slice(&self.body).map_err(|e| {
                 ErrorObject::new(ErrorCode::ParseError, format!("parse error: {e}"))
             })?,
-            Framing::Binary => rmp_serde::from_slice(&self.body).map_err(|e| {
+            Framing::Binary => crate::msgpack::to_json(&self.body).map_err(|e| {
                 ErrorObject::new(
                     ErrorCode::ParseError,
                     format!("parse error (MessagePack): {e}"),

@@ -12,6 +12,7 @@
 //! - [`codec`]: [`FrameDecoder`] / [`encode`]: bytes to payloads and back, under [`Limits`].
 //! - [`limits`]: [`Limits`], the bounds on everything a peer controls.
 //! - [`methods`]: names and parameter shapes of the built-in `daemon/*` methods.
+//! - [`msgpack`]: MessagePack bodies to JSON values (raw bytes become base64 strings).
 
 pub mod codec;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod framing;
 pub mod limits;
 pub mod message;
 pub mod methods;
+pub mod msgpack;
 
 pub use codec::{encode, encode_message, DecodeError, FrameDecoder, Payload};
 pub use error::{ErrorCode, ErrorObject};

@@ -105,3 +105,69 @@ fn node_worker_stays_warm_between_calls() {
     assert_eq!(status["workers"][0]["requests"], 4, "{status}");
     assert_eq!(status["workers"][0]["restarts"], 0, "{status}");
 }
+
+/// `target/<profile>/examples/NAME`, built by cargo alongside the tests.
+fn example_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    profile_dir.join("examples").join(name)
+}
+
+#[test]
+fn binary_client_sends_megabytes_of_raw_bytes_next_to_json_clients() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let env = TestEnv::new();
+    env.write_config(&format!(
+        "[services.py]\ncommand = [{:?}, {:?}]\nworkers = 2\n",
+        python(),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/it/workers/echo_worker.py")
+            .display()
+            .to_string()
+    ));
+    let status = env.json(&["-s", "py", "start"]);
+    let sock = PathBuf::from(status["socket"].as_str().expect("socket"));
+    let running = Arc::new(AtomicBool::new(true));
+    let answered = Arc::new(AtomicU64::new(0));
+    let json_clients: Vec<_> = (0..3)
+        .map(|client| {
+            let (sock, running, answered) = (sock.clone(), running.clone(), answered.clone());
+            std::thread::spawn(move || {
+                let mut connection =
+                    warm_client::Connection::connect(&sock, warm_protocol::Framing::Ndjson)
+                        .expect("connect");
+                let mut i = 0;
+                while running.load(Ordering::Relaxed) {
+                    let params = json!({ "client": client, "i": i });
+                    let result = connection
+                        .request("echo", Some(params.clone()), &mut |_| {})
+                        .expect("answer")
+                        .expect("result");
+                    assert_eq!(result, params);
+                    answered.fetch_add(1, Ordering::Relaxed);
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    for _ in 0..2 {
+        let output = std::process::Command::new(example_binary("binary_bytes"))
+            .arg(&sock)
+            .arg("4")
+            .output()
+            .expect("run the binary client example");
+        assert!(output.status.success(), "{}", stderr_of(&output));
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+        assert_eq!(report["worker_len"], 4 * 1024 * 1024, "{report}");
+        assert_eq!(report["worker_sha256"], report["local_sha256"], "{report}");
+    }
+    assert!(answered.load(Ordering::Relaxed) > 0);
+    running.store(false, Ordering::Relaxed);
+    for client in json_clients {
+        client.join().expect("a JSON client failed");
+    }
+}

@@ -2,10 +2,13 @@
 
 Methods: echo (returns params), pid, slow {ms, steps} (progress, then a result),
 flood {bytes} (writes one line of that many bytes), crash {code} (exits at once),
-read {ms} and reindex {ms} (report whether they overlapped an exclusive request, or any
+digest {data} (sha256 and length of base64 data: raw bytes sent in binary frames arrive
+as base64), read {ms} and reindex {ms} (report whether they overlapped an exclusive request, or any
 request, by marker files in $WORKER_MARKS, shared by every worker of the pool).
 WORKER_MODE: exit_at_once (exits 5 at start, after a stderr line), ignore_sigterm.
 """
+import base64
+import hashlib
 import json
 import os
 import signal
@@ -66,6 +69,9 @@ for line in sys.stdin:
     elif method == "flood":
         out.write("x" * params["bytes"] + "\n")
         out.flush()
+    elif method == "digest":
+        data = base64.b64decode(params["data"])
+        send({"jsonrpc": "2.0", "id": rid, "result": {"sha256": hashlib.sha256(data).hexdigest(), "len": len(data)}})
     elif method in ("read", "reindex"):
         send({"jsonrpc": "2.0", "id": rid, "result": {"overlap": overlapped(method, rid, params["ms"])}})
     elif method == "crash":

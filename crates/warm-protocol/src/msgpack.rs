@@ -1,0 +1,105 @@
+//! MessagePack bodies as JSON values.
+//!
+//! Binary frames carry MessagePack, which has types JSON lacks. Raw bytes (`bin`, and the
+//! data of `ext` values) become base64 strings (standard alphabet, padded): a binary client
+//! can send megabytes of raw bytes, and a JSON worker receives a string it can decode. Map
+//! keys that are not strings are written as their JSON text. Answers are encoded from JSON
+//! values, so bytes come back as those strings.
+
+use base64::Engine;
+use serde_json::{Map, Number, Value};
+
+/// Decodes one MessagePack value into JSON.
+///
+/// # Errors
+/// A description of what is malformed (truncated, trailing bytes, non-finite float).
+pub fn to_json(body: &[u8]) -> Result<Value, String> {
+    let mut reader = body;
+    let value = rmpv::decode::read_value(&mut reader).map_err(|e| e.to_string())?;
+    if !reader.is_empty() {
+        return Err(format!("{} bytes after the value", reader.len()));
+    }
+    convert(value)
+}
+
+fn convert(value: rmpv::Value) -> Result<Value, String> {
+    Ok(match value {
+        rmpv::Value::Nil => Value::Null,
+        rmpv::Value::Boolean(b) => Value::Bool(b),
+        rmpv::Value::Integer(i) => match (i.as_i64(), i.as_u64()) {
+            (Some(n), _) => Value::from(n),
+            (None, Some(n)) => Value::from(n),
+            _ => return Err(format!("integer {i} out of range")),
+        },
+        rmpv::Value::F32(f) => float(f64::from(f))?,
+        rmpv::Value::F64(f) => float(f)?,
+        rmpv::Value::String(s) => match s.into_str() {
+            Some(s) => Value::String(s),
+            None => return Err("string is not UTF-8".into()),
+        },
+        rmpv::Value::Binary(bytes) => {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+        }
+        rmpv::Value::Ext(_, bytes) => {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+        }
+        rmpv::Value::Array(items) => {
+            Value::Array(items.into_iter().map(convert).collect::<Result<_, _>>()?)
+        }
+        rmpv::Value::Map(entries) => {
+            let mut map = Map::with_capacity(entries.len());
+            for (key, value) in entries {
+                let key = match convert(key)? {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                map.insert(key, convert(value)?);
+            }
+            Value::Object(map)
+        }
+    })
+}
+
+fn float(f: f64) -> Result<Value, String> {
+    Number::from_f64(f)
+        .map(Value::Number)
+        .ok_or_else(|| format!("{f} has no JSON form"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn bytes_become_base64_and_the_rest_maps_one_to_one() {
+        let value = rmpv::Value::Map(vec![
+            (rmpv::Value::from("jsonrpc"), rmpv::Value::from("2.0")),
+            (rmpv::Value::from("id"), rmpv::Value::from(7)),
+            (
+                rmpv::Value::from("params"),
+                rmpv::Value::Map(vec![
+                    (
+                        rmpv::Value::from("data"),
+                        rmpv::Value::Binary(vec![0, 1, 2, 255]),
+                    ),
+                    (rmpv::Value::from(1), rmpv::Value::F64(0.5)),
+                    (rmpv::Value::from("n"), rmpv::Value::Nil),
+                ]),
+            ),
+        ]);
+        let mut body = Vec::new();
+        rmpv::encode::write_value(&mut body, &value).expect("encode");
+        assert_eq!(
+            to_json(&body).expect("decodes"),
+            json!({"jsonrpc": "2.0", "id": 7, "params": {"data": "AAEC/w==", "1": 0.5, "n": null}})
+        );
+    }
+
+    #[test]
+    fn malformed_bodies_are_errors() {
+        assert!(to_json(&[0x92, 0x01]).is_err(), "truncated array");
+        assert!(to_json(&[0x01, 0x02]).is_err(), "trailing bytes");
+        assert!(to_json(&[0xc4, 0x05, 1]).is_err(), "truncated bin");
+    }
+}
