@@ -442,3 +442,33 @@ fn call_falls_back_to_the_worker_when_no_daemon_can_start() {
         env.all_pids()
     );
 }
+
+#[test]
+fn unavailable_service_recovers_once_the_window_has_passed() {
+    let env = TestEnv::new();
+    // Fails at start until the file `ready` exists in the project root (its working dir).
+    let script = format!(
+        "if [ -e ready ]; then exec {} {}; else echo 'not ready yet' >&2; exit 5; fi",
+        python(),
+        worker_script().display()
+    );
+    env.write_config(&format!(
+        "[services.py]\ncommand = [\"/bin/sh\", \"-c\", {script:?}]\nrestart = {{ attempts = 1, window = \"1s\" }}\n"
+    ));
+    let sock = socket(&env);
+    let mut connection = connect(&sock);
+    let error = connection
+        .request("echo", Some(json!([1])), &mut |_| {})
+        .expect("answer")
+        .expect_err("unavailable");
+    assert_eq!(error.code, -32002, "{error}");
+    std::fs::write(env.project.join("ready"), "").expect("marker");
+    // Past the window, a later request starts a worker again and is answered.
+    let recovered = wait_until(Duration::from_secs(15), || {
+        matches!(
+            connection.request("echo", Some(json!([2])), &mut |_| {}),
+            Ok(Ok(ref v)) if *v == json!([2])
+        )
+    });
+    assert!(recovered, "the service never recovered");
+}
