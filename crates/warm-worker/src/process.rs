@@ -201,17 +201,7 @@ impl WorkerProcess {
         cancel: CancellationToken,
         timeout: Duration,
     ) -> Result<Value, ErrorObject> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (answer_tx, answer_rx) = oneshot::channel();
-        if let Ok(mut pending) = self.pending.lock() {
-            pending.insert(
-                id,
-                Pending {
-                    answer_tx,
-                    progress,
-                },
-            );
-        }
+        let (id, answer_rx) = self.register(progress);
         let request = Message::Request(Request {
             id: RequestId::Number(id),
             method,
@@ -250,6 +240,23 @@ impl WorkerProcess {
                 Err(ErrorObject::new(ErrorCode::Cancelled, "request cancelled"))
             }
         }
+    }
+
+    /// Records a request about to be written: its worker-side id, and where its answer will
+    /// arrive.
+    fn register(&self, progress: Progress) -> (i64, oneshot::Receiver<Result<Value, ErrorObject>>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (answer_tx, answer_rx) = oneshot::channel();
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.insert(
+                id,
+                Pending {
+                    answer_tx,
+                    progress,
+                },
+            );
+        }
+        (id, answer_rx)
     }
 
     async fn send(&self, message: Message) -> bool {
@@ -326,17 +333,7 @@ impl WorkerProcess {
     }
 
     async fn lsp_goodbye(&self, deadline: Duration) {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (answer_tx, answer_rx) = oneshot::channel();
-        if let Ok(mut pending) = self.pending.lock() {
-            pending.insert(
-                id,
-                Pending {
-                    answer_tx,
-                    progress: Progress::none(),
-                },
-            );
-        }
+        let (id, answer_rx) = self.register(Progress::none());
         let shutdown = Message::Request(Request {
             id: RequestId::Number(id),
             method: "shutdown".into(),

@@ -17,14 +17,6 @@ fn example(path: &str) -> String {
         .to_string()
 }
 
-fn python() -> String {
-    let out = std::process::Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .expect("python3");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 #[test]
 fn python_index_loads_once_searches_and_reindexes_exclusively_with_progress() {
     let env = TestEnv::new();

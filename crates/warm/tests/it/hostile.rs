@@ -256,7 +256,8 @@ fn peer_of_another_user_is_refused() {
     std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o777)).expect("chmod");
     // Perl is in every Debian base system and runs for any user (the pyenv interpreter
     // lives under root's private home).
-    let stranger = r#"use IO::Socket::UNIX;
+    // SIGPIPE ignored: the daemon may close before the write, which must not kill perl.
+    let stranger = r#"use IO::Socket::UNIX; $SIG{PIPE} = "IGNORE";
         my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die "connect: $!";
         print $s qq({"jsonrpc":"2.0","id":1,"method":"daemon/ping"}\n);
         my $buf = ""; my $n = sysread($s, $buf, 100);

@@ -206,6 +206,15 @@ impl Drop for TestEnv {
 
 pub use warm_client::meta::process_is_running as is_running;
 
+/// The real Python interpreter (the pyenv shim on PATH costs ~150 ms per start).
+pub fn python() -> String {
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 pub fn kill(pid: u32, signal: &str) {
     let _ = Command::new("kill")
         .arg(format!("-{signal}"))

@@ -10,15 +10,6 @@ use warm_protocol::Framing;
 
 use crate::support::*;
 
-/// The real interpreter (the pyenv shim on PATH costs ~150 ms per start).
-fn python() -> String {
-    let out = std::process::Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .expect("python3");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 fn worker_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/workers/echo_worker.py")
 }
@@ -377,9 +368,14 @@ fn thousand_worker_start_stop_cycles_leak_nothing() {
         assert_eq!(error.code, -32002, "cycle {i}: {error}");
     }
     // Settled: the last exit reaped, its replacement running, stray tasks finished.
+    // A leak would grow with the cycles (1,000 of them); a few descriptors come and go with
+    // normal work (an event being appended, the runtime's handle on a child it waits for),
+    // so the comparison allows that much and no more.
+    const SLACK_FDS: usize = 8;
+    const SLACK_THREADS: usize = 2;
     let settled = wait_until(Duration::from_secs(20), || {
         let now = counts();
-        one_running_child() && now.0 <= before.0 && now.1 <= before.1
+        one_running_child() && now.0 <= before.0 + SLACK_FDS && now.1 <= before.1 + SLACK_THREADS
     });
     let after = counts();
     assert!(settled, "before {before:?}, after {after:?}");
