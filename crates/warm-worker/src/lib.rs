@@ -3,8 +3,8 @@
 //!
 //! # Layout
 //! - [`config`]: [`WorkerConfig`] from a service's `.warm.toml` table.
-//! - [`process`]: [`WorkerProcess`] — one worker: stdio tasks, id rewriting, timeouts,
-//!   the shutdown sequence.
+//! - [`process`]: [`WorkerProcess`] — one worker: id rewriting and timeouts; its stdio
+//!   tasks (`process::io`) and its shutdown sequence (`process::stop`).
 //! - [`pool`]: [`Pool`] — the workers of a service: picking, exclusive methods, restarts.
 //! - [`fallback`]: one request on a fresh worker, when no daemon can be reached.
 //! - [`WorkerService`]: the pool as a daemon [`Service`].

@@ -13,21 +13,22 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use warm_client::EventLog;
 use warm_daemon::Progress;
 use warm_protocol::methods::{ProgressParams, CANCEL_REQUEST, PROGRESS};
 use warm_protocol::{
-    encode, ErrorCode, ErrorObject, FrameDecoder, Framing, Incoming, Limits, Message, Notification,
-    Request, RequestId, Response,
+    ErrorCode, ErrorObject, Framing, Limits, Message, Notification, Request, RequestId, Response,
 };
 
 use crate::config::{ShutdownDeadlines, WorkerConfig};
+
+mod io;
+mod stop;
+
+use io::{read_loop, reap, stderr_loop, write_loop};
 
 /// Lines of a worker's stderr kept for error reports.
 const STDERR_TAIL_LINES: usize = 20;
@@ -301,75 +302,6 @@ impl WorkerProcess {
         }
     }
 
-    /// The shutdown sequence, never reordered: (LSP) `shutdown` then `exit`; close stdin;
-    /// wait; SIGTERM; wait; SIGKILL; reap. Each stage has a deadline and records an event
-    /// when it escalates. Returns once the process is reaped.
-    pub async fn stop(&self) {
-        let deadlines = &self.deadlines;
-        self.retired.cancel();
-        if self.exited.is_cancelled() {
-            return;
-        }
-        if self.framing == Framing::Lsp {
-            self.lsp_goodbye(deadlines.after_close).await;
-        }
-        // Closing stdin: the writer task ends once the sender is gone, dropping the pipe.
-        if let Ok(mut tx) = self.stdin_tx.lock() {
-            tx.take();
-        }
-        if self.wait_exit(deadlines.after_close).await {
-            return;
-        }
-        self.escalate("sigterm", rustix::process::Signal::TERM)
-            .await;
-        if self.wait_exit(deadlines.after_term).await {
-            return;
-        }
-        self.escalate("sigkill", rustix::process::Signal::KILL)
-            .await;
-        // SIGKILL cannot be ignored; the bound only guards against a process stuck in the
-        // kernel.
-        self.wait_exit(Duration::from_secs(10)).await;
-    }
-
-    async fn lsp_goodbye(&self, deadline: Duration) {
-        let (id, answer_rx) = self.register(Progress::none());
-        let shutdown = Message::Request(Request {
-            id: RequestId::Number(id),
-            method: "shutdown".into(),
-            params: None,
-        });
-        if self.send(shutdown).await {
-            let _ = tokio::time::timeout(deadline, answer_rx).await;
-        }
-        self.take_pending(id);
-        self.send(Message::Notification(Notification {
-            method: "exit".into(),
-            params: None,
-        }))
-        .await;
-    }
-
-    async fn escalate(&self, stage: &str, signal: rustix::process::Signal) {
-        tracing::warn!(service = %self.service, pid = self.pid, stage, "worker did not exit; escalating");
-        self.events.record(
-            "worker.shutdown_escalated",
-            json!({ "service": self.service, "pid": self.pid, "stage": stage }),
-        );
-        let _ = self.signal_tx.send(signal).await;
-    }
-
-    async fn wait_exit(&self, deadline: Duration) -> bool {
-        tokio::time::timeout(deadline, self.exited.cancelled())
-            .await
-            .is_ok()
-    }
-
-    /// Waits until the process has been reaped.
-    pub async fn exited(&self) {
-        self.exited.cancelled().await;
-    }
-
     fn handle(self: &Arc<Self>, message: Message) {
         match message {
             Message::Response(response) => {
@@ -434,123 +366,4 @@ fn unavailable(reason: &str) -> ErrorObject {
         ErrorCode::WorkerUnavailable,
         format!("worker unavailable: {reason}"),
     )
-}
-
-async fn write_loop(
-    mut stdin: ChildStdin,
-    framing: Framing,
-    mut stdin_rx: mpsc::Receiver<Message>,
-) {
-    let mut buf = BytesMut::with_capacity(4096);
-    while let Some(message) = stdin_rx.recv().await {
-        encode(framing, &message, &mut buf);
-        while let Ok(more) = stdin_rx.try_recv() {
-            encode(framing, &more, &mut buf);
-        }
-        // A closed pipe (the worker died) is an error here, never a crash: Rust ignores
-        // SIGPIPE, and the reader side notices the exit.
-        if stdin.write_all(&buf).await.is_err() {
-            return;
-        }
-        buf.clear();
-    }
-    // Dropping stdin here closes the worker's input: EOF is its cue to exit.
-}
-
-async fn read_loop(worker: Arc<WorkerProcess>, mut stdout: ChildStdout, limits: Limits) {
-    let mut decoder = FrameDecoder::new(worker.framing, &limits);
-    let mut buf = BytesMut::with_capacity(8192);
-    let reason = loop {
-        match stdout.read_buf(&mut buf).await {
-            Ok(0) => break "closed its stdout".to_owned(),
-            Ok(_) => {}
-            Err(e) => break format!("stdout read failed: {e}"),
-        }
-        let mut fatal = None;
-        loop {
-            match decoder.decode(&mut buf) {
-                Ok(Some(payload)) => match payload.parse() {
-                    Ok(Incoming::Single(Ok(message))) => worker.handle(message),
-                    Ok(Incoming::Batch(items)) => {
-                        for message in items.into_iter().flatten() {
-                            worker.handle(message);
-                        }
-                    }
-                    Ok(Incoming::Single(Err(invalid))) => {
-                        fatal = Some(format!(
-                            "wrote an invalid message: {}",
-                            invalid.error.message
-                        ));
-                        break;
-                    }
-                    Err(error) => {
-                        fatal = Some(format!("wrote a frame it cannot parse: {}", error.message));
-                        break;
-                    }
-                },
-                Ok(None) => break,
-                Err(error) => {
-                    fatal = Some(format!("wrote a bad frame: {error}"));
-                    break;
-                }
-            }
-        }
-        if let Some(reason) = fatal {
-            break reason;
-        }
-    };
-    worker.retire(&reason);
-}
-
-async fn stderr_loop(worker: Arc<WorkerProcess>, stderr: ChildStderr) {
-    let mut lines = BufReader::new(stderr).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        tracing::info!(service = %worker.service, pid = worker.pid, "worker: {line}");
-        if let Ok(mut tail) = worker.stderr_tail.lock() {
-            if tail.len() == STDERR_TAIL_LINES {
-                tail.pop_front();
-            }
-            tail.push_back(line);
-        }
-    }
-}
-
-/// Owns the child: reaps it, and delivers signals only while it is unreaped.
-async fn reap(
-    worker: Arc<WorkerProcess>,
-    mut child: Child,
-    mut signal_rx: mpsc::Receiver<rustix::process::Signal>,
-    exited_tx: Option<mpsc::UnboundedSender<usize>>,
-) {
-    let status = loop {
-        tokio::select! {
-            status = child.wait() => break status,
-            Some(signal) = signal_rx.recv() => {
-                if let Some(pid) = child.id().and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
-                    let _ = rustix::process::kill_process(pid, signal);
-                }
-            }
-        }
-    };
-    let info = match status {
-        Ok(status) => {
-            use std::os::unix::process::ExitStatusExt;
-            ExitInfo {
-                code: status.code(),
-                signal: status.signal(),
-            }
-        }
-        Err(_) => ExitInfo {
-            code: None,
-            signal: None,
-        },
-    };
-    worker.record_exit(info.clone());
-    worker.exited.cancel();
-    worker.retire(&format!("exited ({info})"));
-    // The pool replaces the worker now, not when the next request finds it gone: a
-    // replacement loads its state while nobody waits.
-    if let Some(exited_tx) = exited_tx {
-        let _ = exited_tx.send(worker.slot);
-    }
 }
