@@ -51,6 +51,11 @@ pub struct ServiceConfig {
     /// How long a partially received frame may take to complete.
     pub partial_frame_timeout: Option<String>,
     pub drain_timeout: Option<String>,
+    /// LSP workers: `initializationOptions` sent with `initialize`.
+    pub initialization_options: Option<toml::Value>,
+    /// LSP workers: settings sent with `workspace/didChangeConfiguration` and used to answer
+    /// `workspace/configuration`.
+    pub settings: Option<toml::Value>,
 }
 
 /// `restart = { attempts = 2, window = "60s" }`.

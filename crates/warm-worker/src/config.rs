@@ -60,6 +60,15 @@ pub struct WorkerConfig {
     pub shutdown: ShutdownDeadlines,
     /// Largest frame accepted from a worker; a worker that sends more is cut off.
     pub max_frame_bytes: usize,
+    /// For LSP workers: what the handshake sends.
+    pub lsp: Option<LspInit>,
+}
+
+/// What an LSP worker is told when it starts.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LspInit {
+    pub initialization_options: Option<serde_json::Value>,
+    pub settings: Option<serde_json::Value>,
 }
 
 impl WorkerConfig {
@@ -96,6 +105,16 @@ impl WorkerConfig {
             restart,
             shutdown: ShutdownDeadlines::default(),
             max_frame_bytes: service.limits.max_frame_bytes,
+            lsp: (config.framing.as_deref() == Some("lsp")).then(|| LspInit {
+                initialization_options: config
+                    .initialization_options
+                    .as_ref()
+                    .and_then(|v| serde_json::to_value(v).ok()),
+                settings: config
+                    .settings
+                    .as_ref()
+                    .and_then(|v| serde_json::to_value(v).ok()),
+            }),
         })
     }
 }

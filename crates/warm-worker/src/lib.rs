@@ -7,10 +7,12 @@
 //!   tasks (`process::io`) and its shutdown sequence (`process::stop`).
 //! - [`pool`]: [`Pool`] — the workers of a service: picking, exclusive methods, restarts.
 //! - [`fallback`]: one request on a fresh worker, when no daemon can be reached.
+//! - [`lsp`]: the LSP handshake and answers to a language server's own requests.
 //! - [`WorkerService`]: the pool as a daemon [`Service`].
 
 pub mod config;
 pub mod fallback;
+pub mod lsp;
 pub mod pool;
 pub mod process;
 
@@ -21,7 +23,7 @@ use warm_client::EventLog;
 use warm_daemon::{BoxFuture, Call, Service};
 use warm_protocol::ErrorObject;
 
-pub use config::{RestartPolicy, ShutdownDeadlines, WorkerConfig};
+pub use config::{LspInit, RestartPolicy, ShutdownDeadlines, WorkerConfig};
 pub use pool::Pool;
 pub use process::{ExitInfo, WorkerProcess};
 

@@ -280,6 +280,7 @@ fn stop_times(python: &str, script: &Path, cwd: &Path, runs: usize) -> Vec<Strin
         restart: warm_worker::RestartPolicy::default(),
         shutdown: ShutdownDeadlines::default(),
         max_frame_bytes: 1 << 24,
+        lsp: None,
     };
     let events = warm_client::EventLog::new("/dev/null");
     let mut rows = Vec::new();

@@ -8,6 +8,7 @@
 //! reaped pid that the system has given to another process.
 
 use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,7 +24,7 @@ use warm_protocol::{
     ErrorCode, ErrorObject, Framing, Limits, Message, Notification, Request, RequestId, Response,
 };
 
-use crate::config::{ShutdownDeadlines, WorkerConfig};
+use crate::config::{LspInit, ShutdownDeadlines, WorkerConfig};
 
 mod io;
 mod stop;
@@ -78,6 +79,11 @@ pub struct WorkerProcess {
     retire_reason: Mutex<Option<String>>,
     stderr_tail: Mutex<VecDeque<String>>,
     served: AtomicU64,
+    /// Cancelled once the worker may take requests: at once, or after the LSP handshake.
+    ready: CancellationToken,
+    /// For LSP workers: the handshake's settings, also used to answer the server.
+    lsp: Option<LspInit>,
+    root: PathBuf,
     deadlines: ShutdownDeadlines,
     events: EventLog,
 }
@@ -127,6 +133,9 @@ impl WorkerProcess {
             retire_reason: Mutex::new(None),
             stderr_tail: Mutex::new(VecDeque::new()),
             served: AtomicU64::new(0),
+            ready: CancellationToken::new(),
+            lsp: config.lsp.clone(),
+            root: config.cwd.clone(),
             deadlines: config.shutdown.clone(),
             events,
         });
@@ -138,6 +147,19 @@ impl WorkerProcess {
         tokio::spawn(read_loop(worker.clone(), stdout, limits));
         tokio::spawn(stderr_loop(worker.clone(), stderr));
         tokio::spawn(reap(worker.clone(), child, signal_rx, exited_tx));
+        match (worker.lsp.clone(), config.framing) {
+            (Some(init), Framing::Lsp) => {
+                let (handshaking, timeout) = (worker.clone(), config.request_timeout);
+                tokio::spawn(async move {
+                    let root = handshaking.root.clone();
+                    match crate::lsp::handshake(&handshaking, &root, &init, timeout).await {
+                        Ok(_capabilities) => handshaking.ready.cancel(),
+                        Err(reason) => handshaking.retire(&reason),
+                    }
+                });
+            }
+            _ => worker.ready.cancel(),
+        }
         worker.events.record(
             "worker.spawn",
             json!({ "service": worker.service, "slot": slot, "pid": pid }),
@@ -202,6 +224,17 @@ impl WorkerProcess {
         cancel: CancellationToken,
         timeout: Duration,
     ) -> Result<Value, ErrorObject> {
+        // Until the LSP handshake is done, requests wait (within their own deadline).
+        tokio::select! {
+            _ = self.ready.cancelled() => {}
+            _ = self.retired.cancelled() => {
+                return Err(unavailable(&format!("worker {} did not start: {}", self.pid,
+                    self.retire_reason().unwrap_or_default())));
+            }
+            _ = tokio::time::sleep(timeout) => {
+                return Err(ErrorObject::new(ErrorCode::Timeout, "timeout: the worker was not ready in time"));
+            }
+        }
         let (id, answer_rx) = self.register(progress);
         let request = Message::Request(Request {
             id: RequestId::Number(id),
@@ -241,6 +274,41 @@ impl WorkerProcess {
                 Err(ErrorObject::new(ErrorCode::Cancelled, "request cancelled"))
             }
         }
+    }
+
+    /// Sends a request of the host's own (not a client's) and waits for its answer.
+    pub(crate) async fn request_raw(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        timeout: Duration,
+    ) -> Result<Value, ErrorObject> {
+        let (id, answer_rx) = self.register(Progress::none());
+        let request = Message::Request(Request {
+            id: RequestId::Number(id),
+            method: method.into(),
+            params,
+        });
+        if !self.send(request).await {
+            self.take_pending(id);
+            return Err(unavailable("the worker is not accepting requests"));
+        }
+        match tokio::time::timeout(timeout, answer_rx).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(unavailable("the worker went away")),
+            Err(_) => {
+                self.take_pending(id);
+                Err(ErrorObject::new(
+                    ErrorCode::Timeout,
+                    format!("no answer to {method}"),
+                ))
+            }
+        }
+    }
+
+    /// Sends a notification of the host's own.
+    pub(crate) async fn notify_raw(&self, message: Message) {
+        self.send(message).await;
     }
 
     /// Records a request about to be written: its worker-side id, and where its answer will
@@ -337,10 +405,14 @@ impl WorkerProcess {
                 tracing::info!(pid = self.pid, method = %n.method, "notification from worker");
             }
             Message::Request(request) => {
-                // Requests from the worker (an LSP server asking its client) are answered so
-                // that the worker never waits; the LSP service answers the ones it knows.
-                let answer =
-                    Response::error(request.id, ErrorObject::method_not_found(&request.method));
+                // Requests from the worker (an LSP server asking its client) are answered at
+                // once, so that the worker never waits.
+                let result =
+                    crate::lsp::answer_server_request(&request, self.lsp.as_ref(), &self.root);
+                let answer = Response {
+                    id: request.id,
+                    result,
+                };
                 let worker = self.clone();
                 tokio::spawn(async move {
                     worker.send(Message::Response(answer)).await;

@@ -468,3 +468,51 @@ fn unavailable_service_recovers_once_the_window_has_passed() {
     });
     assert!(recovered, "the service never recovered");
 }
+
+#[test]
+fn lsp_worker_gets_the_handshake_once_and_its_requests_answered() {
+    let env = TestEnv::new();
+    let server = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/workers/fake_lsp.py");
+    env.write_config(&format!(
+        "[services.lsp]\ncommand = [{:?}, {:?}]\nframing = \"lsp\"\n\
+         initialization_options = {{ x = 1 }}\nsettings = {{ fake = {{ level = 3 }} }}\n",
+        python(),
+        server.display().to_string()
+    ));
+    let mut seen = json!(null);
+    // The server's questions are answered asynchronously; wait until both answers arrived.
+    let complete = wait_until(Duration::from_secs(10), || {
+        seen = env.json(&["-s", "lsp", "call", "test/seen"]);
+        seen["answers"].as_object().is_some_and(|a| a.len() == 2)
+    });
+    assert!(complete, "{seen}");
+    let root_uri = format!("file://{}", env.project.display());
+    assert_eq!(seen["initialize"]["rootUri"], root_uri.as_str(), "{seen}");
+    assert_eq!(
+        seen["initialize"]["initializationOptions"],
+        json!({ "x": 1 })
+    );
+    assert_eq!(
+        seen["initialize"]["capabilities"]["general"]["positionEncodings"],
+        json!(["utf-16"])
+    );
+    assert_eq!(seen["initialized"], true);
+    assert_eq!(seen["settings"], json!({ "fake": { "level": 3 } }));
+    assert_eq!(seen["answers"]["cfg"], json!([3, null]));
+    assert_eq!(seen["answers"]["wdp"], json!(null));
+    // Shutdown goes `shutdown` then `exit`: the server exits 0 only in that order.
+    env.ok(&["-s", "lsp", "stop"]);
+    let events = env.events("lsp");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "worker.exit" && e["code"] == 0),
+        "{events:?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["event"] == "worker.shutdown_escalated"),
+        "{events:?}"
+    );
+}

@@ -1,0 +1,60 @@
+"""A fake language server (LSP framing on stdio) that records what its client did.
+
+It answers `initialize`, asks its client `workspace/configuration` and
+`window/workDoneProgress/create` after `initialized`, and reports everything it saw on
+`test/seen`. It exits on `exit`, with code 0 only if `shutdown` came first (as the LSP says).
+"""
+import json
+import sys
+
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+
+
+def read():
+    headers = {}
+    while True:
+        line = inp.readline()
+        if not line:
+            return None
+        line = line.strip()
+        if not line:
+            break
+        key, value = line.split(b":", 1)
+        headers[key.strip().lower()] = value.strip()
+    return json.loads(inp.read(int(headers[b"content-length"])))
+
+
+def send(message):
+    body = json.dumps(message).encode()
+    out.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    out.flush()
+
+
+seen = {"initialize": None, "initialized": False, "settings": None, "answers": {}, "shutdown": False}
+while True:
+    msg = read()
+    if msg is None:
+        sys.exit(1)
+    method = msg.get("method")
+    if method == "initialize":
+        seen["initialize"] = msg["params"]
+        send({"jsonrpc": "2.0", "id": msg["id"], "result": {"capabilities": {"hoverProvider": True}}})
+    elif method == "initialized":
+        seen["initialized"] = True
+        send({"jsonrpc": "2.0", "id": "cfg", "method": "workspace/configuration",
+              "params": {"items": [{"section": "fake.level"}, {"section": "missing"}]}})
+        send({"jsonrpc": "2.0", "id": "wdp", "method": "window/workDoneProgress/create",
+              "params": {"token": "t1"}})
+    elif method == "workspace/didChangeConfiguration":
+        seen["settings"] = msg["params"]["settings"]
+    elif method is None and "id" in msg:
+        seen["answers"][msg["id"]] = msg.get("result", msg.get("error"))
+    elif method == "test/seen":
+        send({"jsonrpc": "2.0", "id": msg["id"], "result": seen})
+    elif method == "shutdown":
+        seen["shutdown"] = True
+        send({"jsonrpc": "2.0", "id": msg["id"], "result": None})
+    elif method == "exit":
+        sys.exit(0 if seen["shutdown"] else 1)
+    elif "id" in msg:
+        send({"jsonrpc": "2.0", "id": msg["id"], "error": {"code": -32601, "message": f"no {method}"}})
