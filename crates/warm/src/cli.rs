@@ -14,10 +14,12 @@ Examples:
   warm status --json                    one daemon's state, for scripts
   warm list                             every daemon of this user
   warm stop --all                       stop them all
+  warm init --name index -- python3 -m mytool.worker   host your own stdio JSON-RPC worker
 
 Exit codes: 0 ok, 1 the method returned an error, 2 usage, 3 daemon unavailable, 4 timeout.
 Environment: WARM_RUNTIME_DIR (where daemons live), WARM_RETRY_DELAYS, WARM_MAX_RESTARTS,
-WARM_LOG (daemon log filter, e.g. debug).";
+WARM_FALLBACK, WARM_READY_TIMEOUT, WARM_PROGRESS (progress on stderr even when it is not a
+terminal), WARM_LOG (daemon log filter, e.g. debug).";
 
 /// Keep tools warm: one background daemon per project, shared by every client.
 #[derive(Debug, Parser)]
