@@ -134,17 +134,18 @@ impl Client {
     /// [`Error::Rpc`] when the method returned an error; other variants when no answer could
     /// be had (see the module docs for what is retried).
     pub fn call(&mut self, method: &str, params: Option<Value>) -> Result<Value, Error> {
-        self.call_with_progress(method, params, &mut |_| {})
+        self.call_with_progress(method, params.as_ref(), &mut |_| {})
     }
 
-    /// Like [`Client::call`], passing `$/progress` notifications to `on_progress`.
+    /// Like [`Client::call`], passing `$/progress` notifications to `on_progress`. The params
+    /// are borrowed down to the socket write: retries and a caller's fallback cost no copy.
     ///
     /// # Errors
     /// As [`Client::call`].
     pub fn call_with_progress(
         &mut self,
         method: &str,
-        params: Option<Value>,
+        params: Option<&Value>,
         on_progress: &mut dyn FnMut(ProgressParams),
     ) -> Result<Value, Error> {
         let mut starts = 0;
@@ -152,14 +153,11 @@ impl Client {
         let busy_deadline = Instant::now() + Duration::from_secs(60);
         loop {
             // On a fresh connection the request rides along with the hello (one round trip).
-            let first = FirstRequest {
-                method,
-                params: params.clone(),
-            };
+            let first = FirstRequest { method, params };
             let outcome = match self.ensure_connected(&mut starts, Some(first), on_progress)? {
                 Some(outcome) => outcome,
                 None => match self.connection.as_mut() {
-                    Some(connection) => connection.request(method, params.clone(), on_progress),
+                    Some(connection) => connection.request(method, params, on_progress),
                     None => continue,
                 },
             };
@@ -214,7 +212,7 @@ impl Client {
         let params = json!({ "reason": reason });
         if let Some(connection) = self.connection.as_mut() {
             // The daemon may close the connection right after answering; either way it stops.
-            let _ = connection.request(methods::SHUTDOWN, Some(params), &mut |_| {});
+            let _ = connection.request(methods::SHUTDOWN, Some(&params), &mut |_| {});
         }
         self.disconnect();
         self.wait_for_exit()?;
@@ -250,7 +248,7 @@ impl Client {
     ) -> Result<Option<Outcome>, Error> {
         let mut connect_failures = 0usize;
         while self.connection.is_none() {
-            match self.open_and_greet(first.clone(), on_progress) {
+            match self.open_and_greet(first, on_progress) {
                 Ok(outcome) => return Ok(outcome),
                 Err(Greet::NoDaemon) => {}
                 Err(Greet::Mismatch(why)) => self.replace_daemon(&why)?,
@@ -299,8 +297,9 @@ impl Client {
             protocol: PROTOCOL_VERSION,
             config_hash: self.spec.config_hash.clone(),
         };
+        let hello = serde_json::to_value(hello).ok();
         let hello_id = connection
-            .send_request(methods::HELLO, serde_json::to_value(hello).ok())
+            .send_request(methods::HELLO, hello.as_ref())
             .map_err(|_| Greet::NoDaemon)?;
         let first_id = match first {
             Some(first) => Some(
@@ -364,7 +363,7 @@ impl Client {
     fn replace_daemon(&mut self, why: &str) -> Result<(), Error> {
         let params = json!({ "reason": format!("replaced: {why}") });
         if let Some(connection) = self.connection.as_mut() {
-            let _ = connection.request(methods::SHUTDOWN, Some(params), &mut |_| {});
+            let _ = connection.request(methods::SHUTDOWN, Some(&params), &mut |_| {});
         }
         self.disconnect();
         self.wait_for_exit()
@@ -465,10 +464,10 @@ impl Client {
 type Outcome = Result<Result<Value, ErrorObject>, RequestFailure>;
 
 /// A request to send with the hello of a fresh connection.
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 struct FirstRequest<'a> {
     method: &'a str,
-    params: Option<Value>,
+    params: Option<&'a Value>,
 }
 
 enum Greet {

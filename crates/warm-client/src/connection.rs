@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use serde_json::Value;
 use warm_protocol::methods::{ProgressParams, PROGRESS};
 use warm_protocol::{
-    encode, ErrorObject, FrameDecoder, Framing, Incoming, Limits, Message, Request, RequestId,
+    encode, ErrorObject, FrameDecoder, Framing, Incoming, Limits, Message, RequestId, RequestRef,
 };
 
 /// How a request failed to produce a response.
@@ -120,7 +120,7 @@ impl Connection {
     pub fn request(
         &mut self,
         method: &str,
-        params: Option<Value>,
+        params: Option<&Value>,
         on_progress: &mut dyn FnMut(ProgressParams),
     ) -> Result<Result<Value, ErrorObject>, RequestFailure> {
         let id = self
@@ -134,15 +134,16 @@ impl Connection {
     ///
     /// # Errors
     /// The write error: the request did not reach the daemon.
-    pub fn send_request(&mut self, method: &str, params: Option<Value>) -> io::Result<RequestId> {
+    pub fn send_request(&mut self, method: &str, params: Option<&Value>) -> io::Result<RequestId> {
         let id = RequestId::Number(self.next_id);
         self.next_id += 1;
-        let request = Message::Request(Request {
-            id: id.clone(),
-            method: method.to_owned(),
-            params,
-        });
-        self.send(&request)?;
+        self.write_buf.clear();
+        encode(
+            self.framing,
+            &RequestRef::new(&id, method, params),
+            &mut self.write_buf,
+        );
+        self.stream.write_all(&self.write_buf)?;
         Ok(id)
     }
 

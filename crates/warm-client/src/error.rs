@@ -46,12 +46,4 @@ impl Error {
             source,
         }
     }
-
-    /// True when the daemon could not be reached at all (exit code 3 territory).
-    pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            Error::Unavailable { .. } | Error::ConnectionLost(_) | Error::Io { .. }
-        )
-    }
 }

@@ -27,7 +27,7 @@ pub use codec::{encode, encode_message, DecodeError, FrameDecoder, Payload};
 pub use error::{ErrorCode, ErrorObject};
 pub use framing::Framing;
 pub use limits::Limits;
-pub use message::{Incoming, Message, Notification, Request, RequestId, Response};
+pub use message::{Incoming, Message, Notification, Request, RequestId, RequestRef, Response};
 
 /// The protocol revision spoken by this crate, exchanged in `daemon/hello`.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -187,46 +187,6 @@ impl Message {
             None => parse_response(answer_id, id.is_some(), object),
         }
     }
-
-    /// The JSON form of this message.
-    pub fn to_value(&self) -> Value {
-        let mut object = Map::with_capacity(4);
-        object.insert("jsonrpc".into(), Value::from("2.0"));
-        match self {
-            Message::Request(request) => {
-                object.insert("id".into(), id_value(&request.id));
-                object.insert("method".into(), Value::from(request.method.as_str()));
-                if let Some(params) = &request.params {
-                    object.insert("params".into(), params.clone());
-                }
-            }
-            Message::Notification(notification) => {
-                object.insert("method".into(), Value::from(notification.method.as_str()));
-                if let Some(params) = &notification.params {
-                    object.insert("params".into(), params.clone());
-                }
-            }
-            Message::Response(response) => {
-                object.insert("id".into(), id_value(&response.id));
-                match &response.result {
-                    Ok(result) => object.insert("result".into(), result.clone()),
-                    Err(error) => object.insert(
-                        "error".into(),
-                        serde_json::to_value(error).unwrap_or(Value::Null),
-                    ),
-                };
-            }
-        }
-        Value::Object(object)
-    }
-}
-
-fn id_value(id: &RequestId) -> Value {
-    match id {
-        RequestId::Number(n) => Value::from(*n),
-        RequestId::String(s) => Value::from(s.as_str()),
-        RequestId::Null => Value::Null,
-    }
 }
 
 fn parse_id(raw: Value) -> Result<RequestId, InvalidMessage> {
@@ -267,6 +227,28 @@ fn parse_response(
         }
     };
     Ok(Message::Response(Response { id, result }))
+}
+
+/// A request to be written, borrowing its parts: serializing it copies nothing, however
+/// large the params. Same wire form as [`Message::Request`].
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RequestRef<'a> {
+    jsonrpc: &'static str,
+    pub id: &'a RequestId,
+    pub method: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub params: Option<&'a Value>,
+}
+
+impl<'a> RequestRef<'a> {
+    pub fn new(id: &'a RequestId, method: &'a str, params: Option<&'a Value>) -> RequestRef<'a> {
+        RequestRef {
+            jsonrpc: "2.0",
+            id,
+            method,
+            params,
+        }
+    }
 }
 
 impl Serialize for Message {
@@ -362,7 +344,7 @@ mod tests {
     }
 
     #[test]
-    fn serialize_and_to_value_agree() {
+    fn messages_round_trip_and_request_ref_writes_the_same() {
         let messages = [
             Message::Request(Request {
                 id: RequestId::String("a".into()),
@@ -378,7 +360,13 @@ mod tests {
         ];
         for message in messages {
             let serialized = serde_json::to_value(&message).expect("serializes");
-            assert_eq!(serialized, message.to_value());
+            if let Message::Request(r) = &message {
+                let borrowed = RequestRef::new(&r.id, &r.method, r.params.as_ref());
+                assert_eq!(
+                    serde_json::to_value(borrowed).expect("serializes"),
+                    serialized
+                );
+            }
             assert_eq!(Message::from_value(serialized), Ok(message));
         }
     }

@@ -15,8 +15,6 @@ use warm_worker::WorkerConfig;
 pub fn run(context: &Context, args: &CallArgs) -> CommandResult {
     let params = read_params(args.params.as_deref())?;
     let mut client = Client::new(context.spec(&[])?)?;
-    // Kept for the fallback: the call consumes its own copy.
-    let fallback_params = params.clone();
     if let Some(text) = &args.timeout {
         let timeout =
             parse_duration(text).map_err(|e| Failure::Usage(format!("--timeout: {e}")))?;
@@ -34,7 +32,7 @@ pub fn run(context: &Context, args: &CallArgs) -> CommandResult {
             eprintln!("{counts}{}", p.message.unwrap_or_default());
         }
     };
-    match client.call_with_progress(&args.method, params, &mut on_progress) {
+    match client.call_with_progress(&args.method, params.as_ref(), &mut on_progress) {
         Ok(result) => {
             print_json(&result);
             Ok(())
@@ -47,7 +45,7 @@ pub fn run(context: &Context, args: &CallArgs) -> CommandResult {
         }
         // Only when no daemon was reached: a request lost in flight may have run already.
         Err(error @ warm_client::Error::Unavailable { .. }) => {
-            fall_back(context, args, fallback_params, error)
+            fall_back(context, args, params, error)
         }
         Err(error) => Err(error.into()),
     }

@@ -49,7 +49,7 @@ fn stop_all(context: &Context) -> CommandResult {
             let _ = connection.set_timeout(Some(Duration::from_secs(5)));
             let _ = connection.request(
                 methods::SHUTDOWN,
-                Some(json!({ "reason": "warm stop --all" })),
+                Some(&json!({ "reason": "warm stop --all" })),
                 &mut |_| {},
             );
         }

@@ -136,7 +136,7 @@ fn binary_client_sends_megabytes_of_raw_bytes_next_to_json_clients() {
                 while running.load(Ordering::Relaxed) {
                     let params = json!({ "client": client, "i": i });
                     let result = connection
-                        .request("echo", Some(params.clone()), &mut |_| {})
+                        .request("echo", Some(&params), &mut |_| {})
                         .expect("answer")
                         .expect("result");
                     assert_eq!(result, params);

@@ -31,7 +31,7 @@ fn ndjson_lsp_and_binary_clients_share_one_socket() {
                 for i in 0..300 {
                     let params = json!({ "framing": framing.name(), "i": i, "text": "é😀" });
                     let result = connection
-                        .request("echo", Some(params.clone()), &mut |_| {})
+                        .request("echo", Some(&params), &mut |_| {})
                         .expect("answer")
                         .expect("result");
                     assert_eq!(result, params);

@@ -67,7 +67,7 @@ impl WellBehaved {
                 while !stop.load(Ordering::Relaxed) {
                     let params = json!({ "i": i });
                     let result = connection
-                        .request("echo", Some(params.clone()), &mut |_| {})
+                        .request("echo", Some(&params), &mut |_| {})
                         .map_err(|e| format!("request {i}: {e:?}"))?
                         .map_err(|e| format!("request {i}: {e}"))?;
                     if result != params {

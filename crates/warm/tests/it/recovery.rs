@@ -229,12 +229,12 @@ fn service_requests_after_a_mismatched_hello_are_refused_unrun() {
         warm_client::Connection::connect(&sock, warm_protocol::Framing::Ndjson).expect("connect");
     let hello = json!({ "version": "0.0.0-other", "protocol": 1 });
     let answer = connection
-        .request("daemon/hello", Some(hello), &mut |_| {})
+        .request("daemon/hello", Some(&hello), &mut |_| {})
         .expect("answer")
         .expect("hello result");
     assert_eq!(answer["version"], env!("CARGO_PKG_VERSION"));
     let refused = connection
-        .request("sleep", Some(json!({ "ms": 1 })), &mut |_| {})
+        .request("sleep", Some(&json!({ "ms": 1 })), &mut |_| {})
         .expect("answer")
         .expect_err("refused");
     assert_eq!(refused.code, -32003, "{refused}");

@@ -63,7 +63,7 @@ fn eight_clients_share_two_workers_and_get_their_own_answers() {
                 for i in 0..500 {
                     let params = json!({ "client": client, "i": i });
                     let result = connection
-                        .request("echo", Some(params.clone()), &mut |_| {})
+                        .request("echo", Some(&params), &mut |_| {})
                         .expect("answer")
                         .expect("result");
                     assert_eq!(result, params, "client {client} got another's answer");
@@ -95,7 +95,7 @@ fn worker_progress_reaches_its_client_before_the_answer() {
     let mut connection = connect(&socket(&env));
     let mut seen = Vec::new();
     let result = connection
-        .request("slow", Some(json!({ "ms": 60, "steps": 3 })), &mut |p| {
+        .request("slow", Some(&json!({ "ms": 60, "steps": 3 })), &mut |p| {
             seen.push(p.done)
         })
         .expect("answer")
@@ -121,7 +121,7 @@ fn killed_worker_fails_its_request_and_is_replaced() {
             kill(old[0] as u32, "KILL");
         });
         connection
-            .request("slow", Some(json!({ "ms": 30_000 })), &mut |_| {})
+            .request("slow", Some(&json!({ "ms": 30_000 })), &mut |_| {})
             .expect("answer")
     });
     let error = answer.expect_err("the request must fail");
@@ -131,7 +131,7 @@ fn killed_worker_fails_its_request_and_is_replaced() {
         "the client waited for the dead worker"
     );
     let echoed = connection
-        .request("echo", Some(json!([7])), &mut |_| {})
+        .request("echo", Some(&json!([7])), &mut |_| {})
         .expect("answer")
         .expect("the next request succeeds");
     assert_eq!(echoed, json!([7]));
@@ -160,12 +160,12 @@ fn stopped_worker_times_out_and_is_replaced() {
     kill(old[0] as u32, "STOP");
     let mut connection = connect(&sock);
     let error = connection
-        .request("echo", Some(json!([1])), &mut |_| {})
+        .request("echo", Some(&json!([1])), &mut |_| {})
         .expect("answer")
         .expect_err("timeout");
     assert_eq!(error.code, -32001, "{error}");
     let echoed = connection
-        .request("echo", Some(json!([2])), &mut |_| {})
+        .request("echo", Some(&json!([2])), &mut |_| {})
         .expect("answer")
         .expect("a new worker answers");
     assert_eq!(echoed, json!([2]));
@@ -237,7 +237,7 @@ fn worker_ignoring_sigterm_is_killed_at_the_deadline() {
     let pid = worker_pids(&env)[0] as u32;
     let slow = std::thread::spawn(move || {
         let mut connection = connect(&sock);
-        connection.request("slow", Some(json!({ "ms": 60_000 })), &mut |_| {})
+        connection.request("slow", Some(&json!({ "ms": 60_000 })), &mut |_| {})
     });
     assert!(wait_until(Duration::from_secs(10), || {
         env.json(&["-s", "py", "status"])["in_flight"] == 1
@@ -263,13 +263,13 @@ fn worker_flooding_a_frame_over_the_limit_is_cut_off_and_replaced() {
     let mut connection = connect(&socket(&env));
     let old = worker_pids(&env);
     let error = connection
-        .request("flood", Some(json!({ "bytes": 1_000_000 })), &mut |_| {})
+        .request("flood", Some(&json!({ "bytes": 1_000_000 })), &mut |_| {})
         .expect("answer")
         .expect_err("cut off");
     assert_eq!(error.code, -32002, "{error}");
     assert!(error.message.contains("exceeds the limit"), "{error}");
     let echoed = connection
-        .request("echo", Some(json!({ "ok": true })), &mut |_| {})
+        .request("echo", Some(&json!({ "ok": true })), &mut |_| {})
         .expect("answer")
         .expect("replaced");
     assert_eq!(echoed, json!({ "ok": true }));
@@ -301,7 +301,7 @@ fn exclusive_method_never_overlaps_and_is_not_starved_by_reads() {
                 let mut connection = connect(&sock);
                 while reading.load(Ordering::Relaxed) {
                     let result = connection
-                        .request("read", Some(json!({ "ms": 15 })), &mut |_| {})
+                        .request("read", Some(&json!({ "ms": 15 })), &mut |_| {})
                         .expect("answer")
                         .expect("read result");
                     assert_eq!(result["overlap"], false, "a read overlapped a reindex");
@@ -316,7 +316,7 @@ fn exclusive_method_never_overlaps_and_is_not_starved_by_reads() {
     let mut connection = connect(&sock);
     for _ in 0..3 {
         let result = connection
-            .request("reindex", Some(json!({ "ms": 40 })), &mut |_| {})
+            .request("reindex", Some(&json!({ "ms": 40 })), &mut |_| {})
             .expect("answer")
             .expect("reindex result");
         assert_eq!(
@@ -454,7 +454,7 @@ fn unavailable_service_recovers_once_the_window_has_passed() {
     let sock = socket(&env);
     let mut connection = connect(&sock);
     let error = connection
-        .request("echo", Some(json!([1])), &mut |_| {})
+        .request("echo", Some(&json!([1])), &mut |_| {})
         .expect("answer")
         .expect_err("unavailable");
     assert_eq!(error.code, -32002, "{error}");
@@ -462,7 +462,7 @@ fn unavailable_service_recovers_once_the_window_has_passed() {
     // Past the window, a later request starts a worker again and is answered.
     let recovered = wait_until(Duration::from_secs(15), || {
         matches!(
-            connection.request("echo", Some(json!([2])), &mut |_| {}),
+            connection.request("echo", Some(&json!([2])), &mut |_| {}),
             Ok(Ok(ref v)) if *v == json!([2])
         )
     });
