@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 /// An exclusive lock, held until dropped (or until the process dies: the kernel releases it).
 #[derive(Debug)]
 pub struct LockFile {
-    file: File,
+    /// Held, never read: closing it is what releases the lock.
+    _file: File,
     path: PathBuf,
 }
 
@@ -33,7 +34,7 @@ impl LockFile {
             }
             if still_names(path, &file)? {
                 return Ok(Some(LockFile {
-                    file,
+                    _file: file,
                     path: path.to_path_buf(),
                 }));
             }
@@ -77,10 +78,6 @@ impl LockFile {
 
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    pub fn file(&self) -> &File {
-        &self.file
     }
 }
 

@@ -26,7 +26,7 @@ pub fn file_uri(path: &Path) -> String {
 }
 
 /// `initialize`, then `initialized`, then `workspace/didChangeConfiguration` when settings are
-/// given. Returns the server's capabilities.
+/// given.
 ///
 /// # Errors
 /// The server's error, or a timeout, as a message for the worker's retirement.
@@ -35,7 +35,7 @@ pub async fn handshake(
     root: &Path,
     init: &LspInit,
     timeout: Duration,
-) -> Result<Value, String> {
+) -> Result<(), String> {
     let root_uri = file_uri(root);
     let name = root
         .file_name()
@@ -52,7 +52,7 @@ pub async fn handshake(
     if let Some(options) = &init.initialization_options {
         params["initializationOptions"] = options.clone();
     }
-    let result = worker
+    worker
         .request_raw("initialize", Some(params), timeout)
         .await
         .map_err(|e| format!("initialize failed: {e}"))?;
@@ -70,7 +70,7 @@ pub async fn handshake(
             }))
             .await;
     }
-    Ok(result.get("capabilities").cloned().unwrap_or(Value::Null))
+    Ok(())
 }
 
 /// What warm, as an LSP client, says it supports: enough for servers to offer hover,

@@ -153,7 +153,7 @@ impl WorkerProcess {
                 tokio::spawn(async move {
                     let root = handshaking.root.clone();
                     match crate::lsp::handshake(&handshaking, &root, &init, timeout).await {
-                        Ok(_capabilities) => handshaking.ready.cancel(),
+                        Ok(()) => handshaking.ready.cancel(),
                         Err(reason) => handshaking.retire(&reason),
                     }
                 });
