@@ -81,9 +81,7 @@ fn request_lost_in_flight_is_reported_not_resent() {
     let result = std::thread::scope(|scope| {
         scope.spawn(|| {
             // Kill once the daemon reports the request running.
-            let running = wait_until(Duration::from_secs(10), || {
-                env.json(&["-s", "echo", "status"])["in_flight"] == 1
-            });
+            let running = env.wait_in_flight("echo", 1);
             kill(pid, "KILL");
             assert!(running, "the request never started");
         });

@@ -161,14 +161,10 @@ fn hostile_clients_get_errors_and_nobody_else_notices() {
             b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"sleep\",\"params\":{\"ms\":60000}}\n",
         )
         .expect("write");
-    assert!(wait_until(Duration::from_secs(5), || {
-        env.json(&["-s", "echo", "status"])["in_flight"] == 1
-    }));
+    assert!(env.wait_in_flight("echo", 1));
     drop(stream);
     assert!(
-        wait_until(Duration::from_secs(5), || env
-            .json(&["-s", "echo", "status"])["in_flight"]
-            == 0),
+        env.wait_in_flight("echo", 0),
         "the abandoned request was not cancelled"
     );
 
@@ -219,9 +215,7 @@ fn cancel_request_answers_cancelled_and_frees_the_slot() {
     stream
         .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":\"slow\",\"method\":\"sleep\",\"params\":{\"ms\":60000}}\n")
         .expect("write");
-    assert!(wait_until(Duration::from_secs(5), || {
-        env.json(&["-s", "echo", "status"])["in_flight"] == 1
-    }));
+    assert!(env.wait_in_flight("echo", 1));
     stream
         .write_all(
             b"{\"jsonrpc\":\"2.0\",\"method\":\"$/cancelRequest\",\"params\":{\"id\":\"slow\"}}\n",

@@ -87,11 +87,18 @@ impl TestEnv {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn warm call");
-        let in_flight = wait_until(Duration::from_secs(10), || {
-            self.json(&["-s", "echo", "status"])["in_flight"] == 1
-        });
-        assert!(in_flight, "the slow call never started");
+        assert!(
+            self.wait_in_flight("echo", 1),
+            "the slow call never started"
+        );
         child
+    }
+
+    /// Waits (10 s at most) until `service`'s daemon reports `count` requests in flight.
+    pub fn wait_in_flight(&self, service: &str, count: u64) -> bool {
+        wait_until(Duration::from_secs(10), || {
+            self.json(&["-s", service, "status"])["in_flight"] == count
+        })
     }
 
     pub fn write_config(&self, text: &str) {

@@ -115,9 +115,7 @@ fn killed_worker_fails_its_request_and_is_replaced() {
     let started = Instant::now();
     let answer = std::thread::scope(|scope| {
         scope.spawn(|| {
-            assert!(wait_until(Duration::from_secs(10), || {
-                env.json(&["-s", "py", "status"])["in_flight"] == 1
-            }));
+            assert!(env.wait_in_flight("py", 1));
             kill(old[0] as u32, "KILL");
         });
         connection
@@ -239,9 +237,7 @@ fn worker_ignoring_sigterm_is_killed_at_the_deadline() {
         let mut connection = connect(&sock);
         connection.request("slow", Some(&json!({ "ms": 60_000 })), &mut |_| {})
     });
-    assert!(wait_until(Duration::from_secs(10), || {
-        env.json(&["-s", "py", "status"])["in_flight"] == 1
-    }));
+    assert!(env.wait_in_flight("py", 1));
     env.ok(&["-s", "py", "stop"]);
     assert!(!is_running(pid), "the worker outlived its daemon");
     let events = env.events("py");
@@ -314,7 +310,8 @@ fn exclusive_method_never_overlaps_and_is_not_starved_by_reads() {
         .load(Ordering::Relaxed)
         > 10));
     let mut connection = connect(&sock);
-    for _ in 0..3 {
+    for round in 0..3 {
+        let reads_before = reads.load(Ordering::Relaxed);
         let result = connection
             .request("reindex", Some(&json!({ "ms": 40 })), &mut |_| {})
             .expect("answer")
@@ -323,9 +320,15 @@ fn exclusive_method_never_overlaps_and_is_not_starved_by_reads() {
             result["overlap"], false,
             "reindex ran alongside another request"
         );
+        // Not starved: the reindex got its turn while reads kept coming (they cannot have
+        // stopped: only this thread stops them, below). Wait for fresh reads before the next
+        // reindex, so each one is queued behind a live stream.
+        assert!(
+            wait_until(Duration::from_secs(10), || reads.load(Ordering::Relaxed)
+                > reads_before + 4),
+            "reads stalled after reindex {round}"
+        );
     }
-    // The reads were still streaming while every reindex got its turn.
-    assert!(reading.load(Ordering::Relaxed));
     reading.store(false, Ordering::Relaxed);
     for reader in readers {
         reader.join().expect("reader");
