@@ -56,6 +56,12 @@ pub struct ServiceConfig {
     /// LSP workers: settings sent with `workspace/didChangeConfiguration` and used to answer
     /// `workspace/configuration`.
     pub settings: Option<toml::Value>,
+    /// LSP workers: the language ids (`python`, `rust`, ...) `warm lsp` uses this server for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub languages: Vec<String>,
+    /// LSP workers: globs of the files `warm lsp` uses this server for (e.g. `"*.py"`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
 }
 
 /// `restart = { attempts = 2, window = "60s" }`.

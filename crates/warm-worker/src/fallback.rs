@@ -37,7 +37,7 @@ pub fn run_once(
     runtime.block_on(async {
         // Events of a fallback run belong to no daemon: recorded nowhere.
         let events = EventLog::new("/dev/null");
-        let worker = WorkerProcess::spawn(config, 0, events, None).map_err(|e| {
+        let worker = WorkerProcess::spawn(config, 0, events, None, None).map_err(|e| {
             ErrorObject::new(
                 ErrorCode::WorkerUnavailable,
                 format!("cannot start {}: {e}", config.program),

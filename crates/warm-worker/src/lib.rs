@@ -25,7 +25,7 @@ use warm_protocol::ErrorObject;
 
 pub use config::{LspInit, RestartPolicy, ShutdownDeadlines, WorkerConfig};
 pub use pool::Pool;
-pub use process::{ExitInfo, WorkerProcess};
+pub use process::{ExitInfo, NotificationHook, WorkerProcess};
 
 /// A configured worker service, served by a [`Pool`].
 pub struct WorkerService {

@@ -25,8 +25,41 @@ pub fn file_uri(path: &Path) -> String {
     uri
 }
 
+/// The path of a `file://` URI, percent-decoded; `None` for other schemes.
+pub fn path_from_uri(uri: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    let encoded = uri.strip_prefix("file://")?;
+    // `file://host/path` names another machine; only the local form is a path here.
+    let encoded = encoded.strip_prefix("localhost").unwrap_or(encoded);
+    if !encoded.starts_with('/') {
+        return None;
+    }
+    let bytes = encoded.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                decoded.push(byte);
+                i += 1;
+            }
+        }
+    }
+    Some(std::ffi::OsString::from_vec(decoded).into())
+}
+
 /// `initialize`, then `initialized`, then `workspace/didChangeConfiguration` when settings are
 /// given.
+///
+/// Returns the server's `capabilities`.
 ///
 /// # Errors
 /// The server's error, or a timeout, as a message for the worker's retirement.
@@ -35,7 +68,7 @@ pub async fn handshake(
     root: &Path,
     init: &LspInit,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<Value, String> {
     let root_uri = file_uri(root);
     let name = root
         .file_name()
@@ -52,7 +85,7 @@ pub async fn handshake(
     if let Some(options) = &init.initialization_options {
         params["initializationOptions"] = options.clone();
     }
-    worker
+    let answer = worker
         .request_raw("initialize", Some(params), timeout)
         .await
         .map_err(|e| format!("initialize failed: {e}"))?;
@@ -70,7 +103,7 @@ pub async fn handshake(
             }))
             .await;
     }
-    Ok(())
+    Ok(answer.get("capabilities").cloned().unwrap_or(Value::Null))
 }
 
 /// What warm, as an LSP client, says it supports: enough for servers to offer hover,
@@ -78,7 +111,8 @@ pub async fn handshake(
 /// positions (the LSP default) and work-done progress.
 fn client_capabilities() -> Value {
     json!({
-        "general": { "positionEncodings": ["utf-16"] },
+        // Any of these: warm converts columns for whichever the server picks.
+        "general": { "positionEncodings": ["utf-8", "utf-32", "utf-16"] },
         "window": { "workDoneProgress": true },
         "workspace": {
             "configuration": true,
@@ -163,6 +197,19 @@ mod tests {
             "file:///tmp/a%20b/%C3%A9"
         );
         assert_eq!(file_uri(Path::new("/x/y_z-1.rs")), "file:///x/y_z-1.rs");
+    }
+
+    #[test]
+    fn file_uris_decode_back_to_their_path() {
+        for path in ["/tmp/a b/é", "/x/100%.py", "/plain"] {
+            assert_eq!(
+                path_from_uri(&file_uri(Path::new(path))).as_deref(),
+                Some(Path::new(path))
+            );
+        }
+        assert_eq!(path_from_uri("file:///a%2"), Some("/a%2".into()));
+        assert_eq!(path_from_uri("untitled:Untitled-1"), None);
+        assert_eq!(path_from_uri("file://server/share"), None);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use warm_daemon::Call;
 use warm_protocol::{ErrorCode, ErrorObject};
 
 use crate::config::WorkerConfig;
-use crate::process::WorkerProcess;
+use crate::process::{NotificationHook, WorkerProcess};
 
 struct Slot {
     worker: Option<Arc<WorkerProcess>>,
@@ -40,11 +40,21 @@ pub struct Pool {
     stopping: AtomicBool,
     /// Workers report their slot here when they exit, so the supervisor replaces them.
     exited_tx: mpsc::UnboundedSender<usize>,
+    hook: Option<NotificationHook>,
 }
 
 impl Pool {
     /// Creates the pool and starts its workers (inside a tokio runtime).
     pub fn start(config: WorkerConfig, events: EventLog) -> Arc<Pool> {
+        Pool::start_with_hook(config, events, None)
+    }
+
+    /// Like [`Pool::start`], with every worker's notifications passed to `hook`.
+    pub fn start_with_hook(
+        config: WorkerConfig,
+        events: EventLog,
+        hook: Option<NotificationHook>,
+    ) -> Arc<Pool> {
         let slots = (0..config.workers)
             .map(|_| Slot {
                 worker: None,
@@ -61,6 +71,7 @@ impl Pool {
             exclusive: RwLock::new(()),
             stopping: AtomicBool::new(false),
             exited_tx,
+            hook,
         });
         tokio::spawn(supervise(Arc::downgrade(&pool), exited_rx));
         // Warm from the start: that is the point.
@@ -84,7 +95,7 @@ impl Pool {
                 _guard: self.exclusive.read().await,
             }
         };
-        let worker = self.pick()?;
+        let worker = self.worker()?;
         worker
             .call(
                 call.method,
@@ -97,7 +108,10 @@ impl Pool {
     }
 
     /// The least busy available worker, replacing gone ones within the policy.
-    fn pick(&self) -> Result<Arc<WorkerProcess>, ErrorObject> {
+    ///
+    /// # Errors
+    /// -32003 while stopping; -32002 when no worker can be started.
+    pub fn worker(&self) -> Result<Arc<WorkerProcess>, ErrorObject> {
         if self.stopping.load(Ordering::Relaxed) {
             return Err(ErrorObject::shutting_down());
         }
@@ -146,6 +160,7 @@ impl Pool {
             slot,
             self.events.clone(),
             Some(self.exited_tx.clone()),
+            self.hook.clone(),
         ) {
             Ok(worker) => {
                 if is_restart {

@@ -291,8 +291,8 @@ fn stop_times(python: &str, script: &Path, cwd: &Path, runs: usize) -> Vec<Strin
         let mut times = Vec::new();
         for _ in 0..runs {
             times.push(runtime.block_on(async {
-                let worker =
-                    WorkerProcess::spawn(&config(mode), 0, events.clone(), None).expect("spawn");
+                let worker = WorkerProcess::spawn(&config(mode), 0, events.clone(), None, None)
+                    .expect("spawn");
                 let progress = warm_daemon::Progress::none;
                 let cancel = tokio_util::sync::CancellationToken::new;
                 worker

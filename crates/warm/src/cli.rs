@@ -68,11 +68,97 @@ pub enum Command {
     Stop(StopArgs),
     /// Print the daemon's log (or its event stream).
     Logs(LogsArgs),
+    /// Ask a language server, kept warm per project: hover, definitions, diagnostics, ...
+    #[command(after_help = LSP_HELP)]
+    Lsp(LspArgs),
     /// Write a commented starter .warm.toml in the current directory.
     #[command(
         after_help = "Examples:\n  warm init --name index -- python3 -m mytool.worker\n  warm init --name py --lsp -- pylsp\n  warm init                      (all commented out, to fill in)"
     )]
     Init(InitArgs),
+}
+
+const LSP_HELP: &str = "\
+Locations are FILE:LINE:COL, 1-based, columns counting characters (as compilers print them).
+Answers are printed as `path:line:col: text` lines; --json prints the server's LSP answer.
+
+Examples:
+  warm lsp hover src/app.py:12:8
+  warm lsp definition src/app.py:12:8
+  warm lsp references src/app.py:3:5
+  warm lsp diagnostics src/*.py          exit code 1 when any error is reported
+  warm lsp rename src/app.py:3:5 new_name --apply
+  warm lsp workspace-symbols Greeter --language python
+  warm lsp raw textDocument/foldingRange '{\"textDocument\": {\"uri\": \"file:///abs/a.py\"}}'
+  warm lsp servers                        which server each language would use
+
+The server comes from .warm.toml ([services.NAME] framing = \"lsp\", languages = [...] or
+files = [...]), else the first installed of the built-in table (see `warm lsp servers`). Each
+server runs in its own daemon (service `lsp-ID` for built-in ones, e.g. lsp-pylsp).";
+
+#[derive(Debug, Args)]
+pub struct LspArgs {
+    #[command(subcommand)]
+    pub command: LspCommand,
+    /// Give up waiting for the answer after this long (exit code 4).
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LspCommand {
+    /// The documentation and type of the symbol at a location.
+    Hover { location: String },
+    /// Where the symbol at a location is defined.
+    Definition { location: String },
+    /// Where the type of the symbol at a location is defined.
+    TypeDefinition { location: String },
+    /// Implementations of the interface or method at a location.
+    Implementation { location: String },
+    /// Every reference to the symbol at a location (its declaration included).
+    References {
+        location: String,
+        /// Leave the declaration out.
+        #[arg(long)]
+        no_declaration: bool,
+    },
+    /// The symbols of a file (classes, functions, ...), nested ones as Outer.inner.
+    Symbols { file: PathBuf },
+    /// Symbols of the whole project matching a query.
+    WorkspaceSymbols {
+        query: String,
+        /// Which language's server to ask (default: the project's only configured server).
+        #[arg(long, value_name = "LANG")]
+        language: Option<String>,
+    },
+    /// The diagnostics of files, for their content on disk now.
+    Diagnostics {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// How long to wait for the server to publish them.
+        #[arg(long, default_value = "10s", value_name = "DURATION")]
+        wait: String,
+    },
+    /// Rename the symbol at a location: prints the edit as a diff; --apply writes it.
+    Rename {
+        location: String,
+        new_name: String,
+        /// Write the edited files.
+        #[arg(long)]
+        apply: bool,
+    },
+    /// Print a file as the server formats it.
+    Format { file: PathBuf },
+    /// Send any request; params as JSON (a textDocument it names is synced first).
+    Raw {
+        method: String,
+        params: Option<String>,
+        /// Which language's server to ask, when params name no file.
+        #[arg(long, value_name = "LANG")]
+        language: Option<String>,
+    },
+    /// Which server each language would use, and whether it is installed.
+    Servers,
 }
 
 #[derive(Debug, Args)]

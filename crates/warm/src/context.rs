@@ -37,19 +37,31 @@ impl Context {
     /// # Errors
     /// A usage failure for a bad `.warm.toml`, an unknown service or a bad environment.
     pub fn resolve(global: &GlobalArgs) -> Result<Context, Failure> {
-        let cwd = std::env::current_dir()
-            .map_err(|e| Failure::Usage(format!("cannot read the current directory: {e}")))?;
-        let root = match &global.root {
-            Some(root) => cwd.join(root),
-            None => warm_client::find_root(&cwd, true),
-        };
-        let config = Config::load_from_root(&root)?;
-        let name = pick_service(global.service.as_deref(), &config)?;
+        let (root, config) = project(global)?;
+        Context::for_service(global, root, &config, global.service.as_deref())
+    }
+
+    /// Like [`Context::resolve`], for the service `requested` (or the one the configuration
+    /// implies) of a project already located.
+    ///
+    /// # Errors
+    /// A usage failure for an unknown service or a bad environment.
+    pub fn for_service(
+        global: &GlobalArgs,
+        root: PathBuf,
+        config: &Config,
+        requested: Option<&str>,
+    ) -> Result<Context, Failure> {
+        let name = pick_service(requested, config)?;
         let identity = Identity::new(&name, &root).map_err(Failure::from)?;
         let settings = config.client_settings().map_err(Failure::Usage)?;
+        let mut service = config.service(&name);
+        if let Some(server) = warm_lsp::servers::builtin_for_service(&name) {
+            service.config = server.service_config();
+        }
         Ok(Context {
             json: global.json,
-            service: config.service(&name),
+            service,
             root: identity.root.clone(),
             identity,
             runtime_dir: runtime_dir_location(),
@@ -83,10 +95,28 @@ impl Context {
     }
 }
 
+/// The project root and its `.warm.toml`, from the global arguments.
+///
+/// # Errors
+/// A usage failure for an unreadable directory or a bad `.warm.toml`.
+pub fn project(global: &GlobalArgs) -> Result<(PathBuf, Config), Failure> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| Failure::Usage(format!("cannot read the current directory: {e}")))?;
+    let root = match &global.root {
+        Some(root) => cwd.join(root),
+        None => warm_client::find_root(&cwd, true),
+    };
+    let config = Config::load_from_root(&root)?;
+    Ok((root, config))
+}
+
 fn pick_service(requested: Option<&str>, config: &Config) -> Result<String, Failure> {
     let configured = config.service_names();
     if let Some(name) = requested {
-        if BUILTIN_SERVICES.contains(&name) || configured.iter().any(|c| c == name) {
+        if BUILTIN_SERVICES.contains(&name)
+            || configured.iter().any(|c| c == name)
+            || warm_lsp::servers::builtin_for_service(name).is_some()
+        {
             return Ok(name.to_owned());
         }
         let mut known: Vec<&str> = BUILTIN_SERVICES.to_vec();

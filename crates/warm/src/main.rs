@@ -53,6 +53,9 @@ fn run(cli: Cli, ready: Option<warm_daemon::ReadyReporter>) -> Result<u8, Failur
         return commands::list::run(&warm_client::runtime_dir_location(), cli.global.json)
             .map(|()| 0);
     }
+    if let Command::Lsp(args) = &cli.command {
+        return commands::lsp::run(&cli.global, args);
+    }
     let context = context?;
     match &cli.command {
         Command::Start(args) => commands::start::run(&context, args)?,
@@ -62,7 +65,7 @@ fn run(cli: Cli, ready: Option<warm_daemon::ReadyReporter>) -> Result<u8, Failur
         Command::Status => commands::status::run(&context)?,
         Command::Stop(args) => commands::stop::run(&context, args.all)?,
         Command::Logs(args) => commands::logs::run(&context, args)?,
-        Command::Serve(_) | Command::List | Command::Init(_) => {}
+        Command::Serve(_) | Command::List | Command::Init(_) | Command::Lsp(_) => {}
     }
     Ok(0)
 }

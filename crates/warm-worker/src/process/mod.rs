@@ -51,6 +51,11 @@ impl std::fmt::Display for ExitInfo {
     }
 }
 
+/// Called with each notification from a worker that the host itself does not handle
+/// (e.g. an LSP server's `textDocument/publishDiagnostics` or work-done `$/progress`). It runs
+/// on the worker's reader, so it must not block.
+pub type NotificationHook = Arc<dyn Fn(&WorkerProcess, Notification) + Send + Sync>;
+
 struct Pending {
     answer_tx: oneshot::Sender<Result<Value, ErrorObject>>,
     progress: Progress,
@@ -83,6 +88,9 @@ pub struct WorkerProcess {
     ready: CancellationToken,
     /// For LSP workers: the handshake's settings, also used to answer the server.
     lsp: Option<LspInit>,
+    /// For LSP workers: the `capabilities` of the server's `initialize` answer.
+    capabilities: std::sync::OnceLock<Value>,
+    hook: Option<NotificationHook>,
     root: PathBuf,
     deadlines: ShutdownDeadlines,
     events: EventLog,
@@ -98,6 +106,7 @@ impl WorkerProcess {
         slot: usize,
         events: EventLog,
         exited_tx: Option<mpsc::UnboundedSender<usize>>,
+        hook: Option<NotificationHook>,
     ) -> std::io::Result<Arc<WorkerProcess>> {
         let mut child = tokio::process::Command::new(&config.program)
             .args(&config.args)
@@ -135,6 +144,8 @@ impl WorkerProcess {
             served: AtomicU64::new(0),
             ready: CancellationToken::new(),
             lsp: config.lsp.clone(),
+            capabilities: std::sync::OnceLock::new(),
+            hook,
             root: config.cwd.clone(),
             deadlines: config.shutdown.clone(),
             events,
@@ -153,7 +164,10 @@ impl WorkerProcess {
                 tokio::spawn(async move {
                     let root = handshaking.root.clone();
                     match crate::lsp::handshake(&handshaking, &root, &init, timeout).await {
-                        Ok(()) => handshaking.ready.cancel(),
+                        Ok(capabilities) => {
+                            let _ = handshaking.capabilities.set(capabilities);
+                            handshaking.ready.cancel();
+                        }
                         Err(reason) => handshaking.retire(&reason),
                     }
                 });
@@ -224,17 +238,7 @@ impl WorkerProcess {
         cancel: CancellationToken,
         timeout: Duration,
     ) -> Result<Value, ErrorObject> {
-        // Until the LSP handshake is done, requests wait (within their own deadline).
-        tokio::select! {
-            _ = self.ready.cancelled() => {}
-            _ = self.retired.cancelled() => {
-                return Err(unavailable(&format!("worker {} did not start: {}", self.pid,
-                    self.retire_reason().unwrap_or_default())));
-            }
-            _ = tokio::time::sleep(timeout) => {
-                return Err(ErrorObject::new(ErrorCode::Timeout, "timeout: the worker was not ready in time"));
-            }
-        }
+        self.wait_ready(timeout).await?;
         let (id, answer_rx) = self.register(progress);
         let request = Message::Request(Request {
             id: RequestId::Number(id),
@@ -276,8 +280,31 @@ impl WorkerProcess {
         }
     }
 
+    /// Waits until the worker takes requests: at once, or when its LSP handshake is done.
+    ///
+    /// # Errors
+    /// -32002 when the worker failed to start, a timeout when it was not ready in time.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), ErrorObject> {
+        tokio::select! {
+            _ = self.ready.cancelled() => Ok(()),
+            _ = self.retired.cancelled() => {
+                Err(unavailable(&format!("worker {} did not start: {}", self.pid,
+                    self.retire_reason().unwrap_or_default())))
+            }
+            _ = tokio::time::sleep(timeout) => {
+                Err(ErrorObject::new(ErrorCode::Timeout, "timeout: the worker was not ready in time"))
+            }
+        }
+    }
+
+    /// The `capabilities` a language server announced in its `initialize` answer, once its
+    /// handshake is done (`None` for other workers).
+    pub fn server_capabilities(&self) -> Option<&Value> {
+        self.capabilities.get()
+    }
+
     /// Sends a request of the host's own (not a client's) and waits for its answer.
-    pub(crate) async fn request_raw(
+    pub async fn request_raw(
         &self,
         method: &str,
         params: Option<Value>,
@@ -306,9 +333,18 @@ impl WorkerProcess {
         }
     }
 
-    /// Sends a notification of the host's own.
-    pub(crate) async fn notify_raw(&self, message: Message) {
-        self.send(message).await;
+    /// Sends a notification of the host's own; false when the worker takes no more input.
+    pub async fn notify_raw(&self, message: Message) -> bool {
+        self.send(message).await
+    }
+
+    /// Sends a notification of the host's own, by method and params.
+    pub async fn notify(&self, method: &str, params: Value) -> bool {
+        self.send(Message::Notification(Notification {
+            method: method.into(),
+            params: Some(params),
+        }))
+        .await
     }
 
     /// Records a request about to be written: its worker-side id, and where its answer will
@@ -381,28 +417,18 @@ impl WorkerProcess {
                     let _ = pending.answer_tx.send(response.result);
                 }
             }
-            Message::Notification(n) if n.method == PROGRESS => {
-                let Some(params) = n
-                    .params
-                    .and_then(|p| serde_json::from_value::<ProgressParams>(p).ok())
-                else {
-                    return;
-                };
-                let RequestId::Number(id) = params.id else {
-                    return;
-                };
-                let progress = self
-                    .pending
-                    .lock()
-                    .ok()
-                    .and_then(|p| p.get(&id).map(|p| p.progress.clone()));
-                // Queued now, before this reader hands over the answer that follows it.
-                if let Some(progress) = progress {
-                    progress.try_report(params.message, params.done, params.total);
-                }
-            }
             Message::Notification(n) => {
-                tracing::info!(pid = self.pid, method = %n.method, "notification from worker");
+                let own_progress = (n.method == PROGRESS)
+                    .then(|| n.params.clone())
+                    .flatten()
+                    .and_then(|p| serde_json::from_value::<ProgressParams>(p).ok());
+                if let Some(params) = own_progress {
+                    self.forward_progress(params);
+                } else if let Some(hook) = &self.hook {
+                    hook(self, n);
+                } else {
+                    tracing::info!(pid = self.pid, method = %n.method, "notification from worker");
+                }
             }
             Message::Request(request) => {
                 // Requests from the worker (an LSP server asking its client) are answered at
@@ -418,6 +444,23 @@ impl WorkerProcess {
                     worker.send(Message::Response(answer)).await;
                 });
             }
+        }
+    }
+
+    /// Progress a worker reports for one of its requests (warm's own `$/progress` shape),
+    /// to the client that sent the request.
+    fn forward_progress(&self, params: ProgressParams) {
+        let RequestId::Number(id) = params.id else {
+            return;
+        };
+        let progress = self
+            .pending
+            .lock()
+            .ok()
+            .and_then(|p| p.get(&id).map(|p| p.progress.clone()));
+        // Queued now, before this reader hands over the answer that follows it.
+        if let Some(progress) = progress {
+            progress.try_report(params.message, params.done, params.total);
         }
     }
 

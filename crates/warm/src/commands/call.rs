@@ -1,6 +1,6 @@
 //! `warm call`: call a method, print its result.
 
-use std::io::{IsTerminal, Read};
+use std::io::Read;
 
 use serde_json::Value;
 use warm_client::duration::parse_duration;
@@ -20,18 +20,7 @@ pub fn run(context: &Context, args: &CallArgs) -> CommandResult {
             parse_duration(text).map_err(|e| Failure::Usage(format!("--timeout: {e}")))?;
         client.set_timeout(Some(timeout).filter(|t| !t.is_zero()));
     }
-    let show_progress =
-        std::io::stderr().is_terminal() || std::env::var_os("WARM_PROGRESS").is_some();
-    let mut on_progress = |p: warm_protocol::methods::ProgressParams| {
-        if show_progress {
-            let counts = match (p.done, p.total) {
-                (Some(done), Some(total)) => format!("[{done}/{total}] "),
-                (Some(done), None) => format!("[{done}] "),
-                _ => String::new(),
-            };
-            eprintln!("{counts}{}", p.message.unwrap_or_default());
-        }
-    };
+    let mut on_progress = super::progress_printer();
     match client.call_with_progress(&args.method, params.as_ref(), &mut on_progress) {
         Ok(result) => {
             print_json(&result);

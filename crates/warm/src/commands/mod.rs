@@ -5,6 +5,7 @@ pub mod init;
 pub mod keepalive;
 pub mod list;
 pub mod logs;
+pub mod lsp;
 pub mod ping;
 pub mod serve;
 pub mod start;
@@ -27,6 +28,23 @@ pub fn print_json<T: Serialize>(value: &T) {
     };
     if let Ok(text) = text {
         println!("{text}");
+    }
+}
+
+/// Prints a request's progress on stderr, when stderr is a terminal or `WARM_PROGRESS` is
+/// set: `[done/total] message`.
+pub fn progress_printer() -> impl FnMut(warm_protocol::methods::ProgressParams) {
+    use std::io::IsTerminal;
+    let show = std::io::stderr().is_terminal() || std::env::var_os("WARM_PROGRESS").is_some();
+    move |p| {
+        if show {
+            let counts = match (p.done, p.total) {
+                (Some(done), Some(total)) => format!("[{done}/{total}] "),
+                (Some(done), None) => format!("[{done}] "),
+                _ => String::new(),
+            };
+            eprintln!("{counts}{}", p.message.unwrap_or_default());
+        }
     }
 }
 

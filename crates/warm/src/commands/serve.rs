@@ -9,6 +9,8 @@ use warm_client::{ensure_runtime_dir, DaemonPaths};
 use warm_daemon::config::ResolvedService;
 use warm_daemon::echo::EchoService;
 use warm_daemon::{DaemonOptions, NoService, ReadyReporter, Service};
+use warm_lsp::LspService;
+use warm_protocol::Framing;
 use warm_worker::{WorkerConfig, WorkerService};
 
 use crate::cli::ServeArgs;
@@ -62,6 +64,9 @@ fn options(context: &Context, args: &ServeArgs) -> Result<DaemonOptions, Failure
 
 fn make_service(service: &ResolvedService, root: PathBuf, events: EventLog) -> Arc<dyn Service> {
     if let Some(config) = WorkerConfig::from_service(service, root) {
+        if config.framing == Framing::Lsp {
+            return Arc::new(LspService::start(config, events));
+        }
         return Arc::new(WorkerService::start(config, events));
     }
     match service.name.as_str() {

@@ -8,6 +8,7 @@ mod framing;
 mod hostile;
 mod lifecycle;
 mod load;
+mod lsp;
 mod recovery;
 mod ttl;
 mod workers;

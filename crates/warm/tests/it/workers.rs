@@ -497,7 +497,7 @@ fn lsp_worker_gets_the_handshake_once_and_its_requests_answered() {
     );
     assert_eq!(
         seen["initialize"]["capabilities"]["general"]["positionEncodings"],
-        json!(["utf-16"])
+        json!(["utf-8", "utf-32", "utf-16"])
     );
     assert_eq!(seen["initialized"], true);
     assert_eq!(seen["settings"], json!({ "fake": { "level": 3 } }));

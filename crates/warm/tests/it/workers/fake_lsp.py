@@ -2,7 +2,8 @@
 
 It answers `initialize`, asks its client `workspace/configuration` and
 `window/workDoneProgress/create` after `initialized`, and reports everything it saw on
-`test/seen`. It exits on `exit`, with code 0 only if `shutdown` came first (as the LSP says).
+`test/seen`. Its hover reports work-done progress, then answers with the position it got,
+in the position encoding it chose (UTF-8 when the client offers it). It exits on `exit`, with code 0 only if `shutdown` came first (as the LSP says).
 """
 import json
 import sys
@@ -38,7 +39,11 @@ while True:
     method = msg.get("method")
     if method == "initialize":
         seen["initialize"] = msg["params"]
-        send({"jsonrpc": "2.0", "id": msg["id"], "result": {"capabilities": {"hoverProvider": True}}})
+        offered = msg["params"]["capabilities"].get("general", {}).get("positionEncodings", [])
+        capabilities = {"hoverProvider": True}
+        if "utf-8" in offered:
+            capabilities["positionEncoding"] = "utf-8"
+        send({"jsonrpc": "2.0", "id": msg["id"], "result": {"capabilities": capabilities}})
     elif method == "initialized":
         seen["initialized"] = True
         send({"jsonrpc": "2.0", "id": "cfg", "method": "workspace/configuration",
@@ -49,6 +54,14 @@ while True:
         seen["settings"] = msg["params"]["settings"]
     elif method is None and "id" in msg:
         seen["answers"][msg["id"]] = msg.get("result", msg.get("error"))
+    elif method == "textDocument/hover":
+        for value in ({"kind": "begin", "title": "Indexing", "percentage": 0},
+                      {"kind": "report", "message": "3/4 files", "percentage": 75},
+                      {"kind": "end"}):
+            send({"jsonrpc": "2.0", "method": "$/progress", "params": {"token": "t1", "value": value}})
+        position = msg["params"]["position"]
+        send({"jsonrpc": "2.0", "id": msg["id"],
+              "result": {"contents": "fake hover at %d:%d" % (position["line"], position["character"])}})
     elif method == "test/seen":
         send({"jsonrpc": "2.0", "id": msg["id"], "result": seen})
     elif method == "shutdown":

@@ -1,0 +1,166 @@
+//! [`Published`]: the diagnostics a language server pushed (`textDocument/publishDiagnostics`),
+//! and waiting for the ones that belong to a given content of a document.
+//!
+//! A server lints after it receives a change, often after a debounce, so the diagnostics for
+//! the content a query just synced arrive some time later, and ones for the previous content
+//! may still arrive in between. A notification belongs to the synced content when it names
+//! that document version, or, from servers that send no version, when it arrived after the
+//! content was sent.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::watch;
+
+struct Entry {
+    pid: u32,
+    version: Option<i64>,
+    /// The documents' sync counter when this arrived.
+    arrived_at: u64,
+    diagnostics: Value,
+}
+
+/// What the caller is waiting for: diagnostics of `uri` from server `pid` for the content
+/// with `version`, synced when the counter was `synced_at`.
+#[derive(Debug, Clone)]
+pub struct Wanted<'a> {
+    pub pid: u32,
+    pub uri: &'a str,
+    pub version: i32,
+    pub synced_at: u64,
+}
+
+pub struct Published {
+    latest: Mutex<HashMap<String, Entry>>,
+    /// Bumped on every notification, to wake waiters.
+    changed: watch::Sender<u64>,
+}
+
+impl Default for Published {
+    fn default() -> Published {
+        Published {
+            latest: Mutex::new(HashMap::new()),
+            changed: watch::channel(0).0,
+        }
+    }
+}
+
+impl Published {
+    /// Records a `publishDiagnostics` notification's params from server `pid`.
+    pub fn record(&self, pid: u32, params: Value, sync_counter: u64) {
+        let Some(uri) = params.get("uri").and_then(Value::as_str).map(str::to_owned) else {
+            return;
+        };
+        let entry = Entry {
+            pid,
+            version: params.get("version").and_then(Value::as_i64),
+            arrived_at: sync_counter,
+            diagnostics: params.get("diagnostics").cloned().unwrap_or(Value::Null),
+        };
+        if let Ok(mut latest) = self.latest.lock() {
+            latest.insert(uri, entry);
+        }
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// The diagnostics for the wanted content, waiting up to `timeout` for them. `None` when
+    /// none arrived in time.
+    pub async fn wait(&self, wanted: &Wanted<'_>, timeout: Duration) -> Option<Value> {
+        let mut changes = self.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(found) = self.current(wanted) {
+                return Some(found);
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return None,
+            }
+        }
+    }
+
+    /// The last diagnostics of a document, whatever content they were for.
+    pub fn last(&self, uri: &str) -> Option<Value> {
+        let latest = self.latest.lock().ok()?;
+        latest.get(uri).map(|e| e.diagnostics.clone())
+    }
+
+    fn current(&self, wanted: &Wanted<'_>) -> Option<Value> {
+        let latest = self.latest.lock().ok()?;
+        let entry = latest.get(wanted.uri).filter(|e| e.pid == wanted.pid)?;
+        let matches = match entry.version {
+            Some(version) => version == i64::from(wanted.version),
+            None => entry.arrived_at >= wanted.synced_at,
+        };
+        matches.then(|| entry.diagnostics.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn wanted(version: i32, synced_at: u64) -> Wanted<'static> {
+        Wanted {
+            pid: 7,
+            uri: "file:///a.py",
+            version,
+            synced_at,
+        }
+    }
+
+    #[tokio::test]
+    async fn versioned_diagnostics_match_their_version_only() {
+        let published = Published::default();
+        published.record(
+            7,
+            json!({ "uri": "file:///a.py", "version": 1, "diagnostics": [1] }),
+            5,
+        );
+        assert_eq!(published.current(&wanted(1, 9)), Some(json!([1])));
+        assert_eq!(published.current(&wanted(2, 1)), None);
+        assert_eq!(
+            published
+                .wait(&wanted(2, 1), Duration::from_millis(10))
+                .await,
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn unversioned_diagnostics_count_when_they_arrive_after_the_sync() {
+        let published = Published::default();
+        published.record(7, json!({ "uri": "file:///a.py", "diagnostics": [] }), 3);
+        assert_eq!(published.current(&wanted(4, 4)), None);
+        assert_eq!(published.current(&wanted(4, 3)), Some(json!([])));
+        // A server of another process does not answer for this one.
+        published.record(8, json!({ "uri": "file:///a.py", "diagnostics": [2] }), 9);
+        assert_eq!(published.current(&wanted(4, 3)), None);
+    }
+
+    #[tokio::test]
+    async fn a_waiter_wakes_when_its_diagnostics_arrive() {
+        let published = std::sync::Arc::new(Published::default());
+        let waiter = {
+            let published = published.clone();
+            tokio::spawn(
+                async move { published.wait(&wanted(2, 0), Duration::from_secs(30)).await },
+            )
+        };
+        tokio::task::yield_now().await;
+        published.record(
+            7,
+            json!({ "uri": "file:///a.py", "version": 1, "diagnostics": [1] }),
+            1,
+        );
+        published.record(
+            7,
+            json!({ "uri": "file:///a.py", "version": 2, "diagnostics": [2] }),
+            2,
+        );
+        assert_eq!(waiter.await.expect("waiter"), Some(json!([2])));
+    }
+}

@@ -1,0 +1,171 @@
+//! [`Documents`]: the files the language server has open, kept equal to their content on disk.
+//!
+//! A query names a file; before the query is sent, the file is read and, if the server does
+//! not have that content yet, opened (`didOpen`) or updated (`didChange`, full text). Both
+//! are queued on the server's stdin ahead of the query, so the server always answers for
+//! what is on disk when the query started. Reading and comparing costs microseconds for a
+//! source file, far less than trusting modification times that can tie.
+//!
+//! A restarted server has nothing open: documents are tied to the server process they were
+//! opened in, and opened again in a new one. Documents no query touched for a while are
+//! closed, so that a long-lived daemon does not keep the whole project open.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::sync::Mutex;
+use warm_protocol::{ErrorCode, ErrorObject};
+use warm_worker::lsp::file_uri;
+use warm_worker::WorkerProcess;
+
+use crate::servers::language_of;
+
+/// A document as the server has it.
+struct Document {
+    /// The server process it was opened in.
+    pid: u32,
+    uri: String,
+    version: i32,
+    text: Arc<str>,
+    /// The sync counter just after this document's last `didOpen`/`didChange` was queued.
+    synced_at: u64,
+    last_used: Instant,
+}
+
+/// A document's state once synced, for the query about to be sent.
+#[derive(Debug, Clone)]
+pub struct Synced {
+    pub uri: String,
+    pub version: i32,
+    pub text: Arc<str>,
+    pub synced_at: u64,
+}
+
+#[derive(Default)]
+pub struct Documents {
+    /// Held across reading a file and queueing its sync, so that concurrent queries on one
+    /// file send one `didOpen`, and versions go up in the order the server sees them.
+    open: Mutex<HashMap<PathBuf, Document>>,
+    /// Counts sync messages queued, to order them against diagnostics that arrive.
+    sync_counter: AtomicU64,
+}
+
+impl Documents {
+    /// The sync counter now: a diagnostics notification that arrives later than a document's
+    /// `synced_at` was sent after the server received that document's content.
+    pub fn sync_counter(&self) -> u64 {
+        self.sync_counter.load(Ordering::SeqCst)
+    }
+
+    /// Makes the server's copy of `path` equal to the file on disk.
+    ///
+    /// # Errors
+    /// -32602 when the file cannot be read; -32002 when the server takes no more input.
+    pub async fn sync(&self, worker: &WorkerProcess, path: &Path) -> Result<Synced, ErrorObject> {
+        let bytes = std::fs::read(path).map_err(|e| {
+            ErrorObject::new(
+                ErrorCode::InvalidParams,
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        let text: Arc<str> = String::from_utf8_lossy(&bytes).into();
+        let mut open = self.open.lock().await;
+        let existing = open.get_mut(path).filter(|d| d.pid == worker.pid);
+        let (method, params, version, uri) = match existing {
+            Some(doc) if doc.text == text => {
+                doc.last_used = Instant::now();
+                return Ok(Synced {
+                    uri: doc.uri.clone(),
+                    version: doc.version,
+                    text: doc.text.clone(),
+                    synced_at: doc.synced_at,
+                });
+            }
+            Some(doc) => {
+                let version = doc.version + 1;
+                let params = json!({
+                    "textDocument": { "uri": doc.uri, "version": version },
+                    "contentChanges": [{ "text": &*text }],
+                });
+                ("textDocument/didChange", params, version, doc.uri.clone())
+            }
+            None => {
+                let uri = file_uri(path);
+                let params = json!({
+                    "textDocument": {
+                        "uri": uri,
+                        "languageId": language_of(path).unwrap_or("plaintext"),
+                        "version": 1,
+                        "text": &*text,
+                    },
+                });
+                ("textDocument/didOpen", params, 1, uri)
+            }
+        };
+        if !worker.notify(method, params).await {
+            return Err(ErrorObject::new(
+                ErrorCode::WorkerUnavailable,
+                "worker unavailable: the language server takes no more input",
+            ));
+        }
+        let synced_at = self.sync_counter.fetch_add(1, Ordering::SeqCst) + 1;
+        open.insert(
+            path.to_owned(),
+            Document {
+                pid: worker.pid,
+                uri: uri.clone(),
+                version,
+                text: text.clone(),
+                synced_at,
+                last_used: Instant::now(),
+            },
+        );
+        Ok(Synced {
+            uri,
+            version,
+            text,
+            synced_at,
+        })
+    }
+
+    /// Closes (`didClose`) the documents of `worker` no query has used for `idle`, and
+    /// forgets those of servers that are gone. Returns how many were closed.
+    pub async fn close_idle(&self, worker: Option<&WorkerProcess>, idle: Duration) -> usize {
+        let mut open = self.open.lock().await;
+        let pid = worker.map(|w| w.pid);
+        let stale: Vec<PathBuf> = open
+            .iter()
+            .filter(|(_, d)| Some(d.pid) != pid || d.last_used.elapsed() >= idle)
+            .map(|(path, _)| path.clone())
+            .collect();
+        let mut closed = 0;
+        for path in stale {
+            let Some(doc) = open.remove(&path) else {
+                continue;
+            };
+            if let Some(worker) = worker.filter(|w| w.pid == doc.pid) {
+                worker
+                    .notify(
+                        "textDocument/didClose",
+                        json!({ "textDocument": { "uri": doc.uri } }),
+                    )
+                    .await;
+                closed += 1;
+            }
+        }
+        closed
+    }
+
+    /// How many documents are open.
+    pub async fn len(&self) -> usize {
+        self.open.lock().await.len()
+    }
+
+    pub async fn is_empty(&self) -> bool {
+        self.len().await == 0
+    }
+}

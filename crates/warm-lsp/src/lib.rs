@@ -1,0 +1,21 @@
+//! The `lsp` service of warm: a real language server kept warm in a per-project daemon, and
+//! the shell-friendly side of its answers.
+//!
+//! # Layout
+//! - [`servers`]: which server answers for a file (`.warm.toml`, else a built-in table).
+//! - [`position`]: 1-based `LINE:COL` in characters versus LSP positions in code units.
+//! - [`documents`]: keeping the server's open documents equal to the files on disk.
+//! - [`diagnostics`]: published diagnostics, and waiting for those of a given content.
+//! - [`service`]: [`LspService`], the daemon side: sync, queries, crash retry, progress.
+//! - [`render`]: the client side: answers as `path:line:col: text` lines, edits applied.
+
+pub mod diagnostics;
+pub mod documents;
+pub mod position;
+pub mod render;
+pub mod servers;
+pub mod service;
+
+pub use lsp_types;
+pub use position::{Encoding, LineIndex};
+pub use service::LspService;

@@ -1,0 +1,322 @@
+//! Which language server answers for a file: one declared in `.warm.toml`
+//! (`[services.NAME] framing = "lsp"` with `languages` or `files`), else the first server of
+//! a built-in table of well-known ones that is installed (found on `PATH`).
+//!
+//! Each server runs in its own daemon. A configured server's daemon is its service `NAME`; a
+//! built-in one's is `lsp-ID` (e.g. `lsp-pylsp`), so `warm status -s lsp-pylsp` finds it.
+
+use std::path::{Path, PathBuf};
+
+use warm_daemon::config::{Config, ServiceConfig};
+
+/// A well-known language server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuiltinServer {
+    pub id: &'static str,
+    pub languages: &'static [&'static str],
+    pub command: &'static [&'static str],
+    /// How to install it, for the message shown when no server is found.
+    pub install: &'static str,
+}
+
+/// Prefix of the service name of a built-in server's daemon.
+pub const BUILTIN_PREFIX: &str = "lsp-";
+
+/// The built-in servers, in order of preference for each language.
+pub const BUILTIN_SERVERS: &[BuiltinServer] = &[
+    BuiltinServer {
+        id: "pylsp",
+        languages: &["python"],
+        command: &["pylsp"],
+        install: "pip install python-lsp-server",
+    },
+    BuiltinServer {
+        id: "basedpyright",
+        languages: &["python"],
+        command: &["basedpyright-langserver", "--stdio"],
+        install: "pip install basedpyright",
+    },
+    BuiltinServer {
+        id: "pyright",
+        languages: &["python"],
+        command: &["pyright-langserver", "--stdio"],
+        install: "npm install -g pyright",
+    },
+    BuiltinServer {
+        id: "rust-analyzer",
+        languages: &["rust"],
+        command: &["rust-analyzer"],
+        install: "rustup component add rust-analyzer",
+    },
+    BuiltinServer {
+        id: "gopls",
+        languages: &["go"],
+        command: &["gopls"],
+        install: "go install golang.org/x/tools/gopls@latest",
+    },
+    BuiltinServer {
+        id: "typescript-language-server",
+        languages: &[
+            "typescript",
+            "typescriptreact",
+            "javascript",
+            "javascriptreact",
+        ],
+        command: &["typescript-language-server", "--stdio"],
+        install: "npm install -g typescript-language-server typescript",
+    },
+    BuiltinServer {
+        id: "clangd",
+        languages: &["c", "cpp"],
+        command: &["clangd"],
+        install: "apt install clangd",
+    },
+    BuiltinServer {
+        id: "bash-language-server",
+        languages: &["shellscript"],
+        command: &["bash-language-server", "start"],
+        install: "npm install -g bash-language-server",
+    },
+];
+
+impl BuiltinServer {
+    pub fn service_name(&self) -> String {
+        format!("{BUILTIN_PREFIX}{}", self.id)
+    }
+
+    /// The server's program, if it is on `PATH`.
+    pub fn installed(&self) -> Option<PathBuf> {
+        find_on_path(self.command[0])
+    }
+
+    /// The `.warm.toml` table this server would have if it were configured.
+    pub fn service_config(&self) -> ServiceConfig {
+        ServiceConfig {
+            command: Some(self.command.iter().map(|s| (*s).to_owned()).collect()),
+            framing: Some("lsp".into()),
+            languages: self.languages.iter().map(|s| (*s).to_owned()).collect(),
+            ..ServiceConfig::default()
+        }
+    }
+}
+
+/// The built-in server whose daemon is the service `name` (`lsp-ID`).
+pub fn builtin_for_service(name: &str) -> Option<&'static BuiltinServer> {
+    let id = name.strip_prefix(BUILTIN_PREFIX)?;
+    BUILTIN_SERVERS.iter().find(|s| s.id == id)
+}
+
+/// The LSP language id of a file, from its extension (or name).
+pub fn language_of(path: &Path) -> Option<&'static str> {
+    let name = path.file_name()?.to_str()?;
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or(name);
+    Some(match extension {
+        "py" | "pyi" => "python",
+        "rs" => "rust",
+        "go" => "go",
+        "ts" | "mts" | "cts" => "typescript",
+        "tsx" => "typescriptreact",
+        "js" | "mjs" | "cjs" => "javascript",
+        "jsx" => "javascriptreact",
+        "c" | "h" => "c",
+        "cc" | "cpp" | "cxx" | "hpp" | "hh" | "hxx" => "cpp",
+        "sh" | "bash" | ".bashrc" | ".bash_profile" => "shellscript",
+        _ => return None,
+    })
+}
+
+/// The server chosen for a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    /// A `[services.NAME]` of `.warm.toml`.
+    Configured(String),
+    Builtin(&'static BuiltinServer),
+}
+
+impl Choice {
+    /// The service whose daemon runs the server.
+    pub fn service_name(&self) -> String {
+        match self {
+            Choice::Configured(name) => name.clone(),
+            Choice::Builtin(server) => server.service_name(),
+        }
+    }
+}
+
+/// What to choose a server for: a file, or a language (for workspace-wide queries).
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    File(&'a Path),
+    Language(&'a str),
+    /// Whatever single server the project uses.
+    Any,
+}
+
+/// Chooses the server for `target` in the project at `root`.
+///
+/// # Errors
+/// A message saying what was looked for and what to install or declare.
+pub fn choose(config: &Config, root: &Path, target: Target<'_>) -> Result<Choice, String> {
+    let language = match target {
+        Target::File(path) => language_of(path),
+        Target::Language(language) => Some(language),
+        Target::Any => None,
+    };
+    let configured = lsp_services(config);
+    for (name, service) in &configured {
+        if serves(service, root, target, language)? {
+            return Ok(Choice::Configured(name.clone()));
+        }
+    }
+    if let (Target::Any, [(name, _)]) = (target, configured.as_slice()) {
+        return Ok(Choice::Configured(name.clone()));
+    }
+    let Some(language) = language else {
+        return Err(match target {
+            Target::File(path) => format!(
+                "no language server is known for {}: declare one in .warm.toml \
+                 ([services.NAME] framing = \"lsp\", command = [...], files = [\"*.ext\"])",
+                path.display()
+            ),
+            _ => "say which language server to use: --language LANG (e.g. python), or -s SERVICE"
+                .into(),
+        });
+    };
+    let candidates: Vec<&BuiltinServer> = BUILTIN_SERVERS
+        .iter()
+        .filter(|s| s.languages.contains(&language))
+        .collect();
+    if let Some(server) = candidates.iter().find(|s| s.installed().is_some()) {
+        return Ok(Choice::Builtin(server));
+    }
+    if candidates.is_empty() {
+        return Err(format!(
+            "no built-in language server for {language}: declare one in .warm.toml \
+             ([services.NAME] framing = \"lsp\", command = [...], languages = [\"{language}\"])"
+        ));
+    }
+    let looked_for: Vec<&str> = candidates.iter().map(|s| s.command[0]).collect();
+    Err(format!(
+        "no language server for {language} is installed: looked for {} on PATH; install one \
+         (e.g. `{}`) or declare one in .warm.toml",
+        looked_for.join(", "),
+        candidates[0].install
+    ))
+}
+
+/// `[services.*]` tables with `framing = "lsp"`, by name.
+pub fn lsp_services(config: &Config) -> Vec<(String, ServiceConfig)> {
+    config
+        .file
+        .services
+        .iter()
+        .filter(|(_, s)| s.framing.as_deref() == Some("lsp") && s.command.is_some())
+        .map(|(name, s)| (name.clone(), s.clone()))
+        .collect()
+}
+
+/// Whether a configured server serves the target. One that declares neither `languages` nor
+/// `files` serves every file.
+fn serves(
+    service: &ServiceConfig,
+    root: &Path,
+    target: Target<'_>,
+    language: Option<&str>,
+) -> Result<bool, String> {
+    if service.languages.is_empty() && service.files.is_empty() {
+        return Ok(!matches!(target, Target::Any));
+    }
+    if language.is_some_and(|l| service.languages.iter().any(|s| s == l)) {
+        return Ok(true);
+    }
+    let Target::File(path) = target else {
+        return Ok(false);
+    };
+    let mut builder = globset::GlobSetBuilder::new();
+    for pattern in &service.files {
+        let glob = globset::GlobBuilder::new(pattern)
+            .literal_separator(false)
+            .build()
+            .map_err(|e| format!(".warm.toml: bad glob {pattern:?} in files: {e}"))?;
+        builder.add(glob);
+    }
+    let set = builder.build().map_err(|e| e.to_string())?;
+    let relative = path.strip_prefix(root).unwrap_or(path);
+    Ok(set.is_match(relative) || path.file_name().is_some_and(|n| set.is_match(n)))
+}
+
+/// Where `program` is on `PATH` (or itself, when it names a path).
+pub fn find_on_path(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |path: &Path| {
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let path = PathBuf::from(program);
+        return executable(&path).then_some(path);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| executable(candidate))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(toml: &str) -> Config {
+        Config::parse(Path::new("/p/.warm.toml"), toml).expect("valid config")
+    }
+
+    #[test]
+    fn languages_come_from_extensions() {
+        assert_eq!(language_of(Path::new("a/b.py")), Some("python"));
+        assert_eq!(language_of(Path::new("x.tsx")), Some("typescriptreact"));
+        assert_eq!(language_of(Path::new("README")), None);
+    }
+
+    #[test]
+    fn a_configured_server_wins_by_language_or_glob() {
+        let config = config(
+            "[services.py]\ncommand = [\"my-pyls\"]\nframing = \"lsp\"\nlanguages = [\"python\"]\n\
+             [services.tmpl]\ncommand = [\"tmpl-ls\"]\nframing = \"lsp\"\nfiles = [\"templates/**/*.html\"]\n",
+        );
+        let root = Path::new("/p");
+        let choose_file = |f: &str| choose(&config, root, Target::File(Path::new(f)));
+        assert_eq!(choose_file("/p/a.py"), Ok(Choice::Configured("py".into())));
+        assert_eq!(
+            choose_file("/p/templates/x/y.html"),
+            Ok(Choice::Configured("tmpl".into()))
+        );
+        assert!(choose_file("/p/other.html").is_err());
+    }
+
+    #[test]
+    fn a_missing_server_is_named_with_how_to_install_it() {
+        let error = choose(&Config::default(), Path::new("/p"), Target::Language("cpp"));
+        if find_on_path("clangd").is_none() {
+            let error = error.expect_err("clangd is not installed");
+            assert!(error.contains("clangd"), "{error}");
+            assert!(error.contains("apt install clangd"), "{error}");
+        }
+        let error = choose(
+            &Config::default(),
+            Path::new("/p"),
+            Target::Language("cobol"),
+        )
+        .expect_err("no cobol server");
+        assert!(
+            error.contains("no built-in language server for cobol"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn builtin_services_are_named_after_their_server() {
+        let server = builtin_for_service("lsp-pylsp").expect("pylsp is built in");
+        assert_eq!(server.command, &["pylsp"]);
+        assert_eq!(server.service_name(), "lsp-pylsp");
+        assert_eq!(builtin_for_service("pylsp"), None);
+    }
+}

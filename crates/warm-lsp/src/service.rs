@@ -1,0 +1,474 @@
+//! [`LspService`]: a hosted language server as a daemon service.
+//!
+//! Besides any LSP request forwarded as is (`warm call -s SERVICE textDocument/hover ...`),
+//! it answers two methods of its own that `warm lsp` uses, which take files and 1-based
+//! `LINE:COL` positions instead of URIs and code units:
+//!
+//! - [`REQUEST`] `{method, file?, position?: {line, column}, params?}`: syncs `file`, adds
+//!   `textDocument` and the converted `position` to `params`, sends `method`; answers
+//!   `{result, encoding}`, `result` being the server's answer untouched.
+//! - [`DIAGNOSTICS`] `{file, timeout_ms?}`: syncs `file` and answers
+//!   `{diagnostics, encoding, complete}` for that content, pulled when the server supports
+//!   it, else waiting for what it publishes (`complete` is false when the wait ran out).
+//!
+//! A query that finds the server crashed is retried once on its replacement, which the
+//! worker pool has started and initialised; documents are opened again there.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use warm_client::EventLog;
+use warm_daemon::{BoxFuture, Call, Progress, Service};
+use warm_protocol::{ErrorCode, ErrorObject, Notification};
+use warm_worker::{Pool, WorkerConfig, WorkerProcess};
+
+use crate::diagnostics::{Published, Wanted};
+use crate::documents::{Documents, Synced};
+use crate::position::{Encoding, LineIndex};
+
+pub const REQUEST: &str = "lsp/request";
+pub const DIAGNOSTICS: &str = "lsp/diagnostics";
+
+/// Documents untouched this long are closed.
+const IDLE_DOCUMENT: Duration = Duration::from_secs(600);
+/// How long `lsp/diagnostics` waits for published diagnostics by default.
+const DIAGNOSTICS_WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestParams {
+    method: String,
+    file: Option<PathBuf>,
+    position: Option<LineColumn>,
+    params: Option<Value>,
+}
+
+/// 1-based line and column, the column counting characters.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LineColumn {
+    line: u32,
+    column: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiagnosticsParams {
+    file: PathBuf,
+    timeout_ms: Option<u64>,
+}
+
+/// State shared by the service and the hook that sees the server's notifications.
+struct Shared {
+    service: String,
+    documents: Documents,
+    published: Published,
+    /// Progress reporters of the queries waiting now: the server's work-done progress is
+    /// shown to all of them.
+    waiting: Mutex<HashMap<u64, Progress>>,
+    next_waiter: AtomicU64,
+    /// Titles of the server's open work-done progress, by token.
+    titles: Mutex<HashMap<String, String>>,
+    events: EventLog,
+}
+
+pub struct LspService {
+    pool: Arc<Pool>,
+    shared: Arc<Shared>,
+    timeout: Duration,
+    stop: CancellationToken,
+}
+
+impl LspService {
+    /// Starts the server (inside the daemon's runtime).
+    pub fn start(config: WorkerConfig, events: EventLog) -> LspService {
+        let shared = Arc::new(Shared {
+            service: config.service.clone(),
+            documents: Documents::default(),
+            published: Published::default(),
+            waiting: Mutex::new(HashMap::new()),
+            next_waiter: AtomicU64::new(0),
+            titles: Mutex::new(HashMap::new()),
+            events: events.clone(),
+        });
+        let hook_shared = Arc::downgrade(&shared);
+        let hook = Arc::new(move |worker: &WorkerProcess, notification: Notification| {
+            if let Some(shared) = hook_shared.upgrade() {
+                shared.on_notification(worker, notification);
+            }
+        });
+        let timeout = config.request_timeout;
+        let pool = Pool::start_with_hook(config, events, Some(hook));
+        let stop = CancellationToken::new();
+        tokio::spawn(close_idle_documents(
+            Arc::downgrade(&pool),
+            Arc::downgrade(&shared),
+            stop.clone(),
+        ));
+        LspService {
+            pool,
+            shared,
+            timeout,
+            stop,
+        }
+    }
+}
+
+impl Service for LspService {
+    fn call(&self, call: Call) -> BoxFuture<Result<Value, ErrorObject>> {
+        let query = Query {
+            pool: self.pool.clone(),
+            shared: self.shared.clone(),
+            timeout: self.timeout,
+        };
+        Box::pin(async move {
+            let _watching = query.shared.watch_progress(&call.progress);
+            match call.method.as_str() {
+                REQUEST => query.request(call).await,
+                DIAGNOSTICS => query.diagnostics(call).await,
+                _ => query.forward(call).await,
+            }
+        })
+    }
+
+    fn workers(&self) -> Vec<Value> {
+        self.pool.status()
+    }
+
+    fn shutdown(&self) -> BoxFuture<()> {
+        self.stop.cancel();
+        let pool = self.pool.clone();
+        Box::pin(async move { pool.shutdown().await })
+    }
+}
+
+/// What one query needs.
+struct Query {
+    pool: Arc<Pool>,
+    shared: Arc<Shared>,
+    timeout: Duration,
+}
+
+impl Query {
+    async fn request(&self, call: Call) -> Result<Value, ErrorObject> {
+        let params: RequestParams = parse_params(call.params.clone())?;
+        let lsp_params = params.params.clone().unwrap_or_else(|| json!({}));
+        if !lsp_params.is_object() {
+            return Err(ErrorObject::invalid_params("params must be an object"));
+        }
+        self.with_retry(|worker| {
+            let (mut lsp_params, call) = (lsp_params.clone(), &call);
+            let params = &params;
+            async move {
+                check_supported(&worker, &self.shared.service, &params.method)?;
+                let encoding = Encoding::from_capabilities(worker.server_capabilities());
+                if let Some(file) = &params.file {
+                    let synced = self.shared.documents.sync(&worker, file).await?;
+                    lsp_params["textDocument"] = json!({ "uri": synced.uri });
+                    if let Some(at) = params.position {
+                        let position = LineIndex::new(&synced.text)
+                            .to_lsp(at.line, at.column, encoding)
+                            .map_err(|e| {
+                                ErrorObject::invalid_params(format!("{}: {e}", file.display()))
+                            })?;
+                        lsp_params["position"] = json!(position);
+                    }
+                }
+                let result = self.send(&worker, &params.method, lsp_params, call).await?;
+                Ok(json!({ "result": result, "encoding": encoding.name() }))
+            }
+        })
+        .await
+    }
+
+    async fn diagnostics(&self, call: Call) -> Result<Value, ErrorObject> {
+        let params: DiagnosticsParams = parse_params(call.params.clone())?;
+        let wait = params
+            .timeout_ms
+            .map_or(DIAGNOSTICS_WAIT, Duration::from_millis);
+        self.with_retry(|worker| {
+            let (call, params) = (&call, &params);
+            async move {
+                let encoding = Encoding::from_capabilities(worker.server_capabilities());
+                let synced = self.shared.documents.sync(&worker, &params.file).await?;
+                let pull = worker
+                    .server_capabilities()
+                    .is_some_and(|c| c.get("diagnosticProvider").is_some_and(|d| !d.is_null()));
+                let (diagnostics, complete) = if pull {
+                    let params = json!({ "textDocument": { "uri": synced.uri } });
+                    let report = self
+                        .send(&worker, "textDocument/diagnostic", params, call)
+                        .await?;
+                    (report.get("items").cloned().unwrap_or(json!([])), true)
+                } else {
+                    self.published(&worker, &synced, wait, &call.cancel).await?
+                };
+                Ok(json!({
+                    "diagnostics": diagnostics,
+                    "encoding": encoding.name(),
+                    "complete": complete,
+                }))
+            }
+        })
+        .await
+    }
+
+    /// Any other method: forwarded as is, after syncing the document it names, if any.
+    async fn forward(&self, call: Call) -> Result<Value, ErrorObject> {
+        let document = call
+            .params
+            .as_ref()
+            .and_then(|p| p.pointer("/textDocument/uri"))
+            .and_then(Value::as_str)
+            .and_then(warm_worker::lsp::path_from_uri)
+            .filter(|path| path.is_file());
+        let method = call.method.clone();
+        self.with_retry(|worker| {
+            let (call, document, method) = (&call, &document, &method);
+            async move {
+                if let Some(path) = document {
+                    self.shared.documents.sync(&worker, path).await?;
+                }
+                let params = call.params.clone().unwrap_or(Value::Null);
+                self.send(&worker, method, params, call).await
+            }
+        })
+        .await
+    }
+
+    /// Diagnostics the server publishes for the synced content, or what it last published
+    /// (`complete` false) when none came within `wait`.
+    async fn published(
+        &self,
+        worker: &WorkerProcess,
+        synced: &Synced,
+        wait: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<(Value, bool), ErrorObject> {
+        let wanted = Wanted {
+            pid: worker.pid,
+            uri: &synced.uri,
+            version: synced.version,
+            synced_at: synced.synced_at,
+        };
+        tokio::select! {
+            found = self.shared.published.wait(&wanted, wait) => Ok(match found {
+                Some(diagnostics) => (diagnostics, true),
+                None => (self.shared.published.last(&synced.uri).unwrap_or(json!([])), false),
+            }),
+            _ = cancel.cancelled() => Err(ErrorObject::new(ErrorCode::Cancelled, "request cancelled")),
+        }
+    }
+
+    async fn send(
+        &self,
+        worker: &Arc<WorkerProcess>,
+        method: &str,
+        params: Value,
+        call: &Call,
+    ) -> Result<Value, ErrorObject> {
+        worker
+            .call(
+                method.to_owned(),
+                Some(params),
+                call.progress.clone(),
+                call.cancel.clone(),
+                self.timeout,
+            )
+            .await
+    }
+
+    /// Runs `attempt` on the server; when the server turns out to have died under it, once
+    /// more on its replacement.
+    async fn with_retry<'a, F, Fut>(&'a self, attempt: F) -> Result<Value, ErrorObject>
+    where
+        F: Fn(Arc<WorkerProcess>) -> Fut,
+        Fut: std::future::Future<Output = Result<Value, ErrorObject>> + 'a,
+    {
+        let mut retried = false;
+        loop {
+            let worker = self.pool.worker()?;
+            worker.wait_ready(self.timeout).await?;
+            match attempt(worker.clone()).await {
+                Err(error)
+                    if !retried
+                        && error.kind() == ErrorCode::WorkerUnavailable
+                        && !worker.is_available() =>
+                {
+                    retried = true;
+                    self.shared.events.record(
+                        "lsp.retry",
+                        json!({ "service": self.shared.service, "pid": worker.pid, "error": error.message }),
+                    );
+                    tracing::warn!(
+                        pid = worker.pid,
+                        "language server died under a query; retrying once"
+                    );
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn on_notification(&self, worker: &WorkerProcess, notification: Notification) {
+        match notification.method.as_str() {
+            "textDocument/publishDiagnostics" => {
+                if let Some(params) = notification.params {
+                    self.published
+                        .record(worker.pid, params, self.documents.sync_counter());
+                }
+            }
+            "$/progress" => {
+                if let Some(params) = notification.params {
+                    self.report_progress(&params);
+                }
+            }
+            method => {
+                let message = notification
+                    .params
+                    .as_ref()
+                    .and_then(|p| p.get("message"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                tracing::debug!(
+                    pid = worker.pid,
+                    method,
+                    message,
+                    "from the language server"
+                );
+            }
+        }
+    }
+
+    /// Shows a work-done progress notification (`{token, value: {kind, title, message,
+    /// percentage}}`) to every waiting query.
+    fn report_progress(&self, params: &Value) {
+        let token = params
+            .get("token")
+            .map(Value::to_string)
+            .unwrap_or_default();
+        let Some(value) = params.get("value") else {
+            return;
+        };
+        let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
+        let title = {
+            let Ok(mut titles) = self.titles.lock() else {
+                return;
+            };
+            match value.get("kind").and_then(Value::as_str) {
+                Some("begin") => {
+                    let title = text("title").unwrap_or_default();
+                    titles.insert(token, title.clone());
+                    title
+                }
+                Some("end") => titles.remove(&token).unwrap_or_default(),
+                _ => titles.get(&token).cloned().unwrap_or_default(),
+            }
+        };
+        let message = match (title.is_empty(), text("message")) {
+            (false, Some(message)) => format!("{title}: {message}"),
+            (true, Some(message)) => message,
+            (_, None) => title,
+        };
+        let percentage = value.get("percentage").and_then(Value::as_u64);
+        let waiting: Vec<Progress> = self
+            .waiting
+            .lock()
+            .map(|w| w.values().cloned().collect())
+            .unwrap_or_default();
+        for progress in waiting {
+            progress.try_report(Some(message.clone()), percentage, percentage.map(|_| 100));
+        }
+    }
+
+    /// Registers a query's progress reporter while the returned guard lives.
+    fn watch_progress(self: &Arc<Self>, progress: &Progress) -> Watching {
+        let key = self.next_waiter.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut waiting) = self.waiting.lock() {
+            waiting.insert(key, progress.clone());
+        }
+        Watching {
+            shared: Arc::downgrade(self),
+            key,
+        }
+    }
+}
+
+struct Watching {
+    shared: Weak<Shared>,
+    key: u64,
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.upgrade() {
+            if let Ok(mut waiting) = shared.waiting.lock() {
+                waiting.remove(&self.key);
+            }
+        }
+    }
+}
+
+async fn close_idle_documents(pool: Weak<Pool>, shared: Weak<Shared>, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(IDLE_DOCUMENT / 10);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let (Some(pool), Some(shared)) = (pool.upgrade(), shared.upgrade()) else {
+            return;
+        };
+        let worker = pool.worker().ok();
+        let closed = shared
+            .documents
+            .close_idle(worker.as_deref(), IDLE_DOCUMENT)
+            .await;
+        if closed > 0 {
+            tracing::info!(closed, "closed idle documents");
+        }
+    }
+}
+
+/// The capability a server must announce for each query `warm lsp` makes.
+const CAPABILITIES: &[(&str, &str)] = &[
+    ("textDocument/hover", "hoverProvider"),
+    ("textDocument/definition", "definitionProvider"),
+    ("textDocument/typeDefinition", "typeDefinitionProvider"),
+    ("textDocument/implementation", "implementationProvider"),
+    ("textDocument/references", "referencesProvider"),
+    ("textDocument/documentSymbol", "documentSymbolProvider"),
+    ("workspace/symbol", "workspaceSymbolProvider"),
+    ("textDocument/rename", "renameProvider"),
+    ("textDocument/formatting", "documentFormattingProvider"),
+];
+
+/// Refuses a query the server said it does not support, with a message that says so (a
+/// server's own "method not found" names neither the server nor the reason).
+fn check_supported(worker: &WorkerProcess, service: &str, method: &str) -> Result<(), ErrorObject> {
+    let Some(capabilities) = worker.server_capabilities() else {
+        return Ok(());
+    };
+    let Some((_, key)) = CAPABILITIES.iter().find(|(m, _)| *m == method) else {
+        return Ok(());
+    };
+    match capabilities.get(*key) {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => Err(ErrorObject::new(
+            ErrorCode::MethodNotFound,
+            format!("the language server of {service} does not support {method} ({key} is not in its capabilities)"),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+fn parse_params<T: serde::de::DeserializeOwned>(params: Option<Value>) -> Result<T, ErrorObject> {
+    serde_json::from_value(params.unwrap_or(Value::Null)).map_err(ErrorObject::invalid_params)
+}

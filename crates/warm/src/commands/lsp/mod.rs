@@ -1,0 +1,258 @@
+//! `warm lsp`: one language-server query per command, answered by the project's warm server.
+//!
+//! This module finds the file, the server and its daemon, and sends the query; `print` turns
+//! the answer into lines. Document sync, positions and retries happen in the daemon
+//! (`warm_lsp::service`).
+
+mod print;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+use warm_client::duration::parse_duration;
+use warm_client::Client;
+use warm_daemon::config::Config;
+use warm_lsp::servers::{self, Target};
+use warm_lsp::service::{DIAGNOSTICS, REQUEST};
+use warm_lsp::Encoding;
+
+use crate::cli::{GlobalArgs, LspArgs, LspCommand};
+use crate::context::{project, Context};
+use crate::failure::Failure;
+
+/// Runs one `warm lsp` command; returns its exit code.
+pub fn run(global: &GlobalArgs, args: &LspArgs) -> Result<u8, Failure> {
+    let (root, config) = project(global)?;
+    let session = Session {
+        global,
+        root: root.canonicalize().unwrap_or(root),
+        config,
+        timeout: args
+            .timeout
+            .as_deref()
+            .map(parse_duration)
+            .transpose()
+            .map_err(|e| Failure::Usage(format!("--timeout: {e}")))?,
+        cwd: std::env::current_dir()
+            .map_err(|e| Failure::Usage(format!("cannot read the current directory: {e}")))?,
+    };
+    match &args.command {
+        LspCommand::Hover { location } => print::hover(&session, &session.at(location)?),
+        LspCommand::Definition { location } => print::locations(
+            &session,
+            &session.at(location)?,
+            "textDocument/definition",
+            None,
+        ),
+        LspCommand::TypeDefinition { location } => print::locations(
+            &session,
+            &session.at(location)?,
+            "textDocument/typeDefinition",
+            None,
+        ),
+        LspCommand::Implementation { location } => print::locations(
+            &session,
+            &session.at(location)?,
+            "textDocument/implementation",
+            None,
+        ),
+        LspCommand::References {
+            location,
+            no_declaration,
+        } => print::locations(
+            &session,
+            &session.at(location)?,
+            "textDocument/references",
+            Some(json!({ "context": { "includeDeclaration": !no_declaration } })),
+        ),
+        LspCommand::Symbols { file } => print::symbols(&session, &session.file(file)?),
+        LspCommand::WorkspaceSymbols { query, language } => {
+            print::workspace_symbols(&session, query, language.as_deref())
+        }
+        LspCommand::Diagnostics { files, wait } => {
+            let wait = parse_duration(wait).map_err(|e| Failure::Usage(format!("--wait: {e}")))?;
+            let files = files
+                .iter()
+                .map(|f| session.file(f))
+                .collect::<Result<Vec<_>, _>>()?;
+            print::diagnostics(&session, &files, wait)
+        }
+        LspCommand::Rename {
+            location,
+            new_name,
+            apply,
+        } => print::rename(&session, &session.at(location)?, new_name, *apply),
+        LspCommand::Format { file } => print::format(&session, &session.file(file)?),
+        LspCommand::Raw {
+            method,
+            params,
+            language,
+        } => raw(&session, method, params.as_deref(), language.as_deref()),
+        LspCommand::Servers => print::servers(&session),
+    }
+}
+
+/// What every query of one command shares.
+pub struct Session<'a> {
+    global: &'a GlobalArgs,
+    root: PathBuf,
+    config: Config,
+    timeout: Option<std::time::Duration>,
+    cwd: PathBuf,
+}
+
+/// `FILE:LINE:COL`, resolved.
+pub struct At {
+    pub file: PathBuf,
+    pub line: u32,
+    pub column: u32,
+}
+
+/// A server's answer to one query.
+pub struct Answer {
+    pub result: Value,
+    pub encoding: Encoding,
+}
+
+impl Session<'_> {
+    fn json(&self) -> bool {
+        self.global.json
+    }
+
+    /// A file named on the command line: absolute, existing, inside the project.
+    fn file(&self, file: &Path) -> Result<PathBuf, Failure> {
+        let path = self.cwd.join(file);
+        let path = path
+            .canonicalize()
+            .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", file.display())))?;
+        if !path.starts_with(&self.root) {
+            return Err(Failure::Usage(format!(
+                "{} is outside the project root {}; run warm from inside its project, or pass --root",
+                file.display(),
+                self.root.display()
+            )));
+        }
+        Ok(path)
+    }
+
+    /// `FILE:LINE:COL` (the file name may itself hold colons).
+    fn at(&self, location: &str) -> Result<At, Failure> {
+        let usage = || {
+            Failure::Usage(format!(
+                "{location:?} is not a location: write FILE:LINE:COL, e.g. src/app.py:12:8 (1-based)"
+            ))
+        };
+        let mut parts = location.rsplitn(3, ':');
+        let (Some(column), Some(line), Some(file)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(usage());
+        };
+        let (Ok(line), Ok(column)) = (line.parse::<u32>(), column.parse::<u32>()) else {
+            return Err(usage());
+        };
+        if line == 0 || column == 0 {
+            return Err(Failure::Usage(format!(
+                "{location}: lines and columns start at 1"
+            )));
+        }
+        Ok(At {
+            file: self.file(Path::new(file))?,
+            line,
+            column,
+        })
+    }
+
+    /// The daemon of the server for `target` (or the one named with -s).
+    fn client(&self, target: Target<'_>) -> Result<Client, Failure> {
+        let service = match &self.global.service {
+            Some(service) => service.clone(),
+            None => servers::choose(&self.config, &self.root, target)
+                .map_err(Failure::Usage)?
+                .service_name(),
+        };
+        let context =
+            Context::for_service(self.global, self.root.clone(), &self.config, Some(&service))?;
+        let mut client = Client::new(context.spec(&[])?)?;
+        if let Some(timeout) = self.timeout {
+            client.set_timeout(Some(timeout).filter(|t| !t.is_zero()));
+        }
+        Ok(client)
+    }
+
+    /// Sends `method` through the service's `lsp/request`: for `at`'s file and position, or
+    /// for `file`, or for neither.
+    fn request(
+        &self,
+        target: Target<'_>,
+        method: &str,
+        position: Option<(u32, u32)>,
+        params: Option<Value>,
+    ) -> Result<Answer, Failure> {
+        let mut request = json!({ "method": method });
+        if let Target::File(file) = target {
+            request["file"] = json!(file);
+        }
+        if let Some((line, column)) = position {
+            request["position"] = json!({ "line": line, "column": column });
+        }
+        if let Some(params) = params {
+            request["params"] = params;
+        }
+        let answer = self.call(target, REQUEST, &request)?;
+        Ok(Answer {
+            encoding: encoding_of(&answer),
+            result: answer.get("result").cloned().unwrap_or(Value::Null),
+        })
+    }
+
+    fn diagnostics(&self, file: &Path, wait: std::time::Duration) -> Result<Value, Failure> {
+        let params = json!({ "file": file, "timeout_ms": wait.as_millis() as u64 });
+        self.call(Target::File(file), DIAGNOSTICS, &params)
+    }
+
+    fn call(&self, target: Target<'_>, method: &str, params: &Value) -> Result<Value, Failure> {
+        let mut client = self.client(target)?;
+        let mut on_progress = super::progress_printer();
+        client
+            .call_with_progress(method, Some(params), &mut on_progress)
+            .map_err(Failure::from)
+    }
+
+    fn sources(&self, encoding: Encoding) -> warm_lsp::render::Sources {
+        warm_lsp::render::Sources::new(self.cwd.clone(), encoding)
+    }
+}
+
+fn encoding_of(answer: &Value) -> Encoding {
+    answer
+        .get("encoding")
+        .and_then(Value::as_str)
+        .and_then(Encoding::parse)
+        .unwrap_or(Encoding::Utf16)
+}
+
+/// `warm lsp raw METHOD [PARAMS]`: any request, forwarded as is; its answer printed as JSON.
+fn raw(
+    session: &Session<'_>,
+    method: &str,
+    params: Option<&str>,
+    language: Option<&str>,
+) -> Result<u8, Failure> {
+    let params: Value = match params {
+        Some(text) => serde_json::from_str(text)
+            .map_err(|e| Failure::Usage(format!("params are not valid JSON: {e}")))?,
+        None => json!({}),
+    };
+    let file = params
+        .pointer("/textDocument/uri")
+        .and_then(Value::as_str)
+        .and_then(warm_worker::lsp::path_from_uri);
+    let target = match (&file, language) {
+        (Some(file), _) => Target::File(file),
+        (None, Some(language)) => Target::Language(language),
+        (None, None) => Target::Any,
+    };
+    let result = session.call(target, method, &params)?;
+    super::print_json(&result);
+    Ok(0)
+}

@@ -1,0 +1,293 @@
+//! Output of each `warm lsp` command: lines a terminal, an editor or grep can use, or the
+//! server's LSP JSON with `--json`. Exit codes: 0 with an answer, 1 with none (or, for
+//! diagnostics, when any error is reported).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use warm_lsp::render;
+use warm_lsp::servers::{self, Target};
+
+use super::{Answer, At, Session};
+use crate::commands::print_json;
+use crate::failure::Failure;
+
+const FOUND: Result<u8, Failure> = Ok(0);
+const NOTHING: Result<u8, Failure> = Ok(1);
+
+pub fn hover(session: &Session<'_>, at: &At) -> Result<u8, Failure> {
+    let answer = position_request(session, at, "textDocument/hover", None)?;
+    if session.json() {
+        print_json(&answer.result);
+        return if answer.result.is_null() {
+            NOTHING
+        } else {
+            FOUND
+        };
+    }
+    match render::hover_text(&answer.result) {
+        Some(text) => {
+            println!("{text}");
+            FOUND
+        }
+        None => {
+            eprintln!("warm: no hover information at {}", place(session, at));
+            NOTHING
+        }
+    }
+}
+
+pub fn locations(
+    session: &Session<'_>,
+    at: &At,
+    method: &str,
+    params: Option<Value>,
+) -> Result<u8, Failure> {
+    let answer = position_request(session, at, method, params)?;
+    let found = render::locations(&answer.result);
+    if session.json() {
+        print_json(&answer.result);
+    } else {
+        let mut sources = session.sources(answer.encoding);
+        for (path, range) in &found {
+            println!("{}", sources.line(path, range.start, ""));
+        }
+        if found.is_empty() {
+            let what = method.trim_start_matches("textDocument/");
+            eprintln!("warm: no {what} found at {}", place(session, at));
+        }
+    }
+    if found.is_empty() {
+        NOTHING
+    } else {
+        FOUND
+    }
+}
+
+pub fn symbols(session: &Session<'_>, file: &Path) -> Result<u8, Failure> {
+    let answer = session.request(
+        Target::File(file),
+        "textDocument/documentSymbol",
+        None,
+        None,
+    )?;
+    print_symbols(session, &answer, Some(file))
+}
+
+pub fn workspace_symbols(
+    session: &Session<'_>,
+    query: &str,
+    language: Option<&str>,
+) -> Result<u8, Failure> {
+    let target = language.map_or(Target::Any, Target::Language);
+    let params = json!({ "query": query });
+    let answer = session.request(target, "workspace/symbol", None, Some(params))?;
+    print_symbols(session, &answer, None)
+}
+
+fn print_symbols(
+    session: &Session<'_>,
+    answer: &Answer,
+    file: Option<&Path>,
+) -> Result<u8, Failure> {
+    let found = render::symbols(&answer.result, file);
+    if session.json() {
+        print_json(&answer.result);
+    } else {
+        let mut sources = session.sources(answer.encoding);
+        for symbol in &found {
+            let text = format!("{} {}", symbol.kind, symbol.name);
+            println!("{}", sources.line(&symbol.path, symbol.position, &text));
+        }
+    }
+    if found.is_empty() {
+        NOTHING
+    } else {
+        FOUND
+    }
+}
+
+pub fn diagnostics(
+    session: &Session<'_>,
+    files: &[PathBuf],
+    wait: Duration,
+) -> Result<u8, Failure> {
+    let mut any_error = false;
+    let mut reports = Vec::new();
+    for file in files {
+        let answer = session.diagnostics(file, wait)?;
+        let items = answer.get("diagnostics").cloned().unwrap_or(json!([]));
+        let parsed = render::diagnostics(&items);
+        any_error |= parsed.iter().any(|d| render::severity_name(d) == "error");
+        if answer.get("complete") == Some(&Value::Bool(false)) {
+            eprintln!(
+                "warm: {}: the server published no diagnostics for the current content within {:.1}s; showing its last ones",
+                session.sources(super::encoding_of(&answer)).display(file),
+                wait.as_secs_f64()
+            );
+        }
+        if session.json() {
+            reports.push(
+                json!({ "file": file, "diagnostics": items, "complete": answer.get("complete") }),
+            );
+        } else {
+            let mut sources = session.sources(super::encoding_of(&answer));
+            for diagnostic in &parsed {
+                let text = render::diagnostic_text(diagnostic);
+                println!("{}", sources.line(file, diagnostic.range.start, &text));
+            }
+        }
+    }
+    if session.json() {
+        print_json(&reports);
+    }
+    Ok(u8::from(any_error))
+}
+
+pub fn rename(session: &Session<'_>, at: &At, new_name: &str, apply: bool) -> Result<u8, Failure> {
+    let params = json!({ "newName": new_name });
+    let answer = position_request(session, at, "textDocument/rename", Some(params))?;
+    if answer.result.is_null() {
+        eprintln!("warm: nothing to rename at {}", place(session, at));
+        return NOTHING;
+    }
+    let edits = render::workspace_edit(&answer.result).map_err(Failure::Other)?;
+    let sources = session.sources(answer.encoding);
+    let mut changed = Vec::new();
+    for (path, file_edits) in &edits {
+        let old = read(path)?;
+        let new = render::apply_edits(&old, file_edits, answer.encoding).map_err(Failure::Other)?;
+        if new != old {
+            changed.push((path.clone(), old, new));
+        }
+    }
+    if session.json() {
+        print_json(&answer.result);
+    } else {
+        for (path, old, new) in &changed {
+            print!("{}", render::unified_diff(&sources.display(path), old, new));
+        }
+    }
+    if apply {
+        for (path, _, new) in &changed {
+            write(path, new)?;
+        }
+        eprintln!("warm: renamed in {} file(s)", changed.len());
+    }
+    FOUND
+}
+
+pub fn format(session: &Session<'_>, file: &Path) -> Result<u8, Failure> {
+    let params = json!({ "options": { "tabSize": 4, "insertSpaces": true } });
+    let answer = session.request(
+        Target::File(file),
+        "textDocument/formatting",
+        None,
+        Some(params),
+    )?;
+    if session.json() {
+        print_json(&answer.result);
+        return FOUND;
+    }
+    let edits: Vec<warm_lsp::lsp_types::TextEdit> =
+        serde_json::from_value(answer.result).unwrap_or_default();
+    let old = read(file)?;
+    let new = render::apply_edits(&old, &edits, answer.encoding).map_err(Failure::Other)?;
+    print!("{new}");
+    FOUND
+}
+
+/// `warm lsp servers`: the configured servers, then the built-in table.
+pub fn servers(session: &Session<'_>) -> Result<u8, Failure> {
+    let mut rows = Vec::new();
+    for (name, service) in servers::lsp_services(&session.config) {
+        let mut serves = service.languages.clone();
+        serves.extend(service.files.iter().cloned());
+        rows.push(json!({
+            "service": name,
+            "source": ".warm.toml",
+            "command": service.command,
+            "serves": serves,
+            "installed": service.command.as_ref().and_then(|c| c.first()).and_then(|p| servers::find_on_path(p)),
+        }));
+    }
+    for server in servers::BUILTIN_SERVERS {
+        rows.push(json!({
+            "service": server.service_name(),
+            "source": "built-in",
+            "command": server.command,
+            "serves": server.languages,
+            "installed": server.installed(),
+            "install": server.install,
+        }));
+    }
+    if session.json() {
+        print_json(&rows);
+        return FOUND;
+    }
+    for row in &rows {
+        let text = |key: &str| -> String {
+            match &row[key] {
+                Value::Array(items) => items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(if key == "command" { " " } else { "," }),
+                Value::String(s) => s.clone(),
+                _ => String::new(),
+            }
+        };
+        let state = match row["installed"].as_str() {
+            Some(path) => path.to_owned(),
+            None if row["source"] == "built-in" => format!("not installed ({})", text("install")),
+            None => "not found on PATH".to_owned(),
+        };
+        println!(
+            "{:<34} {:<11} {:<32} {}",
+            text("service"),
+            text("source"),
+            text("serves"),
+            state
+        );
+    }
+    FOUND
+}
+
+fn position_request(
+    session: &Session<'_>,
+    at: &At,
+    method: &str,
+    params: Option<Value>,
+) -> Result<Answer, Failure> {
+    session.request(
+        Target::File(&at.file),
+        method,
+        Some((at.line, at.column)),
+        params,
+    )
+}
+
+fn place(session: &Session<'_>, at: &At) -> String {
+    let shown = at.file.strip_prefix(&session.cwd).unwrap_or(&at.file);
+    format!("{}:{}:{}", shown.display(), at.line, at.column)
+}
+
+fn read(path: &Path) -> Result<String, Failure> {
+    std::fs::read_to_string(path)
+        .map_err(|e| Failure::Other(format!("cannot read {}: {e}", path.display())))
+}
+
+/// Writes through a temporary file in the same directory, so a crash never leaves half a file.
+fn write(path: &Path, text: &str) -> Result<(), Failure> {
+    let failed =
+        |e: std::io::Error| Failure::Other(format!("cannot write {}: {e}", path.display()));
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let temp = tempfile::NamedTempFile::new_in(dir).map_err(failed)?;
+    std::fs::write(temp.path(), text).map_err(failed)?;
+    if let Ok(metadata) = std::fs::metadata(path) {
+        std::fs::set_permissions(temp.path(), metadata.permissions()).map_err(failed)?;
+    }
+    temp.persist(path).map_err(|e| failed(e.error))?;
+    Ok(())
+}

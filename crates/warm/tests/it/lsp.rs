@@ -1,0 +1,397 @@
+//! `warm lsp` against a real language server (python-lsp-server, installed by `.ci/run`).
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::{kill, python, stderr_of, stdout_of, wait_output, wait_until, TestEnv};
+
+const APP: &str = r#"import os
+
+
+def greet(name: str) -> str:
+    """Say hello to someone."""
+    return "hello " + name
+
+
+class Greeter:
+    def hello(self):
+        return greet("world")
+
+
+s = "é😀"; value = greet(s)
+t = "é"; other = greet(t)
+"#;
+
+/// A Python project, with `pylsp` on `PATH` as a built-in server would be found.
+struct Project {
+    env: TestEnv,
+    bin: PathBuf,
+}
+
+impl Project {
+    fn new() -> Project {
+        let env = TestEnv::new();
+        let bin = env.tmp.path().join("bin");
+        std::fs::create_dir(&bin).expect("bin dir");
+        let wrapper = bin.join("pylsp");
+        std::fs::write(
+            &wrapper,
+            format!("#!/bin/sh\nexec {} -m pylsp \"$@\"\n", python()),
+        )
+        .expect("pylsp wrapper");
+        let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+        std::fs::set_permissions(&wrapper, executable).expect("chmod pylsp wrapper");
+        std::fs::create_dir(env.project.join(".git")).expect(".git");
+        std::fs::write(env.project.join("app.py"), APP).expect("app.py");
+        Project { env, bin }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let path = format!(
+            "{}:{}",
+            self.bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut command = self.env.warm();
+        command.env("PATH", path).arg("lsp").args(args);
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run warm lsp")
+    }
+
+    /// Runs `warm lsp ARGS`, asserts exit code `code`, returns stdout.
+    fn expect(&self, code: i32, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "warm lsp {args:?}:\nstdout: {}\nstderr: {}",
+            stdout_of(&output),
+            stderr_of(&output)
+        );
+        stdout_of(&output)
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        let output = self.run(&args);
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "warm lsp {args:?}: bad JSON ({e}); stderr: {}",
+                stderr_of(&output)
+            )
+        })
+    }
+
+    /// The server's own answer to `method` at a 0-based LSP position of app.py.
+    fn raw_at(&self, method: &str, line: u32, character: u32, extra: Value) -> Value {
+        let mut params = json!({
+            "textDocument": { "uri": format!("file://{}/app.py", self.env.project.display()) },
+            "position": { "line": line, "character": character },
+        });
+        if let (Some(params), Some(extra)) = (params.as_object_mut(), extra.as_object()) {
+            params.extend(extra.clone());
+        }
+        self.json(&["raw", method, &params.to_string()])
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.env.project.join(name), text).expect("write source");
+    }
+
+    /// Pids of running language servers of this test.
+    fn servers(&self) -> Vec<u32> {
+        let pids = self.env.all_pids();
+        pids.into_iter()
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("-m\0pylsp"))
+            })
+            .collect()
+    }
+}
+
+/// The pyflakes lines of `warm lsp diagnostics` output (pycodestyle, which comes with the
+/// autopep8 formatter, adds style warnings these tests do not care about).
+fn pyflakes(output: &str) -> String {
+    output
+        .lines()
+        .filter(|l| l.contains("[pyflakes"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// 1-based column of the first `needle` in line `line` (1-based) of APP, in characters.
+fn column(line: usize, needle: &str) -> usize {
+    let text = APP.lines().nth(line - 1).expect("line");
+    let byte = text.find(needle).expect("needle");
+    text[..byte].chars().count() + 1
+}
+
+#[test]
+fn queries_answer_what_the_server_answers_an_editor() {
+    let project = Project::new();
+    // After `é😀`: 1 + 2 UTF-16 units for 2 characters.
+    let at_greet = format!("app.py:14:{}", column(14, "greet(s)"));
+    assert_eq!(column(14, "greet(s)"), 19);
+    let hover = project.expect(0, &["hover", &at_greet]);
+    assert_eq!(
+        hover.trim(),
+        "greet(name: str) -> str\n\nSay hello to someone."
+    );
+    assert_eq!(
+        project.json(&["hover", &at_greet]),
+        project.raw_at("textDocument/hover", 13, 20, json!({}))
+    );
+
+    let definition = project.expect(0, &["definition", &at_greet]);
+    assert_eq!(definition, "app.py:4:5: def greet(name: str) -> str:\n");
+    assert_eq!(
+        project.json(&["definition", &at_greet]),
+        project.raw_at("textDocument/definition", 13, 20, json!({}))
+    );
+
+    let references = project.expect(0, &["references", "app.py:4:5"]);
+    let expected_other = format!("app.py:15:{}:", column(15, "greet(t)"));
+    let lines: Vec<&str> = references.lines().collect();
+    assert_eq!(lines.len(), 4, "{references}");
+    assert!(
+        lines[0].starts_with("app.py:4:5: def greet"),
+        "{references}"
+    );
+    assert!(lines[1].starts_with("app.py:11:16:"), "{references}");
+    assert!(lines[3].starts_with(&expected_other), "{references}");
+    assert_eq!(
+        project.json(&["references", "app.py:4:5"]),
+        project.raw_at(
+            "textDocument/references",
+            3,
+            4,
+            json!({ "context": { "includeDeclaration": true } })
+        )
+    );
+
+    let symbols = project.expect(0, &["symbols", "app.py"]);
+    assert!(
+        symbols.contains("app.py:4:1: function greet\n"),
+        "{symbols}"
+    );
+    assert!(
+        symbols.contains("app.py:10:5: method Greeter.hello\n"),
+        "{symbols}"
+    );
+
+    let workspace = project.expect(0, &["workspace-symbols", "Greeter", "--language", "python"]);
+    assert_eq!(workspace, "app.py:9:7: class app.Greeter\n");
+
+    let diagnostics = project.expect(0, &["diagnostics", "app.py"]);
+    assert_eq!(
+        pyflakes(&diagnostics),
+        "app.py:1:1: warning: 'os' imported but unused [pyflakes]\n"
+    );
+    assert_eq!(project.servers().len(), 1, "one server for all queries");
+}
+
+#[test]
+fn edits_on_disk_are_seen_by_the_next_query() {
+    let project = Project::new();
+    project.write("lib.py", "def helper():\n    return 1\n");
+    assert_eq!(pyflakes(&project.expect(0, &["diagnostics", "lib.py"])), "");
+
+    project.write("lib.py", "def helper():\n    return missing\n");
+    let diagnostics = project.expect(1, &["diagnostics", "lib.py"]);
+    assert_eq!(
+        pyflakes(&diagnostics),
+        "lib.py:2:12: error: undefined name 'missing' [pyflakes]\n"
+    );
+
+    project.write(
+        "lib.py",
+        "\n\n\ndef helper():\n    return 1\n\nx = helper()\n",
+    );
+    assert_eq!(pyflakes(&project.expect(0, &["diagnostics", "lib.py"])), "");
+    assert_eq!(
+        project.expect(0, &["definition", "lib.py:7:5"]),
+        "lib.py:4:5: def helper():\n"
+    );
+
+    // Rename across the file; --apply writes it.
+    let diff = project.expect(0, &["rename", "lib.py:4:5", "assist"]);
+    assert!(diff.contains("-def helper():\n+def assist():"), "{diff}");
+    assert_eq!(
+        std::fs::read_to_string(project.env.project.join("lib.py")).expect("lib.py"),
+        "\n\n\ndef helper():\n    return 1\n\nx = helper()\n",
+        "without --apply nothing is written"
+    );
+    project.expect(0, &["rename", "lib.py:4:5", "assist", "--apply"]);
+    assert_eq!(
+        std::fs::read_to_string(project.env.project.join("lib.py")).expect("lib.py"),
+        "\n\n\ndef assist():\n    return 1\n\nx = assist()\n"
+    );
+    assert_eq!(
+        project.expect(0, &["definition", "lib.py:7:5"]),
+        "lib.py:4:5: def assist():\n"
+    );
+}
+
+#[test]
+fn twenty_cold_hovers_share_one_daemon_and_one_server() {
+    let project = Project::new();
+    let children: Vec<_> = (0..20)
+        .map(|_| {
+            project
+                .command(&["hover", "app.py:11:17"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn warm lsp hover")
+        })
+        .collect();
+    for child in children {
+        let output = wait_output(child);
+        assert!(output.status.success(), "{}", stderr_of(&output));
+        assert_eq!(
+            stdout_of(&output),
+            "greet(name: str) -> str\n\nSay hello to someone.\n"
+        );
+    }
+    project.env.only_daemon();
+    assert_eq!(project.servers().len(), 1, "one language server");
+}
+
+#[test]
+fn a_killed_server_is_replaced_and_the_query_answered_again() {
+    let project = Project::new();
+    let first = project.expect(0, &["definition", "app.py:11:17"]);
+    let servers = project.servers();
+    assert_eq!(servers.len(), 1);
+    kill(servers[0], "KILL");
+    assert!(wait_until(Duration::from_secs(10), || {
+        !project.servers().contains(&servers[0])
+    }));
+    assert_eq!(project.expect(0, &["definition", "app.py:11:17"]), first);
+    let events = project.env.events("lsp-pylsp");
+    let exit = events
+        .iter()
+        .find(|e| e["event"] == "worker.exit" && e["pid"] == servers[0])
+        .unwrap_or_else(|| panic!("no worker.exit event for the killed server: {events:?}"));
+    assert_eq!(exit["signal"], 9);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "worker.restart" && e["previous_pid"] == servers[0]),
+        "no worker.restart event: {events:?}"
+    );
+}
+
+#[test]
+fn a_configured_server_is_used_for_its_languages() {
+    let project = Project::new();
+    project.env.write_config(&format!(
+        "[services.py]\ncommand = [\"{}\", \"-m\", \"pylsp\"]\nframing = \"lsp\"\nlanguages = [\"python\"]\n",
+        python()
+    ));
+    let hover = project.expect(0, &["hover", "app.py:11:17"]);
+    assert!(hover.starts_with("greet(name: str)"), "{hover}");
+    assert_eq!(project.env.json(&["-s", "py", "status"])["service"], "py");
+    let servers = project.expect(0, &["servers"]);
+    assert!(
+        servers.lines().next().is_some_and(|l| l.starts_with("py ")),
+        "{servers}"
+    );
+}
+
+#[test]
+fn missing_servers_bad_locations_and_outside_files_are_clear_errors() {
+    let project = Project::new();
+    let output = project
+        .env
+        .warm()
+        .env("PATH", "/usr/bin:/bin")
+        .args(["lsp", "hover", "app.py:1:1"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains("no language server for python is installed")
+            && stderr.contains("pylsp, basedpyright-langserver, pyright-langserver")
+            && stderr.contains("pip install python-lsp-server"),
+        "{stderr}"
+    );
+    assert!(project.env.daemon_pids().is_empty());
+
+    let outside = project.env.tmp.path().join("outside.py");
+    std::fs::write(&outside, "x = 1\n").expect("outside.py");
+    let location = format!("{}:1:1", outside.display());
+    let output = project.run(&["hover", &location]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr_of(&output).contains("is outside the project root"),
+        "{}",
+        stderr_of(&output)
+    );
+
+    for (location, message) in [
+        ("app.py:0:1", "start at 1"),
+        ("app.py:12", "is not a location"),
+        ("nope.py:1:1", "cannot read nope.py"),
+    ] {
+        let output = project.run(&["hover", location]);
+        assert_eq!(output.status.code(), Some(2), "{location}");
+        assert!(
+            stderr_of(&output).contains(message),
+            "{location}: {}",
+            stderr_of(&output)
+        );
+    }
+    let output = project.run(&["hover", "app.py:99:1"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr_of(&output).contains("line 99 is past the end"),
+        "{}",
+        stderr_of(&output)
+    );
+}
+
+#[test]
+fn server_progress_is_shown_and_the_negotiated_encoding_is_used() {
+    let project = Project::new();
+    let server = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/workers/fake_lsp.py");
+    project.env.write_config(&format!(
+        "[services.fake]\ncommand = [\"{}\", \"{}\"]\nframing = \"lsp\"\nfiles = [\"*.txt\"]\n",
+        python(),
+        server.display()
+    ));
+    project.write("notes.txt", "é x\n");
+    let output = project
+        .command(&["hover", "notes.txt:1:3"])
+        .env("WARM_PROGRESS", "1")
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    // Column 3 follows `é `: 3 bytes in the UTF-8 the fake server chose.
+    assert_eq!(stdout_of(&output), "fake hover at 0:3\n");
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains("[0/100] Indexing"), "{stderr}");
+    assert!(stderr.contains("[75/100] Indexing: 3/4 files"), "{stderr}");
+}
+
+#[test]
+fn format_prints_the_formatted_file() {
+    let project = Project::new();
+    project.write("ugly.py", "x=1\ndef f( a ):\n  return a\n");
+    let formatted = project.expect(0, &["format", "ugly.py"]);
+    assert_eq!(formatted, "x = 1\n\n\ndef f(a):\n    return a\n");
+    assert_eq!(
+        std::fs::read_to_string(project.env.project.join("ugly.py")).expect("ugly.py"),
+        "x=1\ndef f( a ):\n  return a\n",
+        "format only prints"
+    );
+}
