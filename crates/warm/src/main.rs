@@ -38,6 +38,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli, ready: Option<warm_daemon::ReadyReporter>) -> Result<u8, Failure> {
+    if let Command::Lsp(args) = &cli.command {
+        // Resolves its own service, from the files it is asked about.
+        return commands::lsp::run(&cli.global, args);
+    }
     let context = Context::resolve(&cli.global);
     if let Command::Serve(args) = &cli.command {
         init_daemon_logging();
@@ -52,9 +56,6 @@ fn run(cli: Cli, ready: Option<warm_daemon::ReadyReporter>) -> Result<u8, Failur
     if let Command::List = &cli.command {
         return commands::list::run(&warm_client::runtime_dir_location(), cli.global.json)
             .map(|()| 0);
-    }
-    if let Command::Lsp(args) = &cli.command {
-        return commands::lsp::run(&cli.global, args);
     }
     let context = context?;
     match &cli.command {
