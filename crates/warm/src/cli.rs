@@ -68,6 +68,9 @@ pub enum Command {
     Stop(StopArgs),
     /// Print the daemon's log (or its event stream).
     Logs(LogsArgs),
+    /// Search code like ripgrep, from a warm index kept fresh by a file watcher.
+    #[command(after_help = SEARCH_HELP)]
+    Search(SearchArgs),
     /// Ask a language server, kept warm per project: hover, definitions, diagnostics, ...
     #[command(after_help = LSP_HELP)]
     Lsp(LspArgs),
@@ -77,6 +80,21 @@ pub enum Command {
     )]
     Init(InitArgs),
 }
+
+const SEARCH_HELP: &str = "\
+Same matches and output as ripgrep (rg) with the same flags, answered from the project's
+search daemon: its first query indexes the tree (progress on stderr), later ones take
+milliseconds. The daemon watches the tree: every query sees the files as they are when it
+starts. --hidden, --no-ignore and --no-daemon search by scanning, as rg does.
+
+Examples:
+  warm search parse_config
+  warm search -i 'fn\\s+main' -t rust
+  warm search -w Greeter -g '!tests/' src
+  warm search --json TODO                 rg's JSON lines
+  warm search --status                    files, bytes, index size, last update
+
+Exit codes (as rg): 0 a match, 1 no match, 2 error.";
 
 const LSP_HELP: &str = "\
 Locations are FILE:LINE:COL, 1-based, columns counting characters (as compilers print them).
@@ -95,6 +113,70 @@ Examples:
 The server comes from .warm.toml ([services.NAME] framing = \"lsp\", languages = [...] or
 files = [...]), else the first installed of the built-in table (see `warm lsp servers`). Each
 server runs in its own daemon (service `lsp-ID` for built-in ones, e.g. lsp-pylsp).";
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// A regular expression (Rust regex syntax, as in ripgrep).
+    #[arg(value_name = "PATTERN", required_unless_present_any = ["regexp", "status"])]
+    pub pattern: Option<String>,
+    /// Files or directories to search (default: the current directory).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// A pattern to search for; repeat for several (then PATTERN is a path).
+    #[arg(short = 'e', long = "regexp", value_name = "PATTERN")]
+    pub regexp: Vec<String>,
+    /// Case-insensitive.
+    #[arg(short = 'i', long)]
+    pub ignore_case: bool,
+    /// Case-insensitive unless the pattern has an upper-case letter.
+    #[arg(short = 'S', long)]
+    pub smart_case: bool,
+    /// Patterns are literal strings, not regexes.
+    #[arg(short = 'F', long)]
+    pub fixed_strings: bool,
+    /// Only whole-word matches.
+    #[arg(short = 'w', long)]
+    pub word_regexp: bool,
+    /// Include (or with `!`, exclude) files and directories matching a glob.
+    #[arg(short = 'g', long = "glob", value_name = "GLOB")]
+    pub globs: Vec<String>,
+    /// Only files of this type (rg's types: rust, py, js, c, ...).
+    #[arg(short = 't', long = "type", value_name = "TYPE")]
+    pub types: Vec<String>,
+    /// Print only the paths of files with a match.
+    #[arg(short = 'l', long)]
+    pub files_with_matches: bool,
+    /// Print the number of matching lines per file.
+    #[arg(short = 'c', long)]
+    pub count: bool,
+    /// At most N matching lines per file.
+    #[arg(short = 'm', long, value_name = "N")]
+    pub max_count: Option<u64>,
+    /// Lines of context after each match.
+    #[arg(short = 'A', long, value_name = "N")]
+    pub after_context: Option<usize>,
+    /// Lines of context before each match.
+    #[arg(short = 'B', long, value_name = "N")]
+    pub before_context: Option<usize>,
+    /// Lines of context around each match.
+    #[arg(short = 'C', long, value_name = "N")]
+    pub context: Option<usize>,
+    /// Search hidden files and directories too.
+    #[arg(long)]
+    pub hidden: bool,
+    /// Do not respect .gitignore, .ignore or .rgignore.
+    #[arg(long)]
+    pub no_ignore: bool,
+    /// Colours: auto (on a terminal), always, never.
+    #[arg(long, default_value = "auto", value_name = "WHEN")]
+    pub color: String,
+    /// Search by scanning in this process, without the daemon and its index.
+    #[arg(long)]
+    pub no_daemon: bool,
+    /// Print the index's state: files, bytes, index size, last update.
+    #[arg(long)]
+    pub status: bool,
+}
 
 #[derive(Debug, Args)]
 pub struct LspArgs {

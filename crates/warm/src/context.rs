@@ -11,7 +11,7 @@ use crate::cli::GlobalArgs;
 use crate::failure::Failure;
 
 /// Services every warm binary has without configuration.
-pub const BUILTIN_SERVICES: &[&str] = &["default", "echo"];
+pub const BUILTIN_SERVICES: &[&str] = &["default", "echo", "search"];
 
 /// The version this binary reports. `WARM_VERSION_OVERRIDE` exists for tests that simulate an
 /// upgrade (a daemon of another version must be replaced by the next client).

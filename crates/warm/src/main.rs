@@ -38,9 +38,12 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli, ready: Option<warm_daemon::ReadyReporter>) -> Result<u8, Failure> {
+    // These resolve their own service: from the files asked about, or `search`.
     if let Command::Lsp(args) = &cli.command {
-        // Resolves its own service, from the files it is asked about.
         return commands::lsp::run(&cli.global, args);
+    }
+    if let Command::Search(args) = &cli.command {
+        return commands::search::run(&cli.global, args);
     }
     let context = Context::resolve(&cli.global);
     if let Command::Serve(args) = &cli.command {
@@ -66,7 +69,11 @@ fn run(cli: Cli, ready: Option<warm_daemon::ReadyReporter>) -> Result<u8, Failur
         Command::Status => commands::status::run(&context)?,
         Command::Stop(args) => commands::stop::run(&context, args.all)?,
         Command::Logs(args) => commands::logs::run(&context, args)?,
-        Command::Serve(_) | Command::List | Command::Init(_) | Command::Lsp(_) => {}
+        Command::Serve(_)
+        | Command::List
+        | Command::Init(_)
+        | Command::Lsp(_)
+        | Command::Search(_) => {}
     }
     Ok(0)
 }

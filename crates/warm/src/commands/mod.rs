@@ -7,6 +7,7 @@ pub mod list;
 pub mod logs;
 pub mod lsp;
 pub mod ping;
+pub mod search;
 pub mod serve;
 pub mod start;
 pub mod status;

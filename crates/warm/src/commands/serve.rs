@@ -11,6 +11,7 @@ use warm_daemon::echo::EchoService;
 use warm_daemon::{DaemonOptions, NoService, ReadyReporter, Service};
 use warm_lsp::LspService;
 use warm_protocol::Framing;
+use warm_search::SearchService;
 use warm_worker::{WorkerConfig, WorkerService};
 
 use crate::cli::ServeArgs;
@@ -63,7 +64,7 @@ fn options(context: &Context, args: &ServeArgs) -> Result<DaemonOptions, Failure
 }
 
 fn make_service(service: &ResolvedService, root: PathBuf, events: EventLog) -> Arc<dyn Service> {
-    if let Some(config) = WorkerConfig::from_service(service, root) {
+    if let Some(config) = WorkerConfig::from_service(service, root.clone()) {
         if config.framing == Framing::Lsp {
             return Arc::new(LspService::start(config, events));
         }
@@ -71,6 +72,7 @@ fn make_service(service: &ResolvedService, root: PathBuf, events: EventLog) -> A
     }
     match service.name.as_str() {
         "echo" => Arc::new(EchoService),
+        "search" => Arc::new(SearchService::start(root, events)),
         // "default", and configured services without a command, answer only daemon/*.
         _ => Arc::new(NoService),
     }

@@ -10,5 +10,6 @@ mod lifecycle;
 mod load;
 mod lsp;
 mod recovery;
+mod search;
 mod ttl;
 mod workers;

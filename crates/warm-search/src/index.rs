@@ -1,0 +1,442 @@
+//! [`Index`]: the project's files (by ripgrep's rules) and, for each trigram, the files that
+//! contain it. File contents are not kept: candidates are verified by reading them.
+//!
+//! Files change by replacement: a changed file's old entry is marked dead and a new entry
+//! (with a new, larger id) is added, so posting lists only ever grow at their end. When dead
+//! entries outnumber live ones the index is rebuilt from the live files.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::SystemTime;
+
+use rustc_hash::FxHashMap;
+
+use crate::query::Query;
+use crate::trigram::{self, Extractor, Postings};
+
+/// Bytes read at a time when indexing a file.
+const READ_CHUNK: usize = 256 * 1024;
+
+struct Entry {
+    /// Relative to the root.
+    path: PathBuf,
+    size: u64,
+    alive: bool,
+}
+
+pub struct Index {
+    root: PathBuf,
+    entries: Vec<Entry>,
+    by_path: HashMap<PathBuf, u32>,
+    postings: FxHashMap<u32, Postings>,
+    /// Directories the walk entered (relative; "" is the root): a file is part of the
+    /// project when its directory is one of these and the rules let it through.
+    dirs: HashSet<PathBuf>,
+    live_files: usize,
+    live_bytes: u64,
+    pub updated_at: SystemTime,
+}
+
+/// `files` and `bytes` indexed so far, reported while building.
+pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
+
+/// What a refresh did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    Done,
+    /// It walked a new directory. Files created in it before the watcher watched it may have
+    /// been missed by the walk too: rescan it once more at the next barrier.
+    Directory,
+    /// An ignore file changed: only a rebuild gives the right set of files.
+    Rebuild,
+}
+
+/// Numbers for `warm search --status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Stats {
+    pub files: usize,
+    pub bytes: u64,
+    pub trigrams: usize,
+    pub index_bytes: usize,
+    pub dead_entries: usize,
+}
+
+impl Index {
+    /// Walks `root` with ripgrep's default rules and indexes every file, on `threads`
+    /// threads.
+    pub fn build(root: &Path, threads: usize, progress: Progress<'_>) -> Index {
+        let mut index = Index {
+            root: root.to_owned(),
+            entries: Vec::new(),
+            by_path: HashMap::new(),
+            postings: FxHashMap::default(),
+            dirs: HashSet::new(),
+            live_files: 0,
+            live_bytes: 0,
+            updated_at: SystemTime::now(),
+        };
+        let files = index.walk(root);
+        index.add_files(files, threads, progress);
+        index
+    }
+
+    /// Files under `dir` (absolute) by the rules, recording the directories entered.
+    fn walk(&mut self, dir: &Path) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for entry in walker(dir).build().flatten() {
+            let Some(kind) = entry.file_type() else {
+                continue;
+            };
+            let relative = entry
+                .path()
+                .strip_prefix(&self.root)
+                .unwrap_or(entry.path())
+                .to_owned();
+            if kind.is_dir() {
+                self.dirs.insert(relative);
+            } else if kind.is_file() {
+                files.push(relative);
+            }
+        }
+        files
+    }
+
+    /// Reads and indexes `files` (relative paths) in parallel; adds them in order.
+    fn add_files(&mut self, files: Vec<PathBuf>, threads: usize, progress: Progress<'_>) {
+        let threads = threads.max(1);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let (tx, rx) = mpsc::sync_channel::<(usize, Option<(u64, Vec<u32>)>)>(1024);
+        let root = self.root.clone();
+        let root = &root;
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                let (tx, next, files) = (tx.clone(), &next, &files);
+                scope.spawn(move || {
+                    let mut extractor = Extractor::default();
+                    let mut buffer = vec![0; READ_CHUNK];
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(path) = files.get(i) else {
+                            return;
+                        };
+                        let read = read_trigrams(&root.join(path), &mut extractor, &mut buffer);
+                        if tx.send((i, read)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            // Ids must ascend along each posting list: results are added in file order.
+            let mut pending: HashMap<usize, Option<(u64, Vec<u32>)>> = HashMap::new();
+            let mut next_to_add = 0;
+            let (mut done_files, mut done_bytes) = (0u64, 0u64);
+            for (i, read) in rx {
+                pending.insert(i, read);
+                while let Some(read) = pending.remove(&next_to_add) {
+                    if let Some((size, trigrams)) = read {
+                        self.insert(files[next_to_add].clone(), size, &trigrams);
+                        done_bytes += size;
+                    }
+                    done_files += 1;
+                    next_to_add += 1;
+                    if done_files % 256 == 0 {
+                        progress(done_files, done_bytes);
+                    }
+                }
+            }
+            progress(done_files, done_bytes);
+        });
+        for postings in self.postings.values_mut() {
+            postings.shrink();
+        }
+        self.updated_at = SystemTime::now();
+    }
+
+    fn insert(&mut self, path: PathBuf, size: u64, trigrams: &[u32]) {
+        if let Some(old) = self.by_path.get(&path).copied() {
+            self.kill(old);
+        }
+        let id = self.entries.len() as u32;
+        for &trigram in trigrams {
+            self.postings.entry(trigram).or_default().push(id);
+        }
+        self.by_path.insert(path.clone(), id);
+        self.entries.push(Entry {
+            path,
+            size,
+            alive: true,
+        });
+        self.live_files += 1;
+        self.live_bytes += size;
+    }
+
+    fn kill(&mut self, id: u32) {
+        if let Some(entry) = self.entries.get_mut(id as usize).filter(|e| e.alive) {
+            entry.alive = false;
+            self.live_files -= 1;
+            self.live_bytes -= entry.size;
+        }
+    }
+
+    /// Brings the index up to date with `path` (absolute), which changed in some way: created,
+    /// modified, deleted, or renamed from or to.
+    pub fn refresh(&mut self, path: &Path) -> Refresh {
+        let Ok(relative) = path.strip_prefix(&self.root).map(Path::to_owned) else {
+            return Refresh::Done;
+        };
+        if is_ignore_file(&relative) {
+            return Refresh::Rebuild;
+        }
+        // The root, or a directory the index already holds: its entries have events of
+        // their own.
+        if relative.as_os_str().is_empty() || (self.dirs.contains(&relative) && path.is_dir()) {
+            return Refresh::Done;
+        }
+        self.rescan(path)
+    }
+
+    /// Forgets what the index holds at `path` (a file, or a directory's files) and looks
+    /// again.
+    pub fn rescan(&mut self, path: &Path) -> Refresh {
+        let Ok(relative) = path.strip_prefix(&self.root).map(Path::to_owned) else {
+            return Refresh::Done;
+        };
+        self.forget(&relative);
+        let Some(parent) = relative.parent() else {
+            return Refresh::Done;
+        };
+        if !self.dirs.contains(parent) || !self.admitted(path) {
+            return Refresh::Done;
+        }
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_dir() => {
+                let files = self.walk(path);
+                self.add_files(files, 1, &|_, _| {});
+                Refresh::Directory
+            }
+            Ok(meta) if meta.is_file() => {
+                self.add_files(vec![relative], 1, &|_, _| {});
+                Refresh::Done
+            }
+            _ => Refresh::Done,
+        }
+    }
+
+    /// Drops `relative` and everything under it.
+    fn forget(&mut self, relative: &Path) {
+        if let Some(id) = self.by_path.remove(relative) {
+            self.kill(id);
+        }
+        if self.dirs.remove(relative) {
+            let under: Vec<PathBuf> = self
+                .by_path
+                .keys()
+                .filter(|p| p.starts_with(relative))
+                .cloned()
+                .collect();
+            for path in under {
+                if let Some(id) = self.by_path.remove(&path) {
+                    self.kill(id);
+                }
+            }
+            self.dirs.retain(|d| !d.starts_with(relative));
+        }
+    }
+
+    /// Whether the rules let `path` (absolute, in an entered directory) through: the walk of
+    /// its directory, one level deep, yields it.
+    fn admitted(&self, path: &Path) -> bool {
+        let Some(parent) = path.parent() else {
+            return false;
+        };
+        walker(parent)
+            .max_depth(Some(1))
+            .build()
+            .flatten()
+            .any(|e| e.path() == path)
+    }
+
+    /// Whether dead entries are worth a rebuild.
+    pub fn needs_compaction(&self) -> bool {
+        let dead = self.entries.len() - self.live_files;
+        dead > 1024 && dead > self.live_files
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Files that may match `query`, as paths relative to the root, in path order.
+    pub fn candidates(&self, query: &Query) -> Vec<&Path> {
+        let ids = match self.evaluate(query) {
+            Some(ids) => ids,
+            None => (0..self.entries.len() as u32).collect(),
+        };
+        let mut paths: Vec<&Path> = ids
+            .into_iter()
+            .filter_map(|id| self.entries.get(id as usize))
+            .filter(|e| e.alive)
+            .map(|e| e.path.as_path())
+            .collect();
+        paths.sort_unstable();
+        paths
+    }
+
+    /// Ids selected by the query; `None` means all.
+    fn evaluate(&self, query: &Query) -> Option<Vec<u32>> {
+        match query {
+            Query::All => None,
+            Query::Trigram(t) => Some(
+                self.postings
+                    .get(t)
+                    .map(Postings::decode)
+                    .unwrap_or_default(),
+            ),
+            Query::And(parts) => {
+                let mut lists: Vec<Vec<u32>> =
+                    parts.iter().filter_map(|p| self.evaluate(p)).collect();
+                lists.sort_by_key(Vec::len);
+                let mut lists = lists.into_iter();
+                let first = lists.next()?;
+                Some(lists.fold(first, |acc, list| trigram::intersect(&acc, &list)))
+            }
+            Query::Or(parts) => {
+                let mut acc = Vec::new();
+                for part in parts {
+                    acc = trigram::union(&acc, &self.evaluate(part)?);
+                }
+                Some(acc)
+            }
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        let postings: usize = self.postings.values().map(Postings::heap_bytes).sum();
+        let table = self.postings.capacity() * (4 + std::mem::size_of::<Postings>());
+        let entries: usize = self
+            .entries
+            .iter()
+            .map(|e| std::mem::size_of::<Entry>() + e.path.as_os_str().len())
+            .sum();
+        let paths: usize = self.by_path.keys().map(|p| p.as_os_str().len() + 32).sum();
+        Stats {
+            files: self.live_files,
+            bytes: self.live_bytes,
+            trigrams: self.postings.len(),
+            index_bytes: postings + table + entries + paths,
+            dead_entries: self.entries.len() - self.live_files,
+        }
+    }
+}
+
+/// ripgrep's default walk: .gitignore, .ignore and .rgignore, hidden files skipped, symlinks
+/// not followed.
+fn walker(dir: &Path) -> ignore::WalkBuilder {
+    let mut builder = ignore::WalkBuilder::new(dir);
+    builder.add_custom_ignore_filename(".rgignore");
+    builder
+}
+
+fn is_ignore_file(relative: &Path) -> bool {
+    matches!(
+        relative.file_name().and_then(|n| n.to_str()),
+        Some(".gitignore" | ".ignore" | ".rgignore")
+    ) || relative.ends_with(".git/info/exclude")
+}
+
+/// Size and trigrams of a file, `None` when it cannot be read.
+fn read_trigrams(
+    path: &Path,
+    extractor: &mut Extractor,
+    buffer: &mut [u8],
+) -> Option<(u64, Vec<u32>)> {
+    let mut file = File::open(path).ok()?;
+    let mut size = 0u64;
+    loop {
+        match file.read(buffer) {
+            Ok(0) => break,
+            Ok(n) => {
+                // ripgrep stops reading a file at its first NUL byte (a binary file): nothing
+                // after it can match, so nothing after it is indexed.
+                let text = &buffer[..n];
+                match text.iter().position(|&b| b == 0) {
+                    Some(nul) => {
+                        extractor.feed(&text[..nul]);
+                        size = file.metadata().map_or(size + n as u64, |m| m.len());
+                        break;
+                    }
+                    None => extractor.feed(text),
+                }
+                size += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => {
+                extractor.finish();
+                return None;
+            }
+        }
+    }
+    Some((size, extractor.finish()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join(".git")).expect(".git");
+        std::fs::create_dir_all(root.join("src")).expect("src");
+        std::fs::create_dir_all(root.join("target")).expect("target");
+        std::fs::write(root.join(".gitignore"), "target/\n").expect("gitignore");
+        std::fs::write(root.join("src/a.rs"), "fn parse_config() {}\n").expect("a");
+        std::fs::write(root.join("src/b.rs"), "fn render() {}\n").expect("b");
+        std::fs::write(root.join("target/c.rs"), "fn parse_config() {}\n").expect("c");
+        dir
+    }
+
+    fn find<'a>(index: &'a Index, pattern: &str) -> Vec<&'a Path> {
+        index.candidates(&Query::for_patterns(&[pattern.to_owned()], false))
+    }
+
+    #[test]
+    fn ignored_files_are_not_indexed_and_literals_select_files() {
+        let dir = tree();
+        let index = Index::build(dir.path(), 2, &|_, _| {});
+        assert_eq!(find(&index, "parse_config"), [Path::new("src/a.rs")]);
+        assert_eq!(find(&index, "RENDER"), [Path::new("src/b.rs")]);
+        // No trigram: every file (hidden ones, like .gitignore, are not part of the project).
+        assert_eq!(
+            find(&index, "fn"),
+            [Path::new("src/a.rs"), Path::new("src/b.rs")]
+        );
+        assert!(find(&index, "nowhere_at_all").is_empty());
+    }
+
+    #[test]
+    fn refreshes_follow_creations_changes_and_deletions() {
+        let dir = tree();
+        let root = dir.path();
+        let mut index = Index::build(root, 1, &|_, _| {});
+        std::fs::write(root.join("src/b.rs"), "fn parse_config_too() {}\n").expect("b");
+        assert_eq!(index.refresh(&root.join("src/b.rs")), Refresh::Done);
+        assert_eq!(find(&index, "parse_config").len(), 2);
+        std::fs::remove_file(root.join("src/a.rs")).expect("rm a");
+        assert_eq!(index.refresh(&root.join("src/a.rs")), Refresh::Done);
+        assert_eq!(find(&index, "parse_config"), [Path::new("src/b.rs")]);
+        std::fs::create_dir_all(root.join("src/new")).expect("new dir");
+        std::fs::write(root.join("src/new/d.rs"), "fn parse_config() {}\n").expect("d");
+        assert_eq!(index.refresh(&root.join("src/new")), Refresh::Directory);
+        assert_eq!(find(&index, "parse_config").len(), 2);
+        std::fs::write(root.join("target/e.rs"), "fn parse_config() {}\n").expect("e");
+        assert_eq!(index.refresh(&root.join("target/e.rs")), Refresh::Done);
+        assert_eq!(find(&index, "parse_config").len(), 2, "ignored stays out");
+        assert_eq!(index.refresh(&root.join(".gitignore")), Refresh::Rebuild);
+        assert_eq!(index.stats().files, 2);
+    }
+}

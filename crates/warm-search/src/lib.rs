@@ -1,0 +1,19 @@
+//! The `search` service of warm: code search that answers like ripgrep, from a per-project
+//! daemon holding a trigram index that a file watcher keeps fresh.
+//!
+//! # Layout
+//! - [`trigram`]: trigram extraction and compact posting lists.
+//! - [`query`]: from a regex to the trigrams a matching file must contain.
+//! - [`index`]: [`Index`], the project's files by ripgrep's rules and their trigrams.
+//! - [`service`]: [`SearchService`], the daemon side: build, watch, barrier, candidates.
+//! - [`scan`]: the client side: matching and printing like ripgrep, over candidates or a walk.
+
+pub mod index;
+pub mod query;
+pub mod trigram;
+
+pub use index::Index;
+pub use query::Query;
+pub mod service;
+pub use service::SearchService;
+pub mod scan;

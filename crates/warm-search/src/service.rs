@@ -1,0 +1,371 @@
+//! [`SearchService`]: the daemon side of `warm search`: builds the index when the daemon
+//! starts, keeps it fresh from a file watcher, and answers which files may match.
+//!
+//! Methods:
+//! - [`CANDIDATES`] `{patterns, fixed_strings?}` → `{root, files, all}`: the files (relative
+//!   to `root`, in path order) that may match, for the file system as it was when the request
+//!   arrived; `all` when the patterns have no usable trigram. `{unwatched: reason}` instead
+//!   when no watcher could be set up (the client then scans).
+//! - [`STATUS`] → files, bytes, index size, last update, build progress.
+//!
+//! Freshness uses a sync barrier in the manner of watchman's cookies: the request creates a
+//! file in the root and waits until the indexer has seen its event. Watch events arrive in
+//! order, so every change made before the request has been applied by then.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use notify::Watcher;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::{oneshot, watch};
+use warm_client::EventLog;
+use warm_daemon::{BoxFuture, Call, Service};
+use warm_protocol::{ErrorCode, ErrorObject};
+
+use crate::index::{Index, Refresh};
+use crate::query::Query;
+
+pub const CANDIDATES: &str = "search/candidates";
+pub const STATUS: &str = "search/status";
+
+/// Names of the barrier files created in the root (hidden, so never indexed or searched).
+const COOKIE_PREFIX: &str = ".warm-cookie-";
+/// How long a query waits for its barrier before answering from the index as it is.
+const COOKIE_WAIT: Duration = Duration::from_secs(2);
+/// How long a new directory is rescanned at each barrier.
+const RECENT_DIR: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CandidatesParams {
+    patterns: Vec<String>,
+    #[serde(default)]
+    fixed_strings: bool,
+}
+
+struct Shared {
+    root: PathBuf,
+    /// `None` until the first build is done.
+    index: RwLock<Option<Index>>,
+    built: watch::Sender<bool>,
+    /// Files and bytes indexed so far by the running build.
+    building: Mutex<(u64, u64)>,
+    cookies: Mutex<HashMap<String, oneshot::Sender<()>>>,
+    next_cookie: AtomicU64,
+    watch_error: Mutex<Option<String>>,
+    /// Directories created lately, rescanned at each barrier (see [`Refresh::Directory`]).
+    recent_dirs: Mutex<Vec<(PathBuf, Instant)>>,
+    stopping: AtomicBool,
+    events: EventLog,
+}
+
+pub struct SearchService {
+    shared: Arc<Shared>,
+    /// Dropped at shutdown, which ends the event stream and so the indexer thread.
+    watcher: Mutex<Option<notify::RecommendedWatcher>>,
+}
+
+impl SearchService {
+    /// Starts watching `root` and building its index in the background.
+    pub fn start(root: PathBuf, events: EventLog) -> SearchService {
+        let shared = Arc::new(Shared {
+            root: root.clone(),
+            index: RwLock::new(None),
+            built: watch::channel(false).0,
+            building: Mutex::new((0, 0)),
+            cookies: Mutex::new(HashMap::new()),
+            next_cookie: AtomicU64::new(0),
+            watch_error: Mutex::new(None),
+            recent_dirs: Mutex::new(Vec::new()),
+            stopping: AtomicBool::new(false),
+            events,
+        });
+        let (tx, rx) = mpsc::channel();
+        // Watching starts before the walk, so no change made during the build is missed.
+        let watcher = notify::recommended_watcher(tx).and_then(|mut watcher| {
+            watcher.watch(&root, notify::RecursiveMode::Recursive)?;
+            Ok(watcher)
+        });
+        let watcher = match watcher {
+            Ok(watcher) => Some(watcher),
+            Err(error) => {
+                let reason = format!("cannot watch {}: {error}", root.display());
+                tracing::warn!("{reason}; queries will scan instead of using the index");
+                if let Ok(mut slot) = shared.watch_error.lock() {
+                    *slot = Some(reason);
+                }
+                None
+            }
+        };
+        let indexer = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("warm-search-indexer".into())
+            .spawn(move || indexer.run(rx));
+        if let Err(error) = spawned {
+            tracing::error!(%error, "cannot start the indexer thread");
+        }
+        SearchService {
+            shared,
+            watcher: Mutex::new(watcher),
+        }
+    }
+}
+
+impl Service for SearchService {
+    fn call(&self, call: Call) -> BoxFuture<Result<Value, ErrorObject>> {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            match call.method.as_str() {
+                CANDIDATES => shared.candidates(call).await,
+                STATUS => Ok(shared.status()),
+                other => Err(ErrorObject::method_not_found(other)),
+            }
+        })
+    }
+
+    fn shutdown(&self) -> BoxFuture<()> {
+        self.shared.stopping.store(true, Ordering::Relaxed);
+        if let Ok(mut watcher) = self.watcher.lock() {
+            watcher.take();
+        }
+        Box::pin(async {})
+    }
+}
+
+impl Shared {
+    /// The indexer thread: the first build, then watch events as they come.
+    fn run(self: Arc<Self>, rx: mpsc::Receiver<notify::Result<notify::Event>>) {
+        self.rebuild("start");
+        while let Ok(first) = rx.recv() {
+            if self.stopping.load(Ordering::Relaxed) {
+                return;
+            }
+            let mut batch = vec![first];
+            batch.extend(rx.try_iter());
+            self.apply(batch);
+        }
+    }
+
+    fn rebuild(&self, why: &str) {
+        let started = std::time::Instant::now();
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let index = Index::build(&self.root, threads, &|files, bytes| {
+            if let Ok(mut building) = self.building.lock() {
+                *building = (files, bytes);
+            }
+        });
+        let stats = index.stats();
+        tracing::info!(
+            files = stats.files,
+            bytes = stats.bytes,
+            index_bytes = stats.index_bytes,
+            ms = started.elapsed().as_millis() as u64,
+            why,
+            "index built"
+        );
+        self.events.record(
+            "search.index",
+            json!({ "why": why, "files": stats.files, "bytes": stats.bytes,
+                "index_bytes": stats.index_bytes, "ms": started.elapsed().as_millis() as u64 }),
+        );
+        if let Ok(mut slot) = self.index.write() {
+            *slot = Some(index);
+        }
+        self.built.send_replace(true);
+    }
+
+    /// Applies a batch of watch events in order, then releases the barriers they carried.
+    fn apply(&self, batch: Vec<notify::Result<notify::Event>>) {
+        let mut cookies = Vec::new();
+        let mut rebuild = false;
+        {
+            let Ok(mut guard) = self.index.write() else {
+                return;
+            };
+            let Some(index) = guard.as_mut() else {
+                return;
+            };
+            for event in batch {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(error) => {
+                        // Lost events (e.g. a queue overflow): only a rebuild is safe.
+                        tracing::warn!(%error, "watch error; rebuilding the index");
+                        rebuild = true;
+                        continue;
+                    }
+                };
+                if event.need_rescan() {
+                    rebuild = true;
+                }
+                // Reads (ours included: indexing opens files) and metadata changes leave
+                // contents as they were.
+                if matches!(
+                    event.kind,
+                    notify::EventKind::Access(_)
+                        | notify::EventKind::Modify(notify::event::ModifyKind::Metadata(_))
+                ) {
+                    continue;
+                }
+                for path in &event.paths {
+                    if let Some(cookie) = cookie_name(&self.root, path) {
+                        cookies.push(cookie);
+                    } else if !rebuild {
+                        match index.refresh(path) {
+                            Refresh::Done => {}
+                            Refresh::Rebuild => rebuild = true,
+                            Refresh::Directory => {
+                                if let Ok(mut recent) = self.recent_dirs.lock() {
+                                    recent.push((path.clone(), Instant::now()));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if !cookies.is_empty() && !rebuild {
+                self.rescan_recent_dirs(index);
+            }
+            if !rebuild {
+                index.updated_at = SystemTime::now();
+                rebuild = index.needs_compaction();
+            }
+        }
+        if rebuild {
+            self.rebuild("change");
+        }
+        if let Ok(mut waiting) = self.cookies.lock() {
+            for cookie in cookies {
+                if let Some(tx) = waiting.remove(&cookie) {
+                    let _ = tx.send(());
+                }
+            }
+        }
+    }
+
+    /// Rescans the directories created in the last few seconds, for files created in them
+    /// before the watcher covered them.
+    fn rescan_recent_dirs(&self, index: &mut Index) {
+        let Ok(mut recent) = self.recent_dirs.lock() else {
+            return;
+        };
+        recent.retain(|(_, at)| at.elapsed() < RECENT_DIR);
+        for (dir, _) in recent.iter() {
+            index.rescan(dir);
+        }
+    }
+
+    async fn candidates(self: Arc<Self>, call: Call) -> Result<Value, ErrorObject> {
+        let params: CandidatesParams =
+            serde_json::from_value(call.params.clone().unwrap_or(Value::Null))
+                .map_err(ErrorObject::invalid_params)?;
+        if let Some(reason) = self.watch_error.lock().ok().and_then(|e| e.clone()) {
+            return Ok(json!({ "unwatched": reason }));
+        }
+        self.wait_built(&call).await;
+        self.barrier().await;
+        let shared = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let query = Query::for_patterns(&params.patterns, params.fixed_strings);
+            let guard = shared
+                .index
+                .read()
+                .map_err(|_| internal("the index is poisoned"))?;
+            let index = guard
+                .as_ref()
+                .ok_or_else(|| internal("the index is not built"))?;
+            let files: Vec<Value> = index
+                .candidates(&query)
+                .into_iter()
+                .map(|p| Value::String(p.to_string_lossy().into_owned()))
+                .collect();
+            Ok(json!({ "root": shared.root, "files": files, "all": query.is_all() }))
+        })
+        .await
+        .map_err(|e| internal(&e.to_string()))?
+    }
+
+    /// Waits for the first build, reporting its progress to the caller.
+    async fn wait_built(&self, call: &Call) {
+        let mut built = self.built.subscribe();
+        let mut ticks = tokio::time::interval(Duration::from_millis(100));
+        while !*built.borrow_and_update() {
+            tokio::select! {
+                _ = built.changed() => {}
+                _ = ticks.tick() => {
+                    let (files, bytes) = self.building.lock().map(|b| *b).unwrap_or_default();
+                    let message = format!("indexing {}: {files} files, {:.1} MB", self.root.display(), bytes as f64 / 1e6);
+                    call.progress.report(Some(message), Some(files), None).await;
+                }
+            }
+        }
+    }
+
+    /// Returns once every change made to the tree before the call has been indexed (or after
+    /// [`COOKIE_WAIT`], if the watcher does not deliver the barrier's event).
+    async fn barrier(&self) {
+        let n = self.next_cookie.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{COOKIE_PREFIX}{}-{n}", std::process::id());
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut waiting) = self.cookies.lock() {
+            waiting.insert(name.clone(), tx);
+        }
+        let path = self.root.join(&name);
+        if std::fs::write(&path, b"").is_err() {
+            // A read-only tree changes only through others' writes; answer as we are.
+            if let Ok(mut waiting) = self.cookies.lock() {
+                waiting.remove(&name);
+            }
+            return;
+        }
+        let _ = std::fs::remove_file(&path);
+        if tokio::time::timeout(COOKIE_WAIT, rx).await.is_err() {
+            tracing::warn!("the watcher did not report the sync cookie in time");
+            if let Ok(mut waiting) = self.cookies.lock() {
+                waiting.remove(&name);
+            }
+        }
+    }
+
+    fn status(&self) -> Value {
+        let guard = self.index.read().ok();
+        let index = guard.as_ref().and_then(|g| g.as_ref());
+        let (files, bytes) = self.building.lock().map(|b| *b).unwrap_or_default();
+        let mut status = json!({
+            "root": self.root,
+            "ready": index.is_some(),
+            "building": { "files": files, "bytes": bytes },
+            "watching": self.watch_error.lock().map(|e| e.is_none()).unwrap_or(false),
+            "watch_error": self.watch_error.lock().ok().and_then(|e| e.clone()),
+        });
+        if let Some(index) = index {
+            let stats = index.stats();
+            status["files"] = json!(stats.files);
+            status["bytes"] = json!(stats.bytes);
+            status["trigrams"] = json!(stats.trigrams);
+            status["index_bytes"] = json!(stats.index_bytes);
+            status["dead_entries"] = json!(stats.dead_entries);
+            status["updated_at"] = json!(index
+                .updated_at
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or_default());
+        }
+        status
+    }
+}
+
+/// The name of a barrier file, if `path` is one.
+fn cookie_name(root: &Path, path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    (path.parent() == Some(root) && name.starts_with(COOKIE_PREFIX)).then(|| name.to_owned())
+}
+
+fn internal(message: &str) -> ErrorObject {
+    ErrorObject::new(ErrorCode::InternalError, message.to_owned())
+}

@@ -1,0 +1,408 @@
+//! `warm search` against ripgrep (installed by `.ci/run`): same matches for the same flags, on
+//! a real tree, and fresh after every change.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+use crate::support::{stderr_of, stdout_of, wait_output, TestEnv};
+
+/// Bytes of real source copied into the equivalence tree.
+const TREE_BYTES: u64 = 24 * 1024 * 1024;
+
+fn run_in(env: &TestEnv, dir: &Path, program: Option<&str>, args: &[&str]) -> Output {
+    let mut command = match program {
+        Some(program) => Command::new(program),
+        None => {
+            let mut warm = env.warm();
+            warm.arg("search");
+            warm
+        }
+    };
+    command
+        .current_dir(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run search")
+}
+
+/// The match and context messages of ripgrep's JSON output, as comparable strings, sorted
+/// (ripgrep prints files in no fixed order).
+fn json_matches(output: &Output) -> BTreeSet<String> {
+    stdout_of(output)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|m| m["type"] == "match" || m["type"] == "context")
+        .map(|mut m| {
+            // Offsets are of the file, as both compute them; keep everything but timing.
+            if let Some(data) = m.get_mut("data").and_then(Value::as_object_mut) {
+                data.remove("elapsed");
+            }
+            m.to_string()
+        })
+        .collect()
+}
+
+fn sorted_lines(output: &Output) -> BTreeSet<String> {
+    stdout_of(output).lines().map(str::to_owned).collect()
+}
+
+/// Copies crate sources from the cargo registry (sorted, so the same tree each run) until
+/// `TREE_BYTES`, plus files that test the edges.
+fn real_tree(root: &Path) -> u64 {
+    let home = std::env::var("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo")
+        });
+    let mut crates: Vec<PathBuf> = std::fs::read_dir(home.join("registry/src"))
+        .expect("the cargo registry (the build downloads it)")
+        .flatten()
+        .flat_map(|index| {
+            std::fs::read_dir(index.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .map(|e| e.path())
+        .collect();
+    crates.sort();
+    let mut copied = 0;
+    for krate in crates {
+        if copied >= TREE_BYTES {
+            break;
+        }
+        let status = Command::new("cp")
+            .arg("-r")
+            .arg(&krate)
+            .arg(root)
+            .status()
+            .expect("cp");
+        assert!(status.success());
+        copied += dir_size(&krate);
+    }
+    assert!(
+        copied >= TREE_BYTES,
+        "the registry holds only {copied} bytes of sources"
+    );
+    let edge = root.join("edge");
+    std::fs::create_dir_all(edge.join("ignored")).expect("edge");
+    std::fs::write(edge.join(".gitignore"), "ignored/\n").expect(".gitignore");
+    std::fs::write(edge.join("ignored/hidden_match.rs"), "fn main() {}\n").expect("ignored");
+    std::fs::write(edge.join(".hidden.rs"), "fn main() { unsafe {} }\n").expect("hidden");
+    std::fs::write(
+        edge.join("unicode.txt"),
+        "naïve café Ωmega ΣΑΣ σας 🦀 crab\nKelvin \u{212A} sign\n",
+    )
+    .expect("unicode");
+    std::fs::write(
+        edge.join("latin1.txt"),
+        b"caf\xe9 fn main bytes \xff\xfe\n".as_slice(),
+    )
+    .expect("latin1");
+    std::fs::write(
+        edge.join("binary.bin"),
+        b"fn main() before\n\0\0after fn main\n".as_slice(),
+    )
+    .expect("binary");
+    // A git repository, so that .gitignore files apply (as rg requires).
+    std::fs::create_dir_all(root.join(".git")).expect(".git");
+    copied
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let output = Command::new("du").arg("-sb").arg(dir).output().expect("du");
+    stdout_of(&output)
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Flags and pattern, as given to both tools.
+const SUITE: &[&[&str]] = &[
+    // Literals.
+    &["fn main"],
+    &["unsafe impl"],
+    &["impl Iterator for"],
+    &["TODO"],
+    &["pub struct"],
+    &["-F", "#[derive(Debug"],
+    &["-F", "std::collections::HashMap"],
+    &["Copyright"],
+    &["-F", "a.b"],
+    // Case.
+    &["-i", "error"],
+    &["-i", "utf-8"],
+    &["-S", "hashmap"],
+    &["-S", "HashMap"],
+    &["-i", "kelvin"],
+    // Words.
+    &["-w", "new"],
+    &["-w", "is_empty"],
+    &["-w", "-i", "SELF"],
+    // Regexes with literals.
+    &[r"fn \w+_test"],
+    &[r"impl<T> \w+"],
+    &[r"struct [A-Z]\w+Error"],
+    &[r"(?i)deprecated"],
+    &[r"unwrap\(\)\."],
+    &[r"\bSelf::new\("],
+    &["foo|bar"],
+    &[r"0x[0-9a-f]{8}"],
+    &["-e", "panic!", "-e", "unreachable!"],
+    // Without a usable trigram.
+    &[r"\w+\s*=\s*\d+;"],
+    &["[A-Z]{5,}"],
+    &["a.b.c"],
+    &[r"[0-9]{4}-[0-9]{2}-[0-9]{2}"],
+    // Globs and types.
+    &["-g", "*.toml", "version"],
+    &["-g", "!*.rs", "license"],
+    &["-g", "**/src/*.rs", "mod tests"],
+    &["-t", "rust", "async fn"],
+    &["-t", "toml", "edition"],
+    &["-t", "md", "Example"],
+    // Context and limits.
+    &["-C", "2", "panic!\\(\"internal"],
+    &["-A", "1", "-B", "3", "unreachable!"],
+    &["-m", "2", "let mut"],
+    // Unicode and bytes.
+    &["café"],
+    &[r"\p{Greek}+"],
+    &["-i", "σας"],
+    &["🦀"],
+    &["bytes"],
+    &["fn main"],
+    // Ignored and hidden files.
+    &["--hidden", "unsafe"],
+    &["--no-ignore", "hidden_match"],
+    // Nothing, and everywhere.
+    &["zqxjkv_nothing_matches_this"],
+];
+
+/// Modes printed as plain lines (ripgrep does not combine them with --json).
+const LINE_SUITE: &[&[&str]] = &[
+    &["-c", "fn "],
+    &["-l", "unsafe impl"],
+    &["-c", ""],
+    &["-l", "-i", "todo"],
+];
+
+#[test]
+fn matches_equal_ripgreps_on_a_real_tree() {
+    let env = TestEnv::new();
+    let tree = real_tree(&env.project);
+    eprintln!("tree: {:.1} MB", tree as f64 / 1e6);
+    assert!(SUITE.len() + LINE_SUITE.len() >= 40);
+    for args in SUITE {
+        let mut with_json = args.to_vec();
+        with_json.push("--json");
+        let expected = run_in(&env, &env.project, Some("rg"), &with_json);
+        let actual = run_in(&env, &env.project, None, &with_json);
+        assert_eq!(
+            actual.status.code(),
+            expected.status.code(),
+            "exit code of {args:?}; warm stderr: {}",
+            stderr_of(&actual)
+        );
+        let (expected, actual) = (json_matches(&expected), json_matches(&actual));
+        assert!(
+            expected == actual,
+            "{args:?}: {} matches from rg, {} from warm; only rg: {:?}; only warm: {:?}",
+            expected.len(),
+            actual.len(),
+            expected.difference(&actual).take(3).collect::<Vec<_>>(),
+            actual.difference(&expected).take(3).collect::<Vec<_>>()
+        );
+    }
+    for args in LINE_SUITE {
+        let expected = run_in(&env, &env.project, Some("rg"), args);
+        let actual = run_in(&env, &env.project, None, args);
+        assert_eq!(actual.status.code(), expected.status.code(), "{args:?}");
+        assert_eq!(sorted_lines(&actual), sorted_lines(&expected), "{args:?}");
+    }
+    // From a subdirectory, with a path argument: paths print as rg prints them.
+    let sub = env.project.join("edge");
+    for args in [
+        &["fn main"][..],
+        &["fn main", "."],
+        &["crab", "unicode.txt"],
+    ] {
+        let expected = run_in(&env, &sub, Some("rg"), &[args, &["--json"]].concat());
+        let actual = run_in(&env, &sub, None, &[args, &["--json"]].concat());
+        assert_eq!(
+            json_matches(&actual),
+            json_matches(&expected),
+            "{args:?} in edge/"
+        );
+    }
+    env.only_daemon();
+}
+
+/// A small project for the freshness tests.
+fn small_project(env: &TestEnv) {
+    std::fs::create_dir_all(env.project.join(".git")).expect(".git");
+    std::fs::create_dir_all(env.project.join("src")).expect("src");
+    std::fs::write(env.project.join("src/a.rs"), "fn alpha() {}\n").expect("a");
+    std::fs::write(env.project.join("src/b.rs"), "fn beta() {}\n").expect("b");
+}
+
+fn found(env: &TestEnv, pattern: &str) -> String {
+    let output = env.run(&["search", pattern]);
+    assert!(
+        output.status.code().is_some_and(|c| c <= 1),
+        "{}",
+        stderr_of(&output)
+    );
+    let mut lines: Vec<&str> = std::str::from_utf8(&output.stdout)
+        .unwrap_or_default()
+        .lines()
+        .collect();
+    lines.sort();
+    lines.join("\n")
+}
+
+#[test]
+fn every_change_is_seen_by_the_next_query() {
+    let env = TestEnv::new();
+    small_project(&env);
+    let project = &env.project;
+    assert_eq!(found(&env, "fn alpha"), "src/a.rs:1:fn alpha() {}");
+
+    std::fs::write(project.join("src/c.rs"), "fn gamma_new() {}\n").expect("create");
+    assert_eq!(found(&env, "gamma_new"), "src/c.rs:1:fn gamma_new() {}");
+
+    std::fs::write(project.join("src/a.rs"), "fn alpha_changed() {}\n").expect("modify");
+    assert_eq!(
+        found(&env, "alpha_changed"),
+        "src/a.rs:1:fn alpha_changed() {}"
+    );
+    assert_eq!(found(&env, "fn alpha\\(\\)"), "");
+
+    std::fs::remove_file(project.join("src/b.rs")).expect("delete");
+    assert_eq!(found(&env, "beta"), "");
+
+    std::fs::rename(project.join("src/c.rs"), project.join("src/d.rs")).expect("rename");
+    assert_eq!(found(&env, "gamma_new"), "src/d.rs:1:fn gamma_new() {}");
+
+    std::fs::create_dir_all(project.join("src/deep/er")).expect("mkdir");
+    std::fs::write(project.join("src/deep/er/e.rs"), "fn epsilon_deep() {}\n").expect("deep");
+    assert_eq!(
+        found(&env, "epsilon_deep"),
+        "src/deep/er/e.rs:1:fn epsilon_deep() {}"
+    );
+
+    std::fs::rename(project.join("src/deep"), project.join("src/moved")).expect("rename dir");
+    assert_eq!(
+        found(&env, "epsilon_deep"),
+        "src/moved/er/e.rs:1:fn epsilon_deep() {}"
+    );
+
+    std::fs::write(project.join(".gitignore"), "src/moved/\n").expect("ignore");
+    assert_eq!(found(&env, "epsilon_deep"), "");
+    std::fs::write(project.join(".gitignore"), "").expect("unignore");
+    assert_eq!(
+        found(&env, "epsilon_deep"),
+        "src/moved/er/e.rs:1:fn epsilon_deep() {}"
+    );
+    env.only_daemon();
+}
+
+#[test]
+fn twenty_cold_searches_share_one_daemon() {
+    let env = TestEnv::new();
+    small_project(&env);
+    let children: Vec<_> = (0..20)
+        .map(|_| {
+            env.warm()
+                .args(["search", "fn \\w+"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn warm search")
+        })
+        .collect();
+    for child in children {
+        let output = wait_output(child);
+        assert!(output.status.success(), "{}", stderr_of(&output));
+        assert_eq!(
+            stdout_of(&output),
+            "src/a.rs:1:fn alpha() {}\nsrc/b.rs:1:fn beta() {}\n"
+        );
+    }
+    env.only_daemon();
+}
+
+#[test]
+fn hostile_files_are_handled_as_ripgrep_handles_them() {
+    let env = TestEnv::new();
+    small_project(&env);
+    let project = &env.project;
+    // A 1 GB sparse file of NULs: binary, so neither tool reads past its first byte.
+    let big = std::fs::File::create(project.join("big.bin")).expect("big");
+    big.set_len(1 << 30).expect("1 GB");
+    std::os::unix::fs::symlink("loop", project.join("loop")).expect("symlink loop");
+    std::os::unix::fs::symlink(project.join("src"), project.join("src/self")).expect("dir loop");
+    std::fs::write(
+        project.join("bad.txt"),
+        b"fn \xff\xfe broken utf8 alpha\n".as_slice(),
+    )
+    .expect("bad");
+    std::fs::write(
+        project.join("nul.txt"),
+        b"alpha before nul\n\0alpha after\n".as_slice(),
+    )
+    .expect("nul");
+    for args in [&["alpha", "--json"][..], &["-c", "alpha"], &["-l", "\\x00"]] {
+        let expected = run_in(&env, project, Some("rg"), args);
+        let actual = run_in(&env, project, None, args);
+        assert_eq!(
+            actual.status.code(),
+            expected.status.code(),
+            "{args:?}: {}",
+            stderr_of(&actual)
+        );
+        if args.contains(&"--json") {
+            assert_eq!(json_matches(&actual), json_matches(&expected), "{args:?}");
+        } else {
+            assert_eq!(sorted_lines(&actual), sorted_lines(&expected), "{args:?}");
+        }
+    }
+}
+
+#[test]
+fn without_a_daemon_the_same_search_runs_in_process() {
+    let env = TestEnv::new();
+    small_project(&env);
+    let indexed = found(&env, "fn \\w+");
+    let output = env.run(&["search", "--no-daemon", "fn \\w+"]);
+    assert!(output.status.success());
+    assert_eq!(stdout_of(&output), format!("{indexed}\n"));
+    // An unusable runtime directory: the search still answers, and says why on stderr.
+    let output = env
+        .warm()
+        .env("WARM_RUNTIME_DIR", "/proc/warm-cannot-be-here")
+        .args(["search", "fn alpha"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_eq!(stdout_of(&output), "src/a.rs:1:fn alpha() {}\n");
+    assert!(
+        stderr_of(&output).contains("searching without the index"),
+        "{}",
+        stderr_of(&output)
+    );
+    let output = env.run(&["search", "("]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr_of(&output).contains("regex"),
+        "{}",
+        stderr_of(&output)
+    );
+    let status = env.json(&["search", "--status"]);
+    assert_eq!(status["files"], 2);
+}
