@@ -115,6 +115,7 @@ impl Index {
             for _ in 0..threads {
                 let (tx, next, files) = (tx.clone(), &next, &files);
                 scope.spawn(move || {
+                    lower_priority();
                     let mut extractor = Extractor::default();
                     let mut buffer = vec![0; READ_CHUNK];
                     loop {
@@ -331,6 +332,12 @@ impl Index {
             dead_entries: self.entries.len() - self.live_files,
         }
     }
+}
+
+/// Indexing yields to interactive work: the first queries scan while the index builds, and
+/// a user's own tools share the machine. (On Linux a thread has its own nice value.)
+pub fn lower_priority() {
+    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10);
 }
 
 /// ripgrep's default walk: .gitignore, .ignore and .rgignore, hidden files skipped, symlinks

@@ -141,21 +141,30 @@ impl Options {
                 .parents(false);
             builder.add_custom_ignore_filename("");
         }
-        let mut targets: Vec<Target> = builder
-            .build()
-            .flatten()
-            .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
-            .map(|e| {
-                let shown = match e.path().strip_prefix("./") {
-                    Ok(inside) if implicit => inside.to_owned(),
-                    _ => e.path().to_owned(),
-                };
-                Target {
-                    open: e.path().to_owned(),
-                    shown,
+        let found = std::sync::Mutex::new(Vec::new());
+        builder.threads(std::thread::available_parallelism().map_or(2, |n| n.get()));
+        builder.build_parallel().run(|| {
+            let found = &found;
+            Box::new(move |entry| {
+                if let Ok(entry) = entry {
+                    if entry.file_type().is_some_and(|t| t.is_file()) {
+                        let shown = match entry.path().strip_prefix("./") {
+                            Ok(inside) if implicit => inside.to_owned(),
+                            _ => entry.path().to_owned(),
+                        };
+                        let target = Target {
+                            open: entry.path().to_owned(),
+                            shown,
+                        };
+                        if let Ok(mut found) = found.lock() {
+                            found.push(target);
+                        }
+                    }
                 }
+                ignore::WalkState::Continue
             })
-            .collect();
+        });
+        let mut targets = found.into_inner().unwrap_or_default();
         targets.sort_by(|a, b| a.shown.cmp(&b.shown));
         Ok(targets)
     }

@@ -4,8 +4,9 @@
 //! Methods:
 //! - [`CANDIDATES`] `{patterns, fixed_strings?}` → `{root, files, all}`: the files (relative
 //!   to `root`, in path order) that may match, for the file system as it was when the request
-//!   arrived; `all` when the patterns have no usable trigram. `{unwatched: reason}` instead
-//!   when no watcher could be set up (the client then scans).
+//!   arrived; `all` when the patterns have no usable trigram. Instead, `{building: {files,
+//!   bytes}}` while the first build runs, or `{unwatched: reason}` when no watcher could be
+//!   set up: the client then scans.
 //! - [`STATUS`] → files, bytes, index size, last update, build progress.
 //!
 //! Freshness uses a sync barrier in the manner of watchman's cookies: the request creates a
@@ -67,7 +68,7 @@ struct Shared {
 pub struct SearchService {
     shared: Arc<Shared>,
     /// Dropped at shutdown, which ends the event stream and so the indexer thread.
-    watcher: Mutex<Option<notify::RecommendedWatcher>>,
+    watcher: Arc<Mutex<Option<notify::RecommendedWatcher>>>,
 }
 
 impl SearchService {
@@ -86,33 +87,23 @@ impl SearchService {
             events,
         });
         let (tx, rx) = mpsc::channel();
-        // Watching starts before the walk, so no change made during the build is missed.
-        let watcher = notify::recommended_watcher(tx).and_then(|mut watcher| {
-            watcher.watch(&root, notify::RecursiveMode::Recursive)?;
-            Ok(watcher)
-        });
-        let watcher = match watcher {
-            Ok(watcher) => Some(watcher),
-            Err(error) => {
-                let reason = format!("cannot watch {}: {error}", root.display());
-                tracing::warn!("{reason}; queries will scan instead of using the index");
-                if let Ok(mut slot) = shared.watch_error.lock() {
-                    *slot = Some(reason);
-                }
-                None
-            }
-        };
+        // Watching starts before the walk, so no change made during the build is missed. Both
+        // run on the indexer thread: adding a watch per directory takes a while on a large
+        // tree, and the daemon answers meanwhile (queries scan until the index is ready).
+        let watcher: Arc<Mutex<Option<notify::RecommendedWatcher>>> = Arc::new(Mutex::new(None));
         let indexer = shared.clone();
+        let slot = watcher.clone();
         let spawned = std::thread::Builder::new()
             .name("warm-search-indexer".into())
-            .spawn(move || indexer.run(rx));
+            .spawn(move || {
+                crate::index::lower_priority();
+                indexer.watch(tx, &slot);
+                indexer.run(rx);
+            });
         if let Err(error) = spawned {
             tracing::error!(%error, "cannot start the indexer thread");
         }
-        SearchService {
-            shared,
-            watcher: Mutex::new(watcher),
-        }
+        SearchService { shared, watcher }
     }
 }
 
@@ -138,6 +129,33 @@ impl Service for SearchService {
 }
 
 impl Shared {
+    /// Starts watching the root; a failure is kept for the queries, which then scan.
+    fn watch(
+        &self,
+        tx: mpsc::Sender<notify::Result<notify::Event>>,
+        slot: &Mutex<Option<notify::RecommendedWatcher>>,
+    ) {
+        let watcher = notify::recommended_watcher(tx).and_then(|mut watcher| {
+            watcher.watch(&self.root, notify::RecursiveMode::Recursive)?;
+            Ok(watcher)
+        });
+        match watcher {
+            Ok(watcher) if !self.stopping.load(Ordering::Relaxed) => {
+                if let Ok(mut slot) = slot.lock() {
+                    *slot = Some(watcher);
+                }
+            }
+            Ok(_) => {}
+            Err(error) => {
+                let reason = format!("cannot watch {}: {error}", self.root.display());
+                tracing::warn!("{reason}; queries will scan instead of using the index");
+                if let Ok(mut slot) = self.watch_error.lock() {
+                    *slot = Some(reason);
+                }
+            }
+        }
+    }
+
     /// The indexer thread: the first build, then watch events as they come.
     fn run(self: Arc<Self>, rx: mpsc::Receiver<notify::Result<notify::Event>>) {
         self.rebuild("start");
@@ -267,7 +285,12 @@ impl Shared {
         if let Some(reason) = self.watch_error.lock().ok().and_then(|e| e.clone()) {
             return Ok(json!({ "unwatched": reason }));
         }
-        self.wait_built(&call).await;
+        // Until the first build is done, the client scans: a first query answered at
+        // ripgrep's speed beats one that waits for the whole index.
+        if !*self.built.borrow() {
+            let (files, bytes) = self.building.lock().map(|b| *b).unwrap_or_default();
+            return Ok(json!({ "building": { "files": files, "bytes": bytes } }));
+        }
         self.barrier().await;
         let shared = self.clone();
         tokio::task::spawn_blocking(move || {
@@ -288,22 +311,6 @@ impl Shared {
         })
         .await
         .map_err(|e| internal(&e.to_string()))?
-    }
-
-    /// Waits for the first build, reporting its progress to the caller.
-    async fn wait_built(&self, call: &Call) {
-        let mut built = self.built.subscribe();
-        let mut ticks = tokio::time::interval(Duration::from_millis(100));
-        while !*built.borrow_and_update() {
-            tokio::select! {
-                _ = built.changed() => {}
-                _ = ticks.tick() => {
-                    let (files, bytes) = self.building.lock().map(|b| *b).unwrap_or_default();
-                    let message = format!("indexing {}: {files} files, {:.1} MB", self.root.display(), bytes as f64 / 1e6);
-                    call.progress.report(Some(message), Some(files), None).await;
-                }
-            }
-        }
     }
 
     /// Returns once every change made to the tree before the call has been indexed (or after

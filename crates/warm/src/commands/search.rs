@@ -159,8 +159,16 @@ fn indexed_targets(
                 return Ok(None);
             }
         };
+        if let Some(building) = answer.get("building") {
+            ProgressLine::new().note(&format!(
+                "warm: indexing in the background ({} files, {:.1} MB so far); this search scans",
+                building["files"],
+                building["bytes"].as_f64().unwrap_or(0.0) / 1e6
+            ));
+            return Ok(None);
+        }
         if let Some(reason) = answer.get("unwatched").and_then(Value::as_str) {
-            tracing::debug!(reason, "index unavailable");
+            ProgressLine::new().note(&format!("warm: {reason}; this search scans"));
             return Ok(None);
         }
         let files = answer
@@ -192,46 +200,25 @@ fn indexed_targets(
 fn candidates(context: &Context, options: &Options) -> Result<Value, Failure> {
     let mut client = Client::new(context.spec(&[])?)?;
     let params = json!({ "patterns": options.patterns, "fixed_strings": options.fixed_strings });
-    let mut bar = ProgressLine::new();
-    let answer = client.call_with_progress(CANDIDATES, Some(&params), &mut |p| {
-        bar.show(p.message.as_deref())
-    });
-    bar.clear();
-    answer.map_err(Failure::from)
+    client.call(CANDIDATES, Some(params)).map_err(Failure::from)
 }
 
-/// Index-build progress on stderr: one line redrawn in place on a terminal, lines when
-/// `WARM_PROGRESS` is set, nothing otherwise.
+/// Notes about the index on stderr, where people see them: on a terminal, or when
+/// `WARM_PROGRESS` is set; never in the way of scripts.
 struct ProgressLine {
-    terminal: bool,
-    lines: bool,
-    drawn: bool,
+    shown: bool,
 }
 
 impl ProgressLine {
     fn new() -> ProgressLine {
         ProgressLine {
-            terminal: std::io::stderr().is_terminal(),
-            lines: std::env::var_os("WARM_PROGRESS").is_some(),
-            drawn: false,
+            shown: std::io::stderr().is_terminal() || std::env::var_os("WARM_PROGRESS").is_some(),
         }
     }
 
-    fn show(&mut self, message: Option<&str>) {
-        let message = message.unwrap_or_default();
-        let mut stderr = std::io::stderr();
-        if self.terminal {
-            let _ = write!(stderr, "\r\x1b[K{message}");
-            self.drawn = true;
-        } else if self.lines {
-            let _ = writeln!(stderr, "{message}");
-        }
-    }
-
-    fn clear(&mut self) {
-        if self.drawn {
-            let _ = write!(std::io::stderr(), "\r\x1b[K");
-            self.drawn = false;
+    fn note(&self, message: &str) {
+        if self.shown {
+            let _ = writeln!(std::io::stderr(), "{message}");
         }
     }
 }

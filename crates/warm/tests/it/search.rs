@@ -4,10 +4,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{stderr_of, stdout_of, wait_output, TestEnv};
+use crate::support::{stderr_of, stdout_of, wait_output, wait_until, TestEnv};
 
 /// Bytes of real source copied into the equivalence tree.
 const TREE_BYTES: u64 = 24 * 1024 * 1024;
@@ -113,6 +114,20 @@ fn real_tree(root: &Path) -> u64 {
     copied
 }
 
+/// Starts the search daemon and waits until its index is built and watched, so that the
+/// queries that follow are answered from the index (before that, they scan).
+fn wait_for_index(env: &TestEnv) {
+    let ready = wait_until(Duration::from_secs(60), || {
+        let status = env.json(&["search", "--status"]);
+        status["ready"] == true && status["watching"] == true
+    });
+    assert!(
+        ready,
+        "the index was not ready within 60 s: {}",
+        env.json(&["search", "--status"])
+    );
+}
+
 fn dir_size(dir: &Path) -> u64 {
     let output = Command::new("du").arg("-sb").arg(dir).output().expect("du");
     stdout_of(&output)
@@ -197,6 +212,7 @@ fn matches_equal_ripgreps_on_a_real_tree() {
     let env = TestEnv::new();
     let tree = real_tree(&env.project);
     eprintln!("tree: {:.1} MB", tree as f64 / 1e6);
+    wait_for_index(&env);
     assert!(SUITE.len() + LINE_SUITE.len() >= 40);
     for args in SUITE {
         let mut with_json = args.to_vec();
@@ -271,6 +287,7 @@ fn every_change_is_seen_by_the_next_query() {
     let env = TestEnv::new();
     small_project(&env);
     let project = &env.project;
+    wait_for_index(&env);
     assert_eq!(found(&env, "fn alpha"), "src/a.rs:1:fn alpha() {}");
 
     std::fs::write(project.join("src/c.rs"), "fn gamma_new() {}\n").expect("create");
@@ -357,6 +374,7 @@ fn hostile_files_are_handled_as_ripgrep_handles_them() {
         b"alpha before nul\n\0alpha after\n".as_slice(),
     )
     .expect("nul");
+    wait_for_index(&env);
     for args in [&["alpha", "--json"][..], &["-c", "alpha"], &["-l", "\\x00"]] {
         let expected = run_in(&env, project, Some("rg"), args);
         let actual = run_in(&env, project, None, args);
@@ -378,6 +396,7 @@ fn hostile_files_are_handled_as_ripgrep_handles_them() {
 fn without_a_daemon_the_same_search_runs_in_process() {
     let env = TestEnv::new();
     small_project(&env);
+    wait_for_index(&env);
     let indexed = found(&env, "fn \\w+");
     let output = env.run(&["search", "--no-daemon", "fn \\w+"]);
     assert!(output.status.success());

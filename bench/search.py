@@ -1,0 +1,114 @@
+"""Benchmark of `warm search` against ripgrep, side by side in one session, over a real tree of
+at least 200 MB (the cargo registry's sources plus /usr/include, copied), warm page cache.
+
+Run through scripts/bench-search. Prints a Markdown table of medians and ratios.
+"""
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+WARM = sys.argv[1]
+RUNS = int(os.environ.get("WARM_BENCH_RUNS", "10"))
+QUERIES = [
+    ("selective literal", ["SO_PEERCRED"]),
+    ("regex with required literals", [r"struct \w+Builder\b"]),
+    ("no usable trigram", [r"\d{4}-\d\d-\d\d"]),
+]
+
+
+def tree():
+    root = tempfile.mkdtemp(prefix="warm-bench-search-")
+    home = os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo"))
+    registry = os.path.join(home, "registry", "src")
+    for index in sorted(os.listdir(registry)):
+        shutil.copytree(os.path.join(registry, index), os.path.join(root, "crates", index), symlinks=True)
+    shutil.copytree("/usr/include", os.path.join(root, "include"), symlinks=True)
+    return root
+
+
+def size(root):
+    out = subprocess.run(["du", "-sb", root], capture_output=True, text=True).stdout
+    return int(out.split()[0])
+
+
+def timed(argv, cwd, env):
+    start = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return (time.perf_counter() - start) * 1000
+
+
+def median(argv, cwd, env, runs=RUNS):
+    return statistics.median(timed(argv, cwd, env) for _ in range(runs))
+
+
+def main():
+    root = tree()
+    bytes_ = size(root)
+    env = dict(os.environ, WARM_RUNTIME_DIR=os.path.join(root, ".rt"))
+    os.mkdir(env["WARM_RUNTIME_DIR"], 0o700)
+    warm = [WARM, "search"]
+    try:
+        # Warm page cache for both, then the cold first query: daemon start and index build.
+        subprocess.run(["rg", "-c", "SO_PEERCRED"], cwd=root, stdout=subprocess.DEVNULL)
+        rg_pass = median(["rg", "SO_PEERCRED"], root, env, 5)
+        started = time.perf_counter()
+        cold = timed(warm + ["SO_PEERCRED"], root, env)
+        while True:
+            status = json.loads(subprocess.run(warm + ["--status", "--json"], cwd=root, env=env,
+                                               capture_output=True, text=True).stdout)
+            if status.get("ready") and status.get("watching"):
+                break
+            time.sleep(0.05)
+        ready_ms = (time.perf_counter() - started) * 1000
+        rows = []
+        for name, args in QUERIES:
+            subprocess.run(warm + args, cwd=root, env=env, stdout=subprocess.DEVNULL)
+            w = median(warm + args, root, env)
+            r = median(["rg"] + args, root, env)
+            rows.append((name, args[0], w, r))
+        # An edit, then a query at once: the barrier makes it see the edit.
+        target = os.path.join(root, "include", "stdio.h")
+        updates = []
+        for i in range(RUNS):
+            token = f"warm_bench_token_{i}_{time.time_ns()}"
+            with open(target, "a") as f:
+                f.write(f"/* {token} */\n")
+            start = time.perf_counter()
+            out = subprocess.run(warm + ["-c", token], cwd=root, env=env, capture_output=True, text=True)
+            updates.append((time.perf_counter() - start) * 1000)
+            assert out.stdout.strip().endswith(":1"), out
+        pid = json.loads(subprocess.run([WARM, "-s", "search", "status", "--json"], cwd=root, env=env,
+                                        capture_output=True, text=True).stdout)["pid"]
+        with open(f"/proc/{pid}/status") as f:
+            rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS")) * 1024
+    finally:
+        subprocess.run([WARM, "stop", "--all"], env=env, stdout=subprocess.DEVNULL)
+        shutil.rmtree(root, ignore_errors=True)
+
+    print(f"`warm search` vs ripgrep {rg_version()}: {status['files']} files, "
+          f"{bytes_ / 1e6:.0f} MB on disk ({status['bytes'] / 1e6:.0f} MB indexed), medians of {RUNS} runs\n")
+    print("| query | pattern | warm search | rg | rg / warm |")
+    print("|---|---|---|---|---|")
+    for name, pattern, w, r in rows:
+        print(f"| {name} | `{pattern}` | {w:.1f} ms | {r:.1f} ms | {r / w:.1f}x |")
+    print(f"| cold first query (starts the daemon; scans while it indexes) | `SO_PEERCRED` | {cold:.0f} ms | "
+          f"{rg_pass:.0f} ms (one full pass) | {rg_pass / cold:.2f}x |")
+    print(f"\nThe first query scans while the daemon builds the index in the background; the index "
+          f"was ready {ready_ms:.0f} ms after the first query started.")
+    print(f"Index: {status['index_bytes'] / 1e6:.1f} MB for {status['bytes'] / 1e6:.0f} MB indexed "
+          f"({status['index_bytes'] / status['bytes']:.2f}x); daemon RSS {rss / 1e6:.0f} MB.")
+    print(f"Edit one file, then query at once: the edit is found in {statistics.median(updates):.1f} ms "
+          f"(median; the whole one-shot query, barrier included).")
+
+
+def rg_version():
+    return subprocess.run(["rg", "--version"], capture_output=True, text=True).stdout.split()[1]
+
+
+if __name__ == "__main__":
+    main()
