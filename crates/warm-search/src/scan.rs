@@ -314,6 +314,19 @@ fn search_one(
         error: None,
     };
     let path = &target.shown;
+    // The summary and standard printers share no trait for their sinks: one macro serves both.
+    macro_rules! search_into {
+        ($printer:ident) => {{
+            let done = {
+                let mut sink = $printer.sink_with_path(matcher, path);
+                let done = searcher.search_path(matcher, &target.open, &mut sink);
+                result.matched = sink.has_match();
+                done
+            };
+            result.output = $printer.get_mut().as_slice().to_vec();
+            done
+        }};
+    }
     let outcome: Result<(), std::io::Error> = if options.json {
         let mut printer = JSONBuilder::new()
             .max_matches(options.max_count)
@@ -338,14 +351,7 @@ fn search_one(
             .max_matches(options.max_count)
             .color_specs(colors(options))
             .build(buffer(options));
-        let done = {
-            let mut sink = printer.sink_with_path(matcher, path);
-            let done = searcher.search_path(matcher, &target.open, &mut sink);
-            result.matched = sink.has_match();
-            done
-        };
-        result.output = printer.get_mut().as_slice().to_vec();
-        done
+        search_into!(printer)
     } else {
         let mut printer = StandardBuilder::new()
             .heading(options.heading)
@@ -353,14 +359,7 @@ fn search_one(
             .max_matches(options.max_count)
             .color_specs(colors(options))
             .build(buffer(options));
-        let done = {
-            let mut sink = printer.sink_with_path(matcher, path);
-            let done = searcher.search_path(matcher, &target.open, &mut sink);
-            result.matched = sink.has_match();
-            done
-        };
-        result.output = printer.get_mut().as_slice().to_vec();
-        done
+        search_into!(printer)
     };
     if let Err(error) = outcome {
         result.error = Some(format!("{}: {error}", target.shown.display()));

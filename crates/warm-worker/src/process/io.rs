@@ -11,6 +11,9 @@ use warm_protocol::{encode, FrameDecoder, Framing, Incoming, Limits, Message};
 
 use super::{ExitInfo, WorkerProcess, STDERR_TAIL_LINES};
 
+/// How long a worker whose stdout closed is given to exit before it is retired.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+
 pub(super) async fn write_loop(
     mut stdin: ChildStdin,
     framing: Framing,
@@ -74,6 +77,11 @@ pub(super) async fn read_loop(worker: Arc<WorkerProcess>, mut stdout: ChildStdou
             break reason;
         }
     };
+    // A worker that closes its stdout is usually exiting: give the reaper a moment, so that
+    // the retirement (and any "service unavailable" error built from it) carries the exit.
+    if reason == "closed its stdout" {
+        let _ = tokio::time::timeout(EXIT_GRACE, worker.exited.cancelled()).await;
+    }
     worker.retire(&reason);
 }
 

@@ -6,19 +6,14 @@ use std::time::Duration;
 
 use crate::support::*;
 
-fn run_concurrently(env: &TestEnv, count: usize, args: &[&str]) {
-    let children: Vec<_> = (0..count)
-        .map(|_| {
-            env.warm()
-                .args(args)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn warm")
-        })
-        .collect();
-    for (i, child) in children.into_iter().enumerate() {
-        let output = wait_output(child);
+/// Runs `count` copies of `warm ARGS` at once; all must succeed.
+fn all_succeed(env: &TestEnv, count: usize, args: &[&str]) {
+    let outputs = run_concurrently(count, || {
+        let mut command = env.warm();
+        command.args(args);
+        command
+    });
+    for (i, output) in outputs.into_iter().enumerate() {
         assert!(
             output.status.success(),
             "client {i} of {count} failed: {}\n{}",
@@ -31,7 +26,7 @@ fn run_concurrently(env: &TestEnv, count: usize, args: &[&str]) {
 #[test]
 fn fifty_concurrent_first_calls_share_one_daemon() {
     let env = TestEnv::new();
-    run_concurrently(&env, 50, &["call", "daemon/ping"]);
+    all_succeed(&env, 50, &["call", "daemon/ping"]);
     let pid = env.only_daemon();
     let spawned: Vec<_> = env
         .events("default")
@@ -45,7 +40,7 @@ fn fifty_concurrent_first_calls_share_one_daemon() {
 #[test]
 fn fifty_concurrent_starts_share_one_daemon() {
     let env = TestEnv::new();
-    run_concurrently(&env, 50, &["start"]);
+    all_succeed(&env, 50, &["start"]);
     env.only_daemon();
 }
 

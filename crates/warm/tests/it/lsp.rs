@@ -1,12 +1,12 @@
 //! `warm lsp` against a real language server (python-lsp-server, installed by `.ci/run`).
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::{kill, python, stderr_of, stdout_of, wait_output, wait_until, TestEnv};
+use crate::support::{kill, python, run_concurrently, stderr_of, stdout_of, wait_until, TestEnv};
 
 const APP: &str = r#"import os
 
@@ -243,18 +243,7 @@ fn edits_on_disk_are_seen_by_the_next_query() {
 #[test]
 fn twenty_cold_hovers_share_one_daemon_and_one_server() {
     let project = Project::new();
-    let children: Vec<_> = (0..20)
-        .map(|_| {
-            project
-                .command(&["hover", "app.py:11:17"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn warm lsp hover")
-        })
-        .collect();
-    for child in children {
-        let output = wait_output(child);
+    for output in run_concurrently(20, || project.command(&["hover", "app.py:11:17"])) {
         assert!(output.status.success(), "{}", stderr_of(&output));
         assert_eq!(
             stdout_of(&output),

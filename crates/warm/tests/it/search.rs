@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{stderr_of, stdout_of, wait_output, wait_until, TestEnv};
+use crate::support::{run_concurrently, stderr_of, stdout_of, wait_until, TestEnv};
 
 /// Bytes of real source copied into the equivalence tree.
 const TREE_BYTES: u64 = 24 * 1024 * 1024;
@@ -333,18 +333,11 @@ fn every_change_is_seen_by_the_next_query() {
 fn twenty_cold_searches_share_one_daemon() {
     let env = TestEnv::new();
     small_project(&env);
-    let children: Vec<_> = (0..20)
-        .map(|_| {
-            env.warm()
-                .args(["search", "fn \\w+"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn warm search")
-        })
-        .collect();
-    for child in children {
-        let output = wait_output(child);
+    for output in run_concurrently(20, || {
+        let mut command = env.warm();
+        command.args(["search", "fn \\w+"]);
+        command
+    }) {
         assert!(output.status.success(), "{}", stderr_of(&output));
         assert_eq!(
             stdout_of(&output),

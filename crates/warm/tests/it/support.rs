@@ -246,6 +246,21 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
     }
 }
 
+/// Starts `count` commands made by `make` at once, each with its output captured, and waits
+/// for them all.
+pub fn run_concurrently(count: usize, make: impl Fn() -> Command) -> Vec<Output> {
+    let children: Vec<Child> = (0..count)
+        .map(|_| {
+            make()
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn a concurrent command")
+        })
+        .collect();
+    children.into_iter().map(wait_output).collect()
+}
+
 /// Waits for a child and returns its output, failing the test at the deadline.
 pub fn wait_output(child: Child) -> Output {
     child.wait_with_output().expect("wait for child")
