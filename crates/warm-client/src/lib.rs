@@ -28,6 +28,7 @@
 //!   the daemon crate; they live here so that the client can find a daemon without depending on
 //!   the async runtime, and the daemon re-exports them.)
 //! - [`lock`]: [`LockFile`], `flock` that survives a concurrent unlink.
+//! - [`load`]: a load generator for any daemon (`warm bench`).
 //! - [`meta`], [`events`]: `meta.json` and `events.jsonl`.
 //! - [`settings`], [`duration`]: retry/restart/fallback settings and duration syntax.
 
@@ -36,6 +37,7 @@ pub mod connection;
 pub mod duration;
 pub mod error;
 pub mod events;
+pub mod load;
 pub mod lock;
 pub mod meta;
 pub mod paths;

@@ -68,6 +68,11 @@ pub enum Command {
     Stop(StopArgs),
     /// Print the daemon's log (or its event stream).
     Logs(LogsArgs),
+    /// Load-test a daemon: throughput, latency percentiles, errors by code.
+    #[command(
+        after_help = "Examples:\n  warm bench                                   daemon/ping, 4 connections, 10000 requests\n  warm -s echo bench --method echo --payload-bytes 1024 --pipeline 16\n  warm bench --one-shot --connections 2 --duration 10s\n  warm bench --framing binary --json"
+    )]
+    Bench(BenchArgs),
     /// Search code like ripgrep, from a warm index kept fresh by a file watcher.
     #[command(after_help = SEARCH_HELP)]
     Search(SearchArgs),
@@ -113,6 +118,37 @@ Examples:
 The server comes from .warm.toml ([services.NAME] framing = \"lsp\", languages = [...] or
 files = [...]), else the first installed of the built-in table (see `warm lsp servers`). Each
 server runs in its own daemon (service `lsp-ID` for built-in ones, e.g. lsp-pylsp).";
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Concurrent connections (each a thread with its own socket).
+    #[arg(short = 'c', long, default_value_t = 4)]
+    pub connections: usize,
+    /// Total requests, shared by the connections.
+    #[arg(short = 'n', long, default_value_t = 10_000)]
+    pub requests: u64,
+    /// Run for this long instead of a number of requests, e.g. 10s.
+    #[arg(short = 'd', long, value_name = "DURATION")]
+    pub duration: Option<String>,
+    /// Requests in flight per connection.
+    #[arg(short = 'P', long, default_value_t = 1)]
+    pub pipeline: usize,
+    /// The method to call.
+    #[arg(short = 'm', long, default_value = "daemon/ping")]
+    pub method: String,
+    /// Params as JSON.
+    #[arg(long)]
+    pub params: Option<String>,
+    /// Add a string of this many bytes to the params (as "payload").
+    #[arg(long, value_name = "BYTES")]
+    pub payload_bytes: Option<usize>,
+    /// ndjson, lsp or binary.
+    #[arg(long, default_value = "ndjson")]
+    pub framing: String,
+    /// A new connection for every request (what one-shot CLI calls pay).
+    #[arg(long)]
+    pub one_shot: bool,
+}
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {

@@ -69,6 +69,7 @@ fn run(cli: Cli, ready: Option<warm_daemon::ReadyReporter>) -> Result<u8, Failur
         Command::Status => commands::status::run(&context)?,
         Command::Stop(args) => commands::stop::run(&context, args.all)?,
         Command::Logs(args) => commands::logs::run(&context, args)?,
+        Command::Bench(args) => commands::bench::run(&context, args)?,
         Command::Serve(_)
         | Command::List
         | Command::Init(_)

@@ -155,3 +155,35 @@ fn five_thousand_open_connections_are_all_answered() {
     assert_eq!(status["in_flight"], 0);
     env.only_daemon();
 }
+
+#[test]
+fn warm_bench_counts_every_request_in_every_mode() {
+    let env = TestEnv::new();
+    for extra in [
+        &["--pipeline", "8"][..],
+        &["--framing", "binary", "--payload-bytes", "4096"],
+        &["--framing", "lsp"],
+        &["--one-shot"],
+    ] {
+        let mut args = vec![
+            "-s", "echo", "bench", "--method", "echo", "-n", "500", "-c", "4",
+        ];
+        args.extend_from_slice(extra);
+        let report = &env.json(&args)["report"];
+        assert_eq!(report["requests"], 500, "{extra:?}: {report}");
+        assert_eq!(report["ok"], 500, "{extra:?}: {report}");
+        assert_eq!(report["lost"], 0, "{extra:?}: {report}");
+        let histogram: u64 = report["histogram"]
+            .as_array()
+            .map(|h| h.iter().filter_map(|b| b[1].as_u64()).sum())
+            .unwrap_or(0);
+        assert_eq!(
+            histogram, 500,
+            "{extra:?}: every answer is in the histogram"
+        );
+    }
+    // Errors are counted by code, not lost.
+    let report = &env.json(&["-s", "echo", "bench", "--method", "no/such", "-n", "100"])["report"];
+    assert_eq!(report["errors"]["-32601"], 100, "{report}");
+    env.only_daemon();
+}
