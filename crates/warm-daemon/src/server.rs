@@ -55,6 +55,8 @@ pub struct Daemon {
     listener: UnixListener,
     /// Held for the daemon's whole life; the kernel releases it if the process dies.
     lock: LockFile,
+    /// Device and inode of the socket file this daemon bound.
+    socket_id: Option<(u64, u64)>,
 }
 
 /// How a daemon's run ended.
@@ -127,10 +129,12 @@ impl Daemon {
                 "ttl_secs": shared.options.ttl.as_secs(),
             }),
         );
+        let socket_id = file_id(&paths.sock);
         Ok(Daemon {
             shared,
             listener,
             lock,
+            socket_id,
         })
     }
 
@@ -140,6 +144,7 @@ impl Daemon {
             shared,
             listener,
             lock,
+            socket_id,
         } = self;
         shared
             .events
@@ -155,9 +160,10 @@ impl Daemon {
             tokio::spawn(idle_watcher(shared.clone())),
             tokio::spawn(health_writer(shared.clone())),
             tokio::spawn(signal_watcher(shared.clone())),
+            tokio::spawn(socket_guard(shared.clone(), socket_id)),
         ];
         let listener = accept_loop(listener, &shared).await;
-        let report = shut_down(listener, &shared).await;
+        let report = shut_down(listener, &shared, socket_id).await;
         for task in background {
             task.abort();
         }
@@ -215,12 +221,19 @@ async fn accept_loop(listener: UnixListener, shared: &Arc<Shared>) -> UnixListen
     }
 }
 
-async fn shut_down(listener: UnixListener, shared: &Arc<Shared>) -> ExitReport {
+async fn shut_down(
+    listener: UnixListener,
+    shared: &Arc<Shared>,
+    socket_id: Option<(u64, u64)>,
+) -> ExitReport {
     let reason = shared.shutdown.reason().unwrap_or_else(|| "unknown".into());
     tracing::info!(%reason, "shutting down");
     let paths = &shared.options.paths;
-    // 1. Nobody new can reach us once the socket file is gone.
-    let _ = std::fs::remove_file(&paths.sock);
+    // 1. Nobody new can reach us once the socket file is gone (ours only: a file that
+    //    replaced it is not ours to remove).
+    if socket_id.is_some() && file_id(&paths.sock) == socket_id {
+        let _ = std::fs::remove_file(&paths.sock);
+    }
     // 2. Connections already queued in the kernel get served, and answered -32003.
     answer_backlog(listener, shared);
     shared.events.record(
@@ -307,6 +320,44 @@ async fn health_writer(shared: Arc<Shared>) {
         }
         shared.events.rotate_if_large();
     }
+}
+
+/// How often the daemon checks that its socket file is still the one it bound.
+const SOCKET_CHECK: Duration = Duration::from_secs(1);
+
+/// A daemon whose socket file was deleted or replaced can be reached by nobody new, yet holds
+/// the lock that stops a replacement from starting: it shuts down (gracefully, answering what
+/// is in flight), so that the next client starts a daemon that can be reached.
+async fn socket_guard(shared: Arc<Shared>, socket_id: Option<(u64, u64)>) {
+    let Some(socket_id) = socket_id else {
+        return;
+    };
+    let mut interval =
+        tokio::time::interval_at(tokio::time::Instant::now() + SOCKET_CHECK, SOCKET_CHECK);
+    loop {
+        interval.tick().await;
+        let now = file_id(&shared.options.paths.sock);
+        if now != Some(socket_id) {
+            let what = if now.is_none() { "deleted" } else { "replaced" };
+            tracing::error!(
+                "the socket file was {what}; shutting down so that a reachable daemon can start"
+            );
+            shared.events.record(
+                "daemon.socket_lost",
+                json!({ "pid": shared.pid, "socket": what }),
+            );
+            shared.shutdown.trigger(format!("socket file {what}"));
+            return;
+        }
+    }
+}
+
+/// Device and inode of a path (not following a symlink), if it exists.
+fn file_id(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
 }
 
 async fn signal_watcher(shared: Arc<Shared>) {

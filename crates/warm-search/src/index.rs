@@ -340,11 +340,20 @@ pub fn lower_priority() {
     let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10);
 }
 
-/// ripgrep's default walk: .gitignore, .ignore and .rgignore, hidden files skipped, symlinks
-/// not followed.
+/// ripgrep's default walk (.gitignore, .ignore and .rgignore, hidden directories skipped,
+/// symlinks not followed), except that hidden *files* are kept: ripgrep searches those that
+/// a `-t TYPE` selects, so the index holds them and the client decides.
 fn walker(dir: &Path) -> ignore::WalkBuilder {
     let mut builder = ignore::WalkBuilder::new(dir);
-    builder.add_custom_ignore_filename(".rgignore");
+    builder
+        .add_custom_ignore_filename(".rgignore")
+        .hidden(false)
+        .filter_entry(|entry| {
+            let name = entry.file_name().as_encoded_bytes();
+            let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
+            let hidden_dir = is_dir && entry.depth() > 0 && name.starts_with(b".");
+            !hidden_dir && !name.starts_with(b".warm-cookie-")
+        });
     builder
 }
 
@@ -417,10 +426,15 @@ mod tests {
         let index = Index::build(dir.path(), 2, &|_, _| {});
         assert_eq!(find(&index, "parse_config"), [Path::new("src/a.rs")]);
         assert_eq!(find(&index, "RENDER"), [Path::new("src/b.rs")]);
-        // No trigram: every file (hidden ones, like .gitignore, are not part of the project).
+        // No trigram: every file, hidden files included (the client drops them unless a
+        // file type selects them), hidden directories not.
         assert_eq!(
             find(&index, "fn"),
-            [Path::new("src/a.rs"), Path::new("src/b.rs")]
+            [
+                Path::new(".gitignore"),
+                Path::new("src/a.rs"),
+                Path::new("src/b.rs")
+            ]
         );
         assert!(find(&index, "nowhere_at_all").is_empty());
     }
@@ -444,6 +458,6 @@ mod tests {
         assert_eq!(index.refresh(&root.join("target/e.rs")), Refresh::Done);
         assert_eq!(find(&index, "parse_config").len(), 2, "ignored stays out");
         assert_eq!(index.refresh(&root.join(".gitignore")), Refresh::Rebuild);
-        assert_eq!(index.stats().files, 2);
+        assert_eq!(index.stats().files, 3, "b.rs, new/d.rs and .gitignore");
     }
 }

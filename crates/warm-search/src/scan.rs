@@ -190,7 +190,18 @@ impl Filters {
         match self.overrides.matched(relative, false) {
             ignore::Match::Ignore(_) => false,
             ignore::Match::Whitelist(_) => true,
-            ignore::Match::None => !self.types.matched(relative, false).is_ignore(),
+            ignore::Match::None => {
+                // As in ripgrep's walk: a hidden file is searched only when a file type
+                // selects it.
+                let hidden = relative
+                    .file_name()
+                    .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."));
+                match self.types.matched(relative, false) {
+                    ignore::Match::Ignore(_) => false,
+                    ignore::Match::Whitelist(_) => true,
+                    ignore::Match::None => !hidden,
+                }
+            }
         }
     }
 }

@@ -35,7 +35,10 @@ pub fn run(global: &GlobalArgs, args: &SearchArgs) -> Result<u8, Failure> {
     let matcher = options.matcher().map_err(|e| usage(&e))?;
     let cwd = std::env::current_dir()
         .map_err(|e| usage(&format!("cannot read the current directory: {e}")))?;
-    let targets = if args.no_daemon || args.hidden || args.no_ignore {
+    // A positive glob admits even ignored files (rg's globs override every other rule), which
+    // the index does not hold: those searches scan.
+    let whitelist_glob = options.globs.iter().any(|g| !g.starts_with('!'));
+    let targets = if args.no_daemon || args.hidden || args.no_ignore || whitelist_glob {
         scan_targets(&options, &paths)?
     } else {
         let context = Context::for_service(global, root.clone(), &config, Some("search"))?;

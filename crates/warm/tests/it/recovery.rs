@@ -250,3 +250,32 @@ fn service_requests_after_a_mismatched_hello_are_refused_unrun() {
         Some(true)
     );
 }
+
+#[test]
+fn a_deleted_or_replaced_socket_file_ends_the_daemon_and_the_next_call_succeeds() {
+    let env = TestEnv::new();
+    for replace in [false, true] {
+        let old = start_pid(&env, &[]);
+        let sock = env.daemon_dir("default").join("sock");
+        std::fs::remove_file(&sock).expect("delete the socket file");
+        if replace {
+            std::fs::write(&sock, b"not a socket").expect("replace the socket file");
+        }
+        // The old daemon holds the lock but nobody can reach it: it notices and leaves, and
+        // the call (retrying meanwhile) starts a reachable one.
+        let ping = env.json(&["call", "daemon/ping"]);
+        let new = ping["pid"].as_u64().expect("pid") as u32;
+        assert_ne!(new, old);
+        assert!(wait_until(Duration::from_secs(5), || !is_running(old)));
+        assert_eq!(env.only_daemon(), new);
+        let what = if replace { "replaced" } else { "deleted" };
+        let events = env.events("default");
+        assert!(
+            events.iter().any(|e| e["event"] == "daemon.socket_lost"
+                && e["pid"] == old
+                && e["socket"] == what),
+            "{events:?}"
+        );
+        env.ok(&["stop"]);
+    }
+}

@@ -192,8 +192,10 @@ const SUITE: &[&[&str]] = &[
     &["🦀"],
     &["bytes"],
     &["fn main"],
-    // Ignored and hidden files.
+    // Ignored and hidden files: a type selects hidden files, a positive glob even ignored ones.
     &["--hidden", "unsafe"],
+    &["-t", "rust", "unsafe \\{\\}"],
+    &["-g", "*.rs", "hidden_match"],
     &["--no-ignore", "hidden_match"],
     // Nothing, and everywhere.
     &["zqxjkv_nothing_matches_this"],
