@@ -5,16 +5,16 @@
 //! Used by `warm bench`; kept in the client crate so that other tools can load-test their own
 //! embedded daemons.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
-use warm_protocol::{Framing, Incoming, Message};
+use warm_protocol::{Framing, Incoming, Message, RequestId};
 
-use crate::connection::{Connection, RequestFailure};
+use crate::connection::Connection;
 
 /// What to send and how.
 #[derive(Debug, Clone)]
@@ -119,14 +119,14 @@ fn drive(options: &LoadOptions, budget: &AtomicU64, deadline: Option<Instant>) -
         return tally;
     };
     let _ = connection.set_timeout(Some(Duration::from_secs(30)));
-    let mut in_flight: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut in_flight: HashMap<RequestId, Instant> = HashMap::new();
     loop {
         while in_flight.len() < options.pipeline.max(1) && take(options, budget, deadline) {
             // Timed from before the write: the answer may be back before the write returns.
             let sent_at = Instant::now();
             match connection.send_request(&options.method, options.params.as_ref()) {
                 Ok(id) => {
-                    in_flight.insert(id.to_string(), sent_at);
+                    in_flight.insert(id, sent_at);
                 }
                 Err(_) => {
                     tally.lost += 1 + in_flight.len() as u64;
@@ -139,19 +139,13 @@ fn drive(options: &LoadOptions, budget: &AtomicU64, deadline: Option<Instant>) -
         }
         match connection.recv() {
             Ok(Some(Incoming::Single(Ok(Message::Response(response))))) => {
-                if let Some(started) = in_flight.remove(&response.id.to_string()) {
+                if let Some(started) = in_flight.remove(&response.id) {
                     tally.record(Ok(response.result), started);
                 }
             }
             Ok(Some(_)) => {}
-            Ok(None)
-            | Err(
-                RequestFailure::Lost(_) | RequestFailure::TimedOut | RequestFailure::NotSent(_),
-            ) => {
-                tally.lost += in_flight.len() as u64;
-                return tally;
-            }
-            Err(RequestFailure::Protocol(_)) => {
+            // The connection ended, timed out or spoke nonsense: what it had in flight is lost.
+            Ok(None) | Err(_) => {
                 tally.lost += in_flight.len() as u64;
                 return tally;
             }

@@ -159,13 +159,4 @@ impl Documents {
         }
         closed
     }
-
-    /// How many documents are open.
-    pub async fn len(&self) -> usize {
-        self.open.lock().await.len()
-    }
-
-    pub async fn is_empty(&self) -> bool {
-        self.len().await == 0
-    }
 }

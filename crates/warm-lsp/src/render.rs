@@ -52,23 +52,22 @@ impl Sources {
             .to_string()
     }
 
-    /// 1-based line and character column of an LSP position in `path`.
-    pub fn point(&mut self, path: &Path, position: Position) -> (u32, u32) {
-        let encoding = self.encoding;
-        match self.text(path) {
-            Some(text) => LineIndex::new(text).from_lsp(position, encoding),
-            // Unreadable: code units are the best guess at a column.
-            None => (position.line + 1, position.character + 1),
-        }
-    }
-
-    /// `path:line:col: rest`, with the line's own text when `rest` is empty.
+    /// `path:line:col: rest` for an LSP position in `path` (1-based, the column in
+    /// characters), with the line's own text when `rest` is empty.
     pub fn line(&mut self, path: &Path, position: Position, rest: &str) -> String {
-        let (line, column) = self.point(path, position);
+        let encoding = self.encoding;
+        let (line, column, text) = match self.text(path) {
+            Some(text) => {
+                let index = LineIndex::new(text);
+                let (line, column) = index.from_lsp(position, encoding);
+                let text = index.line(line as usize - 1).unwrap_or_default().to_owned();
+                (line, column, text)
+            }
+            // Unreadable: code units are the best guess at a column.
+            None => (position.line + 1, position.character + 1, String::new()),
+        };
         let rest = if rest.is_empty() {
-            self.text(path)
-                .and_then(|t| LineIndex::new(t).line(line as usize - 1).map(str::to_owned))
-                .unwrap_or_default()
+            text
         } else {
             rest.to_owned()
         };

@@ -199,59 +199,22 @@ impl Shared {
 
     /// Applies a batch of watch events in order, then releases the barriers they carried.
     fn apply(&self, batch: Vec<notify::Result<notify::Event>>) {
-        let mut cookies = Vec::new();
-        let mut rebuild = false;
-        {
-            let Ok(mut guard) = self.index.write() else {
-                return;
-            };
-            let Some(index) = guard.as_mut() else {
-                return;
-            };
-            for event in batch {
-                let event = match event {
-                    Ok(event) => event,
-                    Err(error) => {
-                        // Lost events (e.g. a queue overflow): only a rebuild is safe.
-                        tracing::warn!(%error, "watch error; rebuilding the index");
-                        rebuild = true;
-                        continue;
+        let (cookies, changed, mut rebuild) = self.sort_events(batch);
+        let rescan = !cookies.is_empty() && self.has_recent_dirs();
+        // A batch of barrier cookies only (one per query) leaves the index as it is: no write
+        // lock, so the queries reading it are not held up.
+        if !rebuild && (!changed.is_empty() || rescan) {
+            if let Ok(mut guard) = self.index.write() {
+                if let Some(index) = guard.as_mut() {
+                    rebuild = self.refresh_all(index, &changed);
+                    if !rebuild && rescan {
+                        self.rescan_recent_dirs(index);
                     }
-                };
-                if event.need_rescan() {
-                    rebuild = true;
-                }
-                // Reads (ours included: indexing opens files) and metadata changes leave
-                // contents as they were.
-                if matches!(
-                    event.kind,
-                    notify::EventKind::Access(_)
-                        | notify::EventKind::Modify(notify::event::ModifyKind::Metadata(_))
-                ) {
-                    continue;
-                }
-                for path in &event.paths {
-                    if let Some(cookie) = cookie_name(&self.root, path) {
-                        cookies.push(cookie);
-                    } else if !rebuild {
-                        match index.refresh(path) {
-                            Refresh::Done => {}
-                            Refresh::Rebuild => rebuild = true,
-                            Refresh::Directory => {
-                                if let Ok(mut recent) = self.recent_dirs.lock() {
-                                    recent.push((path.clone(), Instant::now()));
-                                }
-                            }
-                        }
+                    if !rebuild && !changed.is_empty() {
+                        index.updated_at = SystemTime::now();
+                        rebuild = index.needs_compaction();
                     }
                 }
-            }
-            if !cookies.is_empty() && !rebuild {
-                self.rescan_recent_dirs(index);
-            }
-            if !rebuild {
-                index.updated_at = SystemTime::now();
-                rebuild = index.needs_compaction();
             }
         }
         if rebuild {
@@ -266,13 +229,72 @@ impl Shared {
         }
     }
 
+    /// Splits watch events into barrier cookies and changed paths, in order; true when only
+    /// a rebuild is safe (the watcher lost events).
+    fn sort_events(
+        &self,
+        batch: Vec<notify::Result<notify::Event>>,
+    ) -> (Vec<String>, Vec<PathBuf>, bool) {
+        let (mut cookies, mut changed, mut rebuild) = (Vec::new(), Vec::new(), false);
+        for event in batch {
+            let event = match event {
+                Ok(event) => event,
+                Err(error) => {
+                    // Lost events (e.g. a queue overflow).
+                    tracing::warn!(%error, "watch error; rebuilding the index");
+                    rebuild = true;
+                    continue;
+                }
+            };
+            rebuild |= event.need_rescan();
+            // Reads (ours included: indexing opens files) and metadata changes leave
+            // contents as they were.
+            if matches!(
+                event.kind,
+                notify::EventKind::Access(_)
+                    | notify::EventKind::Modify(notify::event::ModifyKind::Metadata(_))
+            ) {
+                continue;
+            }
+            for path in event.paths {
+                match cookie_name(&self.root, &path) {
+                    Some(cookie) => cookies.push(cookie),
+                    None => changed.push(path),
+                }
+            }
+        }
+        (cookies, changed, rebuild)
+    }
+
+    /// Refreshes each changed path; true when one of them needs a rebuild.
+    fn refresh_all(&self, index: &mut Index, changed: &[PathBuf]) -> bool {
+        for path in changed {
+            match index.refresh(path) {
+                Refresh::Done => {}
+                Refresh::Rebuild => return true,
+                Refresh::Directory => {
+                    if let Ok(mut recent) = self.recent_dirs.lock() {
+                        recent.push((path.clone(), Instant::now()));
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    fn has_recent_dirs(&self) -> bool {
+        self.recent_dirs.lock().is_ok_and(|mut recent| {
+            recent.retain(|(_, at)| at.elapsed() < RECENT_DIR);
+            !recent.is_empty()
+        })
+    }
+
     /// Rescans the directories created in the last few seconds, for files created in them
     /// before the watcher covered them.
     fn rescan_recent_dirs(&self, index: &mut Index) {
-        let Ok(mut recent) = self.recent_dirs.lock() else {
+        let Ok(recent) = self.recent_dirs.lock() else {
             return;
         };
-        recent.retain(|(_, at)| at.elapsed() < RECENT_DIR);
         for (dir, _) in recent.iter() {
             index.rescan(dir);
         }
@@ -343,12 +365,13 @@ impl Shared {
         let guard = self.index.read().ok();
         let index = guard.as_ref().and_then(|g| g.as_ref());
         let (files, bytes) = self.building.lock().map(|b| *b).unwrap_or_default();
+        let watch_error = self.watch_error.lock().ok().and_then(|e| e.clone());
         let mut status = json!({
             "root": self.root,
             "ready": index.is_some(),
             "building": { "files": files, "bytes": bytes },
-            "watching": self.watch_error.lock().map(|e| e.is_none()).unwrap_or(false),
-            "watch_error": self.watch_error.lock().ok().and_then(|e| e.clone()),
+            "watching": watch_error.is_none(),
+            "watch_error": watch_error,
         });
         if let Some(index) = index {
             let stats = index.stats();

@@ -7,7 +7,7 @@
 //! start) the same search runs over a walk of the tree, so the command never fails for daemon
 //! reasons.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
@@ -163,7 +163,7 @@ fn indexed_targets(
             }
         };
         if let Some(building) = answer.get("building") {
-            ProgressLine::new().note(&format!(
+            note(&format!(
                 "warm: indexing in the background ({} files, {:.1} MB so far); this search scans",
                 building["files"],
                 building["bytes"].as_f64().unwrap_or(0.0) / 1e6
@@ -171,7 +171,7 @@ fn indexed_targets(
             return Ok(None);
         }
         if let Some(reason) = answer.get("unwatched").and_then(Value::as_str) {
-            ProgressLine::new().note(&format!("warm: {reason}; this search scans"));
+            note(&format!("warm: {reason}; this search scans"));
             return Ok(None);
         }
         let files = answer
@@ -206,23 +206,11 @@ fn candidates(context: &Context, options: &Options) -> Result<Value, Failure> {
     client.call(CANDIDATES, Some(params)).map_err(Failure::from)
 }
 
-/// Notes about the index on stderr, where people see them: on a terminal, or when
+/// A note about the index on stderr, where people see it: on a terminal, or when
 /// `WARM_PROGRESS` is set; never in the way of scripts.
-struct ProgressLine {
-    shown: bool,
-}
-
-impl ProgressLine {
-    fn new() -> ProgressLine {
-        ProgressLine {
-            shown: std::io::stderr().is_terminal() || std::env::var_os("WARM_PROGRESS").is_some(),
-        }
-    }
-
-    fn note(&self, message: &str) {
-        if self.shown {
-            let _ = writeln!(std::io::stderr(), "{message}");
-        }
+fn note(message: &str) {
+    if std::io::stderr().is_terminal() || std::env::var_os("WARM_PROGRESS").is_some() {
+        eprintln!("{message}");
     }
 }
 

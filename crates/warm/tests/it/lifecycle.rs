@@ -97,12 +97,7 @@ fn status_json_carries_the_contract_fields() {
 fn status_without_a_daemon_exits_3_and_says_how_to_start() {
     let env = TestEnv::new();
     let output = env.run(&["status"]);
-    assert_eq!(output.status.code(), Some(3));
-    assert!(
-        stderr_of(&output).contains("warm start"),
-        "{}",
-        stderr_of(&output)
-    );
+    assert_exit(&output, 3, "warm start");
     assert!(env.daemon_pids().is_empty());
 }
 
@@ -162,12 +157,7 @@ fn runtime_dir_open_to_others_is_refused() {
     std::fs::set_permissions(&env.runtime_dir, std::fs::Permissions::from_mode(0o755))
         .expect("chmod");
     let output = env.run(&["call", "daemon/ping"]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr_of(&output).contains("chmod 700"),
-        "{}",
-        stderr_of(&output)
-    );
+    assert_exit(&output, 2, "chmod 700");
     assert!(env.daemon_pids().is_empty());
 }
 
@@ -192,12 +182,7 @@ fn runtime_dir_owned_by_another_user_is_refused() {
 fn unknown_service_and_bad_config_are_usage_errors() {
     let env = TestEnv::new();
     let output = env.run(&["-s", "nope", "call", "daemon/ping"]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr_of(&output).contains("known services are default, echo"),
-        "{}",
-        stderr_of(&output)
-    );
+    assert_exit(&output, 2, "known services are default, echo");
 
     env.write_config("[services.index]\nttl = \"soon\"\n");
     let output = env.run(&["call", "daemon/ping"]);
@@ -220,12 +205,7 @@ fn call_prints_results_and_maps_errors_to_exit_codes() {
     let echoed = env.ok(&["-s", "echo", "call", "echo", r#"{"a":[1,"é"]}"#]);
     assert_eq!(echoed.trim(), r#"{"a":[1,"é"]}"#);
     let output = env.run(&["-s", "echo", "call", "no/such/method"]);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr_of(&output).contains("-32601"),
-        "{}",
-        stderr_of(&output)
-    );
+    assert_exit(&output, 1, "-32601");
     let output = env.run(&["-s", "echo", "call", "echo", "{not json"]);
     assert_eq!(output.status.code(), Some(2));
     let output = env.run(&[

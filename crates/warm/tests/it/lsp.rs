@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::{kill, python, run_concurrently, stderr_of, stdout_of, wait_until, TestEnv};
+use crate::support::{
+    assert_exit, kill, python, run_concurrently, stderr_of, stdout_of, wait_until, TestEnv,
+};
 
 const APP: &str = r#"import os
 
@@ -320,12 +322,7 @@ fn missing_servers_bad_locations_and_outside_files_are_clear_errors() {
     std::fs::write(&outside, "x = 1\n").expect("outside.py");
     let location = format!("{}:1:1", outside.display());
     let output = project.run(&["hover", &location]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr_of(&output).contains("is outside the project root"),
-        "{}",
-        stderr_of(&output)
-    );
+    assert_exit(&output, 2, "is outside the project root");
 
     for (location, message) in [
         ("app.py:0:1", "start at 1"),
@@ -333,20 +330,10 @@ fn missing_servers_bad_locations_and_outside_files_are_clear_errors() {
         ("nope.py:1:1", "cannot read nope.py"),
     ] {
         let output = project.run(&["hover", location]);
-        assert_eq!(output.status.code(), Some(2), "{location}");
-        assert!(
-            stderr_of(&output).contains(message),
-            "{location}: {}",
-            stderr_of(&output)
-        );
+        assert_exit(&output, 2, message);
     }
     let output = project.run(&["hover", "app.py:99:1"]);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr_of(&output).contains("line 99 is past the end"),
-        "{}",
-        stderr_of(&output)
-    );
+    assert_exit(&output, 1, "line 99 is past the end");
 }
 
 #[test]

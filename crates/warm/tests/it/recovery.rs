@@ -211,12 +211,7 @@ fn drain_deadline_cancels_overrunning_requests_with_an_answer() {
     assert!(!is_running(pid));
     let output = wait_output(slow);
     // Answered, not dropped; and not resent to a new daemon, since it had started running.
-    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
-    assert!(
-        stderr_of(&output).contains("-32005"),
-        "{}",
-        stderr_of(&output)
-    );
+    assert_exit(&output, 1, "-32005");
     assert!(env.daemon_pids().is_empty());
 }
 

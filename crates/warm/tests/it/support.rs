@@ -266,6 +266,17 @@ pub fn wait_output(child: Child) -> Output {
     child.wait_with_output().expect("wait for child")
 }
 
+/// Asserts that a command exited with `code` and that its stderr says `needle`.
+#[track_caller]
+pub fn assert_exit(output: &Output, code: i32, needle: &str) {
+    let stderr = stderr_of(output);
+    assert_eq!(output.status.code(), Some(code), "stderr: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "expected {needle:?} in stderr: {stderr}"
+    );
+}
+
 pub fn stdout_of(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }

@@ -6,6 +6,8 @@
 
 mod print;
 
+use std::cell::RefCell;
+use std::collections::hash_map::{Entry, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
@@ -35,6 +37,7 @@ pub fn run(global: &GlobalArgs, args: &LspArgs) -> Result<u8, Failure> {
             .map_err(|e| Failure::Usage(format!("--timeout: {e}")))?,
         cwd: std::env::current_dir()
             .map_err(|e| Failure::Usage(format!("cannot read the current directory: {e}")))?,
+        clients: RefCell::new(HashMap::new()),
     };
     match &args.command {
         LspCommand::Hover { location } => print::hover(&session, &session.at(location)?),
@@ -99,6 +102,9 @@ pub struct Session<'a> {
     config: Config,
     timeout: Option<std::time::Duration>,
     cwd: PathBuf,
+    /// One connection per server daemon, reused by every query of the command (e.g.
+    /// diagnostics of many files).
+    clients: RefCell<HashMap<String, Client>>,
 }
 
 /// `FILE:LINE:COL`, resolved.
@@ -162,16 +168,19 @@ impl Session<'_> {
         })
     }
 
-    /// The daemon of the server for `target` (or the one named with -s).
-    fn client(&self, target: Target<'_>) -> Result<Client, Failure> {
-        let service = match &self.global.service {
-            Some(service) => service.clone(),
-            None => servers::choose(&self.config, &self.root, target)
+    /// The service whose daemon runs the server for `target` (or the one named with -s).
+    fn service(&self, target: Target<'_>) -> Result<String, Failure> {
+        match &self.global.service {
+            Some(service) => Ok(service.clone()),
+            None => Ok(servers::choose(&self.config, &self.root, target)
                 .map_err(Failure::Usage)?
-                .service_name(),
-        };
+                .service_name()),
+        }
+    }
+
+    fn client(&self, service: &str) -> Result<Client, Failure> {
         let context =
-            Context::for_service(self.global, self.root.clone(), &self.config, Some(&service))?;
+            Context::for_service(self.global, self.root.clone(), &self.config, Some(service))?;
         let mut client = Client::new(context.spec(&[])?)?;
         if let Some(timeout) = self.timeout {
             client.set_timeout(Some(timeout).filter(|t| !t.is_zero()));
@@ -211,7 +220,15 @@ impl Session<'_> {
     }
 
     fn call(&self, target: Target<'_>, method: &str, params: &Value) -> Result<Value, Failure> {
-        let mut client = self.client(target)?;
+        let service = self.service(target)?;
+        let mut clients = self.clients.borrow_mut();
+        let client = match clients.entry(service) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                let client = self.client(entry.key())?;
+                entry.insert(client)
+            }
+        };
         let mut on_progress = super::progress_printer();
         client
             .call_with_progress(method, Some(params), &mut on_progress)
