@@ -252,6 +252,13 @@ impl Client {
                 Ok(outcome) => return Ok(outcome),
                 Err(Greet::NoDaemon) => {}
                 Err(Greet::Mismatch(why)) => self.replace_daemon(&why)?,
+                // Not retried: a request sent with the hello may have run (resending could
+                // run it twice), and a daemon that let the hello time out is frozen, so each
+                // retry would only wait out the timeout again.
+                Err(Greet::Failed(e @ Error::ConnectionLost(_))) => return Err(e),
+                Err(Greet::Failed(e @ Error::Timeout(_))) => {
+                    return Err(unavailable(format!("cannot talk to the daemon: {e}")))
+                }
                 Err(Greet::Failed(e)) => {
                     // A daemon that is there but failing (reset connections, a full accept
                     // queue): back off and try again, within the retry delays.
@@ -289,9 +296,12 @@ impl Client {
             Err(e) if is_nothing_listening(&e) => return Err(Greet::NoDaemon),
             Err(e) => return Err(Greet::Failed(Error::io("connecting to the daemon", e))),
         };
-        if let Some(timeout) = self.timeout {
-            let _ = connection.set_timeout(Some(timeout));
-        }
+        // A daemon answers hello at once, from its own thread, however busy its service is;
+        // one that does not is frozen (stopped, swapping) and must not hang the caller.
+        let hello_timeout = self.timeout.map_or(self.spec.settings.ready_timeout, |t| {
+            t.min(self.spec.settings.ready_timeout)
+        });
+        let _ = connection.set_timeout(Some(hello_timeout));
         let hello = HelloParams {
             version: self.spec.version.clone(),
             protocol: PROTOCOL_VERSION,
@@ -322,12 +332,14 @@ impl Client {
             }
             Err(RequestFailure::Lost(_)) => return Err(Greet::NoDaemon),
             Err(RequestFailure::TimedOut) => {
-                return Err(Greet::Failed(Error::Timeout(
-                    "no answer to daemon/hello".into(),
-                )))
+                return Err(Greet::Failed(Error::Timeout(format!(
+                    "no answer to daemon/hello within {:.1}s (is the daemon stopped or frozen? `warm status` says which pid)",
+                    hello_timeout.as_secs_f64()
+                ))))
             }
             Err(RequestFailure::Protocol(m)) => return Err(Greet::Failed(Error::Protocol(m))),
         };
+        let _ = connection.set_timeout(self.timeout);
         let daemon: HelloResult = serde_json::from_value(result)
             .map_err(|e| Greet::Failed(Error::Protocol(format!("bad daemon/hello result: {e}"))))?;
         let mismatch = self.mismatch(&daemon);

@@ -36,8 +36,12 @@ impl Meta {
 pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".tmp{}", std::process::id()));
-    std::fs::write(&tmp, contents)?;
-    std::fs::rename(&tmp, path)
+    let written = std::fs::write(&tmp, contents).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        // A full disk leaves a partial temporary file: it must not pile up.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Start time of process `pid` in clock ticks since boot, from `/proc/PID/stat`.

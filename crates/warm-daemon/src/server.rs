@@ -8,9 +8,10 @@
 //! (by dropping it, in the caller). A watchdog thread hard-exits if the drain overruns, so
 //! the daemon can never linger accepting nothing and answering nothing.
 
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener as StdUnixListener;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -118,7 +119,11 @@ impl Daemon {
             .map_err(io_error("cannot make the socket non-blocking"))?;
         let listener =
             UnixListener::from_std(std_listener).map_err(io_error("cannot register the socket"))?;
-        write_meta(&shared).map_err(io_error(format!("cannot write {}", paths.meta.display())))?;
+        // meta.json serves `warm list` and stale-state checks; clients reach the daemon
+        // through the socket alone. A full disk must not keep a daemon from serving.
+        if let Err(error) = write_meta(&shared) {
+            tracing::warn!(%error, path = %paths.meta.display(), "cannot write meta.json; serving without it");
+        }
         shared.events.record(
             "daemon.start",
             json!({
@@ -191,6 +196,7 @@ fn write_meta(shared: &Shared) -> io::Result<()> {
 /// Accepts until shutdown, then returns the listener so its backlog can be answered.
 async fn accept_loop(listener: UnixListener, shared: &Arc<Shared>) -> UnixListener {
     let connection_limit = Arc::new(Semaphore::new(shared.options.limits.max_connections));
+    let mut failures = AcceptFailures::new();
     loop {
         // Past the connection limit we stop accepting; further clients wait in the kernel's
         // queue rather than being refused.
@@ -207,17 +213,71 @@ async fn accept_loop(listener: UnixListener, shared: &Arc<Shared>) -> UnixListen
         };
         match accepted {
             Ok((stream, _)) => {
+                failures.resumed(shared);
                 shared
                     .connections
                     .spawn(connection::serve(stream, shared.clone(), permit));
             }
             Err(error) => {
                 // Out of descriptors (EMFILE/ENFILE) or a transient error: pause briefly so
-                // the loop does not spin, and keep serving the connections we have.
-                tracing::warn!(%error, "accept failed");
+                // the loop does not spin, and keep serving the connections we have. The
+                // waiting clients stay queued in the kernel until a descriptor frees up.
+                failures.failed(&error, shared);
+                drop(permit);
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
+    }
+}
+
+/// A run of failed accepts, reported once when it starts and once when it ends.
+///
+/// The usual cause is the open-file limit, and then even the event log cannot be opened:
+/// one descriptor is kept in reserve and let go just long enough to write the event.
+struct AcceptFailures {
+    since: Option<std::time::Instant>,
+    reserve: Option<std::fs::File>,
+}
+
+impl AcceptFailures {
+    fn new() -> AcceptFailures {
+        AcceptFailures {
+            since: None,
+            reserve: std::fs::File::open("/dev/null").ok(),
+        }
+    }
+
+    fn failed(&mut self, error: &io::Error, shared: &Shared) {
+        if self.since.is_some() {
+            return;
+        }
+        self.since = Some(std::time::Instant::now());
+        tracing::warn!(%error, "accept failed; new clients wait until it succeeds");
+        let open = shared.stats.connections.load(Ordering::Relaxed);
+        self.record(
+            shared,
+            "daemon.accept_failed",
+            json!({ "error": error.to_string(), "open_connections": open }),
+        );
+    }
+
+    fn resumed(&mut self, shared: &Shared) {
+        let Some(since) = self.since.take() else {
+            return;
+        };
+        tracing::info!("accepting again");
+        let failed_for_ms = since.elapsed().as_millis() as u64;
+        self.record(
+            shared,
+            "daemon.accept_resumed",
+            json!({ "failed_for_ms": failed_for_ms }),
+        );
+    }
+
+    fn record(&mut self, shared: &Shared, event: &str, fields: serde_json::Value) {
+        self.reserve = None;
+        shared.events.record(event, fields);
+        self.reserve = std::fs::File::open("/dev/null").ok();
     }
 }
 
@@ -297,7 +357,11 @@ fn start_watchdog(after: Duration) {
         .name("warm-watchdog".into())
         .spawn(move || {
             std::thread::sleep(after);
-            eprintln!("warm: graceful shutdown overran {after:?}; exiting hard");
+            // Not eprintln: it panics when stderr (daemon.log) is on a full disk.
+            let _ = writeln!(
+                std::io::stderr(),
+                "warm: graceful shutdown overran {after:?}; exiting hard"
+            );
             std::process::exit(70);
         });
 }
@@ -335,7 +399,11 @@ async fn socket_guard(shared: Arc<Shared>, socket_id: Option<(u64, u64)>) {
     let mut interval =
         tokio::time::interval_at(tokio::time::Instant::now() + SOCKET_CHECK, SOCKET_CHECK);
     loop {
-        interval.tick().await;
+        tokio::select! {
+            _ = interval.tick() => {}
+            // Shutdown removes the socket itself: that is no loss to report.
+            _ = shared.shutdown.triggered() => return,
+        }
         let now = file_id(&shared.options.paths.sock);
         if now != Some(socket_id) {
             let what = if now.is_none() { "deleted" } else { "replaced" };

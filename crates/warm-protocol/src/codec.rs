@@ -58,12 +58,10 @@ impl Payload {
     /// # Errors
     /// A -32700 parse error object, to be sent back with a `null` id.
     pub fn parse(&self) -> Result<Incoming, ErrorObject> {
-        let fast = match self.framing {
-            Framing::Ndjson | Framing::Lsp => crate::fast::parse_json(&self.body),
-            Framing::Binary => crate::fast::parse_msgpack(&self.body),
-        };
-        if let Some(message) = fast {
-            return Ok(Incoming::Single(Ok(message)));
+        if self.framing != Framing::Binary {
+            if let Some(message) = crate::fast::parse_json(&self.body) {
+                return Ok(Incoming::Single(Ok(message)));
+            }
         }
         let value: Value = match self.framing {
             Framing::Ndjson | Framing::Lsp => serde_json::from_slice(&self.body).map_err(|e| {
@@ -158,7 +156,9 @@ impl FrameDecoder {
     fn decode_lsp(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, DecodeError> {
         let search_len = buf.len().min(self.max_header_bytes + 4);
         let Some(header_end) = find_subslice(&buf[..search_len], b"\r\n\r\n") else {
-            if buf.len() > self.max_header_bytes {
+            // Only once the terminator could no longer fit: a header block of exactly the
+            // limit is accepted however it is split across reads (found by fuzzing).
+            if buf.len() >= self.max_header_bytes + 4 {
                 return Err(DecodeError::HeaderTooLarge {
                     limit: self.max_header_bytes,
                 });
@@ -268,6 +268,8 @@ pub fn encode_message<T: Serialize + ?Sized>(framing: Framing, message: &T) -> B
 mod tests {
     use super::*;
     use crate::message::{Message, Request, RequestId};
+    use std::collections::BTreeMap;
+
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -383,6 +385,78 @@ mod tests {
         );
         let second = decoder.decode(&mut buf).expect("frames").expect("a frame");
         assert!(second.parse().is_ok());
+    }
+
+    // Found by the decode_lsp fuzz target: trickled in, a header block of exactly the limit
+    // was refused before its terminator could arrive; in one read it was accepted.
+    #[test]
+    fn lsp_header_block_of_exactly_the_limit_is_accepted_however_it_arrives() {
+        let limits = Limits {
+            max_header_bytes: 32,
+            ..Limits::default()
+        };
+        let header = format!("Content-Length: 2\r\nX-Pad: {}", "p".repeat(32 - 26));
+        assert_eq!(header.len(), 32);
+        let frame = format!("{header}\r\n\r\n{{}}");
+        let mut decoder = FrameDecoder::new(Framing::Lsp, &limits);
+        let mut buf = BytesMut::new();
+        let mut frames = 0;
+        for &b in frame.as_bytes() {
+            buf.put_u8(b);
+            while decoder
+                .decode(&mut buf)
+                .expect("within the limit")
+                .is_some()
+            {
+                frames += 1;
+            }
+        }
+        assert_eq!(frames, 1);
+        let mut buf = BytesMut::from(format!("{header}X").as_bytes());
+        buf.extend_from_slice(b"\r\n\r");
+        assert!(matches!(
+            decoder.decode(&mut buf),
+            Err(DecodeError::HeaderTooLarge { limit: 32 })
+        ));
+    }
+
+    // Found by the decode_ndjson fuzz target: without serde_json's float_roundtrip, this
+    // number was parsed one ulp off, so a worker would have received another number.
+    #[test]
+    fn numbers_cross_the_daemon_unchanged() {
+        let number = format!("-320{}00", "9".repeat(74));
+        let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"m","params":[{number}]}}"#) + "\n";
+        let first =
+            decode_all(Framing::Ndjson, body.as_bytes(), &Limits::default()).expect("decodes");
+        let again = encode_message(Framing::Ndjson, &first[0]);
+        let second = decode_all(Framing::Ndjson, &again, &Limits::default()).expect("decodes");
+        assert_eq!(first, second);
+    }
+
+    // Found by the parse_message fuzz target: serde's derived field matching read integer
+    // MessagePack keys as field indices, so `{0: "2.0", 1: 1, 4: 5}` parsed as a response.
+    #[test]
+    fn binary_bodies_with_integer_keys_are_invalid_not_members() {
+        let mut keys = BTreeMap::new();
+        keys.insert(0, rmpv::Value::from("2.0"));
+        keys.insert(1, rmpv::Value::from(1));
+        keys.insert(4, rmpv::Value::from(5));
+        let map = rmpv::Value::Map(
+            keys.into_iter()
+                .map(|(k, v)| (rmpv::Value::from(k), v))
+                .collect(),
+        );
+        let mut body = Vec::new();
+        rmpv::encode::write_value(&mut body, &map).expect("encode");
+        let payload = Payload {
+            framing: Framing::Binary,
+            body: body.into(),
+        };
+        assert!(
+            matches!(payload.parse(), Ok(Incoming::Single(Err(_)))),
+            "{:?}",
+            payload.parse()
+        );
     }
 
     proptest! {

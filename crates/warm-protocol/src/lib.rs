@@ -16,6 +16,10 @@
 
 pub mod codec;
 pub mod error;
+// Public only to the fuzz targets, which check it against the general parser.
+#[cfg(fuzzing)]
+pub mod fast;
+#[cfg(not(fuzzing))]
 mod fast;
 pub mod framing;
 pub mod limits;

@@ -189,10 +189,16 @@ impl Pool {
         }
     }
 
-    /// Applies the restart policy: at most `attempts` restarts within `window`.
+    /// Applies the restart policy: at most `attempts` restarts within `window` of workers
+    /// that died without answering a request.
     fn admit_restart(&self, gone: Option<&WorkerProcess>) -> Result<(), ErrorObject> {
         let policy = &self.config.restart;
         let mut restarts = self.restarts.lock().unwrap_or_else(|p| p.into_inner());
+        // A worker that answered requests before it died was not crash-looping (it was
+        // killed, ran out of memory, hit a bad request): the count starts afresh.
+        if gone.is_some_and(|w| w.served() > 0) {
+            restarts.clear();
+        }
         let now = Instant::now();
         while restarts
             .front()

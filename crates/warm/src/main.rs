@@ -1,6 +1,9 @@
 //! `warm`: the command-line interface. Argument parsing and output only; behaviour lives in
 //! the library crates (`warm-client`, `warm-daemon`, `warm-protocol`).
 
+#[macro_use]
+mod output;
+
 mod cli;
 mod commands;
 mod context;
@@ -31,7 +34,7 @@ fn main() -> ExitCode {
     match run(cli, ready) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
-            eprintln!("warm: {}", failure.message());
+            errln!("warm: {}", failure.message());
             ExitCode::from(failure.exit_code())
         }
     }
@@ -87,5 +90,8 @@ fn init_daemon_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(false)
+        // Its own complaint about a failed write goes to the same full disk, with eprintln,
+        // which panics: a daemon must keep serving when it cannot log.
+        .log_internal_errors(false)
         .try_init();
 }

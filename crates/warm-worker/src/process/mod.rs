@@ -96,6 +96,30 @@ pub struct WorkerProcess {
     events: EventLog,
 }
 
+/// Makes the kernel kill the worker if the daemon dies without stopping it (`kill -9`, a
+/// crash): a worker that ignores the end of its stdin would otherwise live on, serving
+/// nobody. The signal follows the *thread* that spawned the worker, so workers are spawned
+/// only from the runtime's own threads (which live as long as the daemon), never from the
+/// blocking pool, whose threads come and go.
+fn die_with_daemon(command: &mut tokio::process::Command) {
+    let daemon = rustix::process::getpid();
+    // SAFETY: the closure runs in the forked child before exec and makes only raw system
+    // calls (prctl, getppid), which are async-signal-safe; it allocates nothing and takes no
+    // lock.
+    unsafe {
+        command.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            // The daemon may have died before the prctl: then nothing would ever signal us.
+            if rustix::process::getppid() != Some(daemon) {
+                return Err(std::io::Error::other(
+                    "the daemon exited while starting a worker",
+                ));
+            }
+            Ok(())
+        });
+    }
+}
+
 impl WorkerProcess {
     /// Starts a worker and its tasks.
     ///
@@ -108,7 +132,8 @@ impl WorkerProcess {
         exited_tx: Option<mpsc::UnboundedSender<usize>>,
         hook: Option<NotificationHook>,
     ) -> std::io::Result<Arc<WorkerProcess>> {
-        let mut child = tokio::process::Command::new(&config.program)
+        let mut command = tokio::process::Command::new(&config.program);
+        command
             .args(&config.args)
             .envs(&config.env)
             .current_dir(&config.cwd)
@@ -116,8 +141,9 @@ impl WorkerProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // A last resort only: the reaper normally ends the process in order.
-            .kill_on_drop(true)
-            .spawn()?;
+            .kill_on_drop(true);
+        die_with_daemon(&mut command);
+        let mut child = command.spawn()?;
         let pid = child.id().unwrap_or(0);
         let (stdin, stdout, stderr) =
             match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
@@ -228,6 +254,11 @@ impl WorkerProcess {
         })
     }
 
+    /// Requests this worker has answered.
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+
     /// Sends a request to the worker and waits for its answer, forwarding its progress and
     /// its cancellation.
     pub async fn call(
@@ -254,7 +285,6 @@ impl WorkerProcess {
         }
         tokio::select! {
             answer = answer_rx => {
-                self.served.fetch_add(1, Ordering::Relaxed);
                 answer.unwrap_or_else(|_| Err(unavailable("the worker went away")))
             }
             _ = tokio::time::sleep(timeout) => {
@@ -414,6 +444,9 @@ impl WorkerProcess {
                     return;
                 };
                 if let Some(pending) = self.take_pending(id) {
+                    // Counted here, from the worker's own output: a request failed because
+                    // the worker died was not served (the restart policy relies on this).
+                    self.served.fetch_add(1, Ordering::Relaxed);
                     let _ = pending.answer_tx.send(response.result);
                 }
             }

@@ -97,7 +97,7 @@ fn print_report(options: &LoadOptions, framing: &str, report: &LoadReport) {
     } else {
         format!("pipeline {}", options.pipeline)
     };
-    println!(
+    outln!(
         "{} x {}: {} requests in {:.2}s = {:.0} req/s ({} connections, {mode}, {framing})",
         options.method,
         options.connections,
@@ -107,7 +107,7 @@ fn print_report(options: &LoadOptions, framing: &str, report: &LoadReport) {
         options.connections,
     );
     let l = &report.latency_us;
-    println!(
+    outln!(
         "latency: p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (mean {})",
         micros(l.p50),
         micros(l.p90),
@@ -117,7 +117,7 @@ fn print_report(options: &LoadOptions, framing: &str, report: &LoadReport) {
         micros(l.mean as u64)
     );
     if report.errors.is_empty() && report.lost == 0 {
-        println!("errors: none");
+        outln!("errors: none");
     } else {
         let mut parts: Vec<String> = report
             .errors
@@ -127,12 +127,12 @@ fn print_report(options: &LoadOptions, framing: &str, report: &LoadReport) {
         if report.lost > 0 {
             parts.push(format!("no answer: {}", report.lost));
         }
-        println!("errors: {}", parts.join(", "));
+        outln!("errors: {}", parts.join(", "));
     }
     let most = report.histogram.iter().map(|(_, n)| *n).max().unwrap_or(1);
     for (bound, count) in &report.histogram {
         let bar = "#".repeat(((*count as f64 / most as f64) * 50.0).ceil() as usize);
-        println!("  <= {:>9} {:>9}  {bar}", micros(*bound), count);
+        outln!("  <= {:>9} {:>9}  {bar}", micros(*bound), count);
     }
 }
 

@@ -52,7 +52,7 @@ fn fall_back(
     let Some(worker) = worker.filter(|_| context.settings.fallback && !args.no_fallback) else {
         return Err(error.into());
     };
-    eprintln!("warm: {error}; running the worker directly for this call (slower; see `warm logs`)");
+    errln!("warm: {error}; running the worker directly for this call (slower; see `warm logs`)");
     match warm_worker::fallback::run_once(&worker, &args.method, params) {
         Ok(result) => {
             print_json(&result);

@@ -24,14 +24,14 @@ pub fn run(dir: &Path, args: &InitArgs) -> CommandResult {
         .map_err(|e| Failure::Other(format!("internal: starter config is invalid: {e}")))?;
     std::fs::write(&path, &text)
         .map_err(|e| Failure::Other(format!("cannot write {}: {e}", path.display())))?;
-    eprintln!("wrote {}", path.display());
+    errln!("wrote {}", path.display());
     if args.command.is_empty() {
-        eprintln!(
+        errln!(
             "next: uncomment [services.{}] and set its command",
             args.name
         );
     } else {
-        eprintln!("next: warm -s {} call METHOD '{{...}}'", args.name);
+        errln!("next: warm -s {} call METHOD '{{...}}'", args.name);
     }
     Ok(())
 }

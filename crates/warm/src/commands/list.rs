@@ -46,7 +46,7 @@ pub fn discover(runtime_dir: &Path) -> Result<Vec<(DaemonPaths, Found)>, Failure
             };
             found.push((paths, state));
         } else if let Ok(true) = paths.remove_if_dead() {
-            eprintln!(
+            errln!(
                 "warm: removed the files of a daemon that is no longer running: {}",
                 paths.dir.display()
             );
@@ -73,16 +73,20 @@ pub fn run(runtime_dir: &Path, json_output: bool) -> CommandResult {
         return Ok(());
     }
     if found.is_empty() {
-        eprintln!("no daemons running");
+        errln!("no daemons running");
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<12} {:>8} {:>8} {:>9} {:>9}  ROOT",
-        "SERVICE", "PID", "UPTIME", "TTL LEFT", "REQUESTS"
+        "SERVICE",
+        "PID",
+        "UPTIME",
+        "TTL LEFT",
+        "REQUESTS"
     );
     for (paths, daemon) in &found {
         match daemon {
-            Found::Running(s) => println!(
+            Found::Running(s) => outln!(
                 "{:<12} {:>8} {:>8} {:>9} {:>9}  {}",
                 s.service,
                 s.pid,
@@ -91,7 +95,7 @@ pub fn run(runtime_dir: &Path, json_output: bool) -> CommandResult {
                 s.requests,
                 s.root
             ),
-            Found::Unresponsive(meta) => println!(
+            Found::Unresponsive(meta) => outln!(
                 "{:<12} {:>8} {:>8} {:>9} {:>9}  {}",
                 meta.as_ref().map_or("?".into(), |m| m.service.clone()),
                 meta.as_ref().map_or("?".into(), |m| m.pid.to_string()),

@@ -29,7 +29,7 @@ pub fn print_json<T: Serialize>(value: &T) {
         serde_json::to_string(value)
     };
     if let Ok(text) = text {
-        println!("{text}");
+        outln!("{text}");
     }
 }
 
@@ -45,7 +45,7 @@ pub fn progress_printer() -> impl FnMut(warm_protocol::methods::ProgressParams) 
                 (Some(done), None) => format!("[{done}] "),
                 _ => String::new(),
             };
-            eprintln!("{counts}{}", p.message.unwrap_or_default());
+            errln!("{counts}{}", p.message.unwrap_or_default());
         }
     }
 }

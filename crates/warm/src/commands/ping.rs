@@ -27,9 +27,9 @@ pub fn run(context: &Context, args: &PingArgs) -> CommandResult {
         if context.json {
             print_json(&report);
         } else if report.ttl_secs == 0 {
-            println!("pid {}: ttl 0, never idles out", report.pid);
+            outln!("pid {}: ttl 0, never idles out", report.pid);
         } else {
-            println!(
+            outln!(
                 "pid {}: ttl {}, {} left",
                 report.pid,
                 human_secs(report.ttl_secs),

@@ -49,11 +49,15 @@ pub fn run(global: &GlobalArgs, args: &SearchArgs) -> Result<u8, Failure> {
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
-    let outcome = scan::search(&options, &matcher, &targets, &mut out)
-        .map_err(|e| Failure::Other(format!("cannot write the results: {e}")))?;
+    let outcome = match scan::search(&options, &matcher, &targets, &mut out) {
+        Ok(outcome) => outcome,
+        // The reader has all it wanted (`| head`): as rg, stop quietly.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
+        Err(e) => return Err(Failure::Other(format!("cannot write the results: {e}"))),
+    };
     drop(out);
     for error in &outcome.errors {
-        eprintln!("warm: {error}");
+        errln!("warm: {error}");
     }
     Ok(match (outcome.errors.is_empty(), outcome.matched) {
         (false, _) => ERROR,
@@ -158,7 +162,7 @@ fn indexed_targets(
             Ok(answer) => answer,
             Err(failure) => {
                 // The search never fails for daemon reasons.
-                eprintln!("warm: {}; searching without the index", failure.message());
+                errln!("warm: {}; searching without the index", failure.message());
                 return Ok(None);
             }
         };
@@ -210,7 +214,7 @@ fn candidates(context: &Context, options: &Options) -> Result<Value, Failure> {
 /// `WARM_PROGRESS` is set; never in the way of scripts.
 fn note(message: &str) {
     if std::io::stderr().is_terminal() || std::env::var_os("WARM_PROGRESS").is_some() {
-        eprintln!("{message}");
+        errln!("{message}");
     }
 }
 
@@ -222,21 +226,21 @@ fn status(context: &Context) -> Result<u8, Failure> {
         return Ok(MATCH);
     }
     let number = |key: &str| status.get(key).and_then(Value::as_u64).unwrap_or(0);
-    println!(
+    outln!(
         "root:       {}",
         status["root"].as_str().unwrap_or_default()
     );
     if status["ready"] != true {
-        println!(
+        outln!(
             "index:      building ({} files, {:.1} MB so far)",
             status["building"]["files"],
             status["building"]["bytes"].as_f64().unwrap_or(0.0) / 1e6
         );
         return Ok(MATCH);
     }
-    println!("files:      {}", number("files"));
-    println!("bytes:      {:.1} MB", number("bytes") as f64 / 1e6);
-    println!(
+    outln!("files:      {}", number("files"));
+    outln!("bytes:      {:.1} MB", number("bytes") as f64 / 1e6);
+    outln!(
         "index:      {:.1} MB ({:.2}x the bytes indexed), {} trigrams",
         number("index_bytes") as f64 / 1e6,
         number("index_bytes") as f64 / number("bytes").max(1) as f64,
@@ -252,10 +256,10 @@ fn status(context: &Context) -> Result<u8, Failure> {
             format!("{:.1}s ago", (now - t).max(0.0))
         })
         .unwrap_or_default();
-    println!("updated:    {age}");
+    outln!("updated:    {age}");
     match status["watch_error"].as_str() {
-        Some(error) => println!("watching:   no ({error}); queries scan"),
-        None => println!("watching:   yes"),
+        Some(error) => outln!("watching:   no ({error}); queries scan"),
+        None => outln!("watching:   yes"),
     }
     Ok(MATCH)
 }

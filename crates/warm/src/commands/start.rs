@@ -30,7 +30,7 @@ pub fn run(context: &Context, args: &StartArgs) -> CommandResult {
     if context.json {
         print_json(&status);
     } else {
-        println!("pid {} socket {}", status.pid, status.socket);
+        outln!("pid {} socket {}", status.pid, status.socket);
     }
     Ok(())
 }

@@ -53,10 +53,10 @@ fn print_human(status: &Status) {
         ("workers", status.workers.len().to_string()),
     ];
     for (name, value) in rows {
-        println!("{name:<12} {value}");
+        outln!("{name:<12} {value}");
     }
     for worker in &status.workers {
-        println!("{}", worker_line(worker));
+        outln!("{}", worker_line(worker));
     }
 }
 

@@ -24,10 +24,10 @@ pub fn run(context: &Context, all: bool) -> CommandResult {
     match (outcome, context.json) {
         (StopOutcome::Stopped { pid }, true) => print_json(&json!({ "stopped": [pid] })),
         (StopOutcome::Stopped { pid }, false) => {
-            println!("stopped {} (pid {pid})", context.identity.service)
+            outln!("stopped {} (pid {pid})", context.identity.service)
         }
         (StopOutcome::NotRunning, true) => print_json(&json!({ "stopped": [] })),
-        (StopOutcome::NotRunning, false) => eprintln!(
+        (StopOutcome::NotRunning, false) => errln!(
             "no {} daemon running for {}",
             context.identity.service,
             context.root.display()
@@ -70,7 +70,7 @@ fn stop_all(context: &Context) -> CommandResult {
     if context.json {
         print_json(&json!({ "stopped": stopped, "still_running": stuck }));
     } else {
-        println!(
+        outln!(
             "stopped {} daemon{}",
             stopped.len(),
             if stopped.len() == 1 { "" } else { "s" }

@@ -13,10 +13,10 @@ use warm_protocol::Framing;
 
 use crate::support::*;
 
-/// Reads until EOF (or the timeout), returning what arrived.
+/// Reads until EOF (or 15 s), returning what arrived.
 fn read_to_close(stream: &mut UnixStream) -> Vec<u8> {
     stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(15)))
         .expect("timeout");
     let mut out = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -288,4 +288,69 @@ fn peer_of_another_user_is_refused() {
     std::fs::set_permissions(&env.runtime_dir, std::fs::Permissions::from_mode(0o700))
         .expect("chmod");
     env.ok(&["call", "daemon/ping"]);
+}
+
+#[test]
+fn slowloris_connections_do_not_starve_real_clients() {
+    const SLOW: usize = 300;
+    let env = TestEnv::new();
+    env.write_config("[services.echo]\npartial_frame_timeout = \"10s\"\n");
+    let status = env.json(&["-s", "echo", "start"]);
+    let sock = std::path::PathBuf::from(status["socket"].as_str().expect("socket"));
+    // Each slow client sends the first byte of a frame, then one more byte a second: a frame
+    // that would take minutes to complete.
+    let mut slow: Vec<UnixStream> = (0..SLOW)
+        .map(|_| {
+            let mut stream = UnixStream::connect(&sock).expect("connect");
+            stream.write_all(b"{").expect("first byte");
+            stream
+        })
+        .collect();
+    let trickle_stop = Arc::new(AtomicBool::new(false));
+    let trickle = std::thread::spawn({
+        let stop = trickle_stop.clone();
+        let mut streams: Vec<UnixStream> =
+            slow.iter().map(|s| s.try_clone().expect("clone")).collect();
+        move || {
+            while !stop.load(Ordering::Relaxed) {
+                for stream in &mut streams {
+                    let _ = stream.write_all(b" ");
+                }
+                // Pacing the attack, not waiting for a result.
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    });
+    let good = WellBehaved::start(sock.clone());
+    let outputs = run_concurrently(20, || {
+        let mut command = env.warm();
+        command.args(["-s", "echo", "call", "echo", "[7]"]);
+        command
+    });
+    for output in &outputs {
+        assert!(output.status.success(), "{}", stderr_of(output));
+        assert_eq!(stdout_of(output).trim(), "[7]");
+    }
+    assert!(wait_until(Duration::from_secs(10), || good
+        .answered
+        .load(Ordering::Relaxed)
+        > 100));
+    // All of that happened while the slow connections were still held open.
+    let open = env.json(&["-s", "echo", "status"])["connections"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(open > SLOW as u64, "only {open} connections open");
+    good.finish();
+    // The partial-frame deadline then closes every slow connection, however it trickles.
+    for stream in &mut slow {
+        assert!(read_to_close(stream).is_empty());
+    }
+    trickle_stop.store(true, Ordering::Relaxed);
+    trickle.join().expect("trickle thread");
+    let timeouts = env
+        .events("echo")
+        .iter()
+        .filter(|e| e["event"] == "connection.partial_timeout")
+        .count();
+    assert_eq!(timeouts, SLOW);
 }

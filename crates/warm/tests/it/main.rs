@@ -4,6 +4,7 @@ mod support;
 
 mod client;
 mod examples;
+mod faults;
 mod framing;
 mod hostile;
 mod lifecycle;

@@ -15,7 +15,7 @@ fn worker_script() -> PathBuf {
 }
 
 /// A `.warm.toml` declaring service `py` with `extra` lines added to its table.
-fn configure(env: &TestEnv, extra: &str) {
+pub(crate) fn configure(env: &TestEnv, extra: &str) {
     env.write_config(&format!(
         "[services.py]\ncommand = [{:?}, {:?}]\n{extra}\n",
         python(),
@@ -40,7 +40,7 @@ fn connect(sock: &std::path::Path) -> Connection {
     connection
 }
 
-fn worker_pids(env: &TestEnv) -> Vec<u64> {
+pub(crate) fn worker_pids(env: &TestEnv) -> Vec<u64> {
     env.json(&["-s", "py", "status"])["workers"]
         .as_array()
         .expect("workers")

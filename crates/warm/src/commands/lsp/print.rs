@@ -28,11 +28,11 @@ pub fn hover(session: &Session<'_>, at: &At) -> Result<u8, Failure> {
     }
     match render::hover_text(&answer.result) {
         Some(text) => {
-            println!("{text}");
+            outln!("{text}");
             FOUND
         }
         None => {
-            eprintln!("warm: no hover information at {}", place(session, at));
+            errln!("warm: no hover information at {}", place(session, at));
             NOTHING
         }
     }
@@ -51,11 +51,11 @@ pub fn locations(
     } else {
         let mut sources = session.sources(answer.encoding);
         for (path, range) in &found {
-            println!("{}", sources.line(path, range.start, ""));
+            outln!("{}", sources.line(path, range.start, ""));
         }
         if found.is_empty() {
             let what = method.trim_start_matches("textDocument/");
-            eprintln!("warm: no {what} found at {}", place(session, at));
+            errln!("warm: no {what} found at {}", place(session, at));
         }
     }
     if found.is_empty() {
@@ -98,7 +98,7 @@ fn print_symbols(
         let mut sources = session.sources(answer.encoding);
         for symbol in &found {
             let text = format!("{} {}", symbol.kind, symbol.name);
-            println!("{}", sources.line(&symbol.path, symbol.position, &text));
+            outln!("{}", sources.line(&symbol.path, symbol.position, &text));
         }
     }
     if found.is_empty() {
@@ -121,7 +121,7 @@ pub fn diagnostics(
         let parsed = render::diagnostics(&items);
         any_error |= parsed.iter().any(|d| render::severity_name(d) == "error");
         if answer.get("complete") == Some(&Value::Bool(false)) {
-            eprintln!(
+            errln!(
                 "warm: {}: the server published no diagnostics for the current content within {:.1}s; showing its last ones",
                 session.sources(super::encoding_of(&answer)).display(file),
                 wait.as_secs_f64()
@@ -135,7 +135,7 @@ pub fn diagnostics(
             let mut sources = session.sources(super::encoding_of(&answer));
             for diagnostic in &parsed {
                 let text = render::diagnostic_text(diagnostic);
-                println!("{}", sources.line(file, diagnostic.range.start, &text));
+                outln!("{}", sources.line(file, diagnostic.range.start, &text));
             }
         }
     }
@@ -149,7 +149,7 @@ pub fn rename(session: &Session<'_>, at: &At, new_name: &str, apply: bool) -> Re
     let params = json!({ "newName": new_name });
     let answer = position_request(session, at, "textDocument/rename", Some(params))?;
     if answer.result.is_null() {
-        eprintln!("warm: nothing to rename at {}", place(session, at));
+        errln!("warm: nothing to rename at {}", place(session, at));
         return NOTHING;
     }
     let edits = render::workspace_edit(&answer.result).map_err(Failure::Other)?;
@@ -166,14 +166,14 @@ pub fn rename(session: &Session<'_>, at: &At, new_name: &str, apply: bool) -> Re
         print_json(&answer.result);
     } else {
         for (path, old, new) in &changed {
-            print!("{}", render::unified_diff(&sources.display(path), old, new));
+            out!("{}", render::unified_diff(&sources.display(path), old, new));
         }
     }
     if apply {
         for (path, _, new) in &changed {
             write(path, new)?;
         }
-        eprintln!("warm: renamed in {} file(s)", changed.len());
+        errln!("warm: renamed in {} file(s)", changed.len());
     }
     FOUND
 }
@@ -194,7 +194,7 @@ pub fn format(session: &Session<'_>, file: &Path) -> Result<u8, Failure> {
         serde_json::from_value(answer.result).unwrap_or_default();
     let old = read(file)?;
     let new = render::apply_edits(&old, &edits, answer.encoding).map_err(Failure::Other)?;
-    print!("{new}");
+    out!("{new}");
     FOUND
 }
 
@@ -243,7 +243,7 @@ pub fn servers(session: &Session<'_>) -> Result<u8, Failure> {
             None if row["source"] == "built-in" => format!("not installed ({})", text("install")),
             None => "not found on PATH".to_owned(),
         };
-        println!(
+        outln!(
             "{:<34} {:<11} {:<32} {}",
             text("service"),
             text("source"),
