@@ -449,3 +449,68 @@ fn wall_clock_jumps_change_nothing() {
     assert_eq!(env.only_daemon(), daemon);
     env.ok(&["-s", "echo", "stop"]);
 }
+
+#[test]
+fn runtime_dir_swapped_for_a_symlink_to_another_users_dir() {
+    let env = TestEnv::new();
+    let daemon = env.json(&["-s", "echo", "start"])["pid"]
+        .as_u64()
+        .expect("pid") as u32;
+    let moved = env.tmp.path().join("rt.moved");
+    let other = env.tmp.path().join("other");
+    std::fs::create_dir(&other).expect("other dir");
+    let chown = Command::new("chown")
+        .arg("65534")
+        .arg(&other)
+        .status()
+        .expect("chown");
+    assert!(chown.success(), "chown needs root (CI runs as root)");
+    std::fs::rename(&env.runtime_dir, &moved).expect("move the runtime dir away");
+    std::os::unix::fs::symlink(&other, &env.runtime_dir).expect("symlink");
+
+    let output = env.run(&["-s", "echo", "call", "daemon/ping"]);
+    assert_exit(&output, 2, "is a symbolic link; remove it");
+    // The running daemon can no longer be reached at its path: it leaves, and writes nothing
+    // into the other user's directory on its way out.
+    assert!(wait_until(Duration::from_secs(10), || !is_running(daemon)));
+    let planted: Vec<_> = std::fs::read_dir(&other)
+        .expect("other")
+        .flatten()
+        .collect();
+    assert!(planted.is_empty(), "{planted:?}");
+
+    std::fs::remove_file(&env.runtime_dir).expect("remove the symlink");
+    std::fs::rename(&moved, &env.runtime_dir).expect("restore the runtime dir");
+    let ping = env.json(&["-s", "echo", "call", "daemon/ping"]);
+    assert_ne!(ping["pid"], daemon);
+    assert_eq!(env.only_daemon() as u64, ping["pid"].as_u64().expect("pid"));
+    env.ok(&["-s", "echo", "stop"]);
+}
+
+#[test]
+fn a_closed_stdout_ends_commands_quietly() {
+    let env = TestEnv::new();
+    env.ok(&["-s", "echo", "start"]);
+    for args in [
+        &["list"][..],
+        &["-s", "echo", "status"],
+        &["-s", "echo", "call", "echo", "[1]"],
+        &["search", "--no-daemon", "x"],
+    ] {
+        std::fs::write(env.project.join("a.txt"), "x\n").expect("file to search");
+        // A pipe whose reader is already gone: every write fails with EPIPE.
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let output = env
+            .warm()
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("run warm");
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    env.ok(&["-s", "echo", "stop"]);
+}
