@@ -77,6 +77,16 @@ def listening(path):
             return False
 
 
+def running(pidfile):
+    """Whether the process named in pidfile is alive (not a zombie)."""
+    try:
+        pid = int(open(pidfile).read().strip())
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except (OSError, ValueError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 def succeeds(argv, env=None):
     return subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
 
@@ -141,7 +151,7 @@ def measure_watchman(tmp):
 
     def stopped():
         stop()
-        wait_for(lambda: not listening(sock), "watchman stop")
+        wait_for(lambda: not listening(sock) and not running(f"{tmp}/wm.pid"), "watchman stop")
 
     result["cold"] = summary(timed_runs(call, COLD, before=stopped))
     stop()
