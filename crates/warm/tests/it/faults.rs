@@ -131,6 +131,19 @@ fn assert_nothing_else_running(env: &TestEnv, workers: usize) {
     );
 }
 
+/// What `find` returns once it is not empty (within 10 s): the processes to kill next.
+fn wait_for_some<T>(mut find: impl FnMut() -> Vec<T>) -> Vec<T> {
+    let mut found = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            found = find();
+            !found.is_empty()
+        }),
+        "nothing to kill"
+    );
+    found
+}
+
 fn count_events(env: &TestEnv, name: &str) -> usize {
     env.events("py")
         .iter()
@@ -149,11 +162,7 @@ fn daemon_killed_at_random_points_under_load() {
     let outcomes = under_load(&env, |outcomes| {
         for round in 1..=3 {
             wait_answered(outcomes, round * total / 4 + random.below(total / 8));
-            let mut pids = Vec::new();
-            assert!(wait_until(Duration::from_secs(10), || {
-                pids = env.daemon_pids();
-                !pids.is_empty()
-            }));
+            let pids = wait_for_some(|| env.daemon_pids());
             kill(pids[0], "KILL");
             killed.lock().expect("killed").push(pids[0]);
         }
@@ -196,11 +205,7 @@ fn workers_killed_at_random_points_under_load() {
     let outcomes = under_load(&env, |outcomes| {
         for round in 1..=4 {
             wait_answered(outcomes, round * total / 5 + random.below(total / 10));
-            let mut pids = Vec::new();
-            assert!(wait_until(Duration::from_secs(10), || {
-                pids = worker_pids(&env);
-                !pids.is_empty()
-            }));
+            let pids = wait_for_some(|| worker_pids(&env));
             kill(pids[random.below(pids.len())] as u32, "KILL");
         }
     });
@@ -446,6 +451,29 @@ fn wall_clock_jumps_change_nothing() {
         let remaining = ping["ttl_remaining_secs"].as_u64().expect("remaining");
         assert!(remaining > 3000 && remaining <= 3600, "{jump}: {ping}");
     }
+    // The daemon's own wall clock did jump (an event it writes carries its time): without
+    // that, the loop above would prove nothing.
+    std::fs::write(&offset, "+400d").expect("jump");
+    let set = warm(&[
+        "-s",
+        "echo",
+        "call",
+        "daemon/set_ttl",
+        r#"{"ttl_secs": 3600}"#,
+    ]);
+    assert!(set.status.success(), "{}", stderr_of(&set));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    let events = env.events("echo");
+    let changed = events
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "ttl.changed")
+        .and_then(|e| e["ts"].as_f64())
+        .expect("a ttl.changed event");
+    assert!(changed > now + 399.0 * 86400.0, "{changed} vs {now}");
     assert_eq!(env.only_daemon(), daemon);
     env.ok(&["-s", "echo", "stop"]);
 }
