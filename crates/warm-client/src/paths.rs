@@ -212,18 +212,43 @@ impl DaemonPaths {
     }
 }
 
+/// Directories that mark a version-controlled tree's root.
+pub const VCS_MARKERS: &[&str] = &[".git", ".hg", ".jj", ".svn"];
+
+/// Files that mark a project's root when there is no version control: the build or package
+/// manifest of the common languages.
+pub const PROJECT_MARKERS: &[&str] = &[
+    "Cargo.toml",
+    "pyproject.toml",
+    "setup.py",
+    "package.json",
+    "go.mod",
+    "pom.xml",
+    "build.gradle",
+    "build.gradle.kts",
+    "CMakeLists.txt",
+    "meson.build",
+    "Makefile",
+    "composer.json",
+    "Gemfile",
+    "mix.exs",
+    "deno.json",
+];
+
 /// Finds the project root: the nearest ancestor of `start` holding `.warm.toml`; else, when
-/// `vcs_fallback`, the nearest VCS root; else `start` itself.
+/// `vcs_fallback`, the nearest VCS root, else the nearest directory with a project manifest
+/// ([`PROJECT_MARKERS`]); else `start` itself.
+///
+/// The manifest step keeps one daemon per project when there is no version control: a query
+/// from `src/` and one from the project's top share a daemon instead of starting two.
 pub fn find_root(start: &Path, vcs_fallback: bool) -> PathBuf {
-    if let Some(dir) = start.ancestors().find(|d| d.join(".warm.toml").is_file()) {
+    let holds_any = |dir: &Path, markers: &[&str]| markers.iter().any(|m| dir.join(m).exists());
+    let nearest = |markers: &[&str]| start.ancestors().find(|d| holds_any(d, markers));
+    if let Some(dir) = nearest(&[".warm.toml"]) {
         return dir.to_path_buf();
     }
     if vcs_fallback {
-        let markers = [".git", ".hg", ".jj", ".svn"];
-        if let Some(dir) = start
-            .ancestors()
-            .find(|d| markers.iter().any(|m| d.join(m).exists()))
-        {
+        if let Some(dir) = nearest(VCS_MARKERS).or_else(|| nearest(PROJECT_MARKERS)) {
             return dir.to_path_buf();
         }
     }
@@ -278,5 +303,25 @@ mod tests {
         assert_eq!(find_root(&nested, false), nested);
         fs::write(project.join("a/.warm.toml"), "").expect("write");
         assert_eq!(find_root(&nested, true), project.join("a"));
+    }
+
+    #[test]
+    fn without_vcs_the_nearest_manifest_is_the_root() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let project = tmp.path().join("p");
+        let nested = project.join("src/deep");
+        fs::create_dir_all(&nested).expect("mkdir");
+        assert_eq!(
+            find_root(&nested, true),
+            nested,
+            "no marker: the directory itself"
+        );
+        fs::write(project.join("pyproject.toml"), "").expect("write");
+        assert_eq!(find_root(&nested, true), project);
+        // Version control wins over a nearer manifest (a workspace member's Cargo.toml).
+        fs::write(project.join("src/Cargo.toml"), "").expect("write");
+        assert_eq!(find_root(&nested, true), project.join("src"));
+        fs::create_dir(project.join(".git")).expect("mkdir");
+        assert_eq!(find_root(&nested, true), project);
     }
 }

@@ -62,6 +62,10 @@ pub struct ServiceConfig {
     /// LSP workers: globs of the files `warm lsp` uses this server for (e.g. `"*.py"`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<String>,
+    /// Globs of files (relative to the root) whose change replaces the workers: the worker's
+    /// own code, so an edit takes effect without `warm restart`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watch: Vec<String>,
 }
 
 /// `restart = { attempts = 2, window = "60s" }`.

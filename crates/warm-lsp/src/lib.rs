@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`servers`]: which server answers for a file (`.warm.toml`, else a built-in table).
+//! - [`probe`]: whether an installed server actually runs (its version flag, cached).
 //! - [`position`]: 1-based `LINE:COL` in characters versus LSP positions in code units.
 //! - [`documents`]: keeping the server's open documents equal to the files on disk.
 //! - [`diagnostics`]: published diagnostics, and waiting for those of a given content.
@@ -12,6 +13,7 @@
 pub mod diagnostics;
 pub mod documents;
 pub mod position;
+pub mod probe;
 pub mod render;
 pub mod servers;
 pub mod service;

@@ -1,6 +1,7 @@
 //! Which language server answers for a file: one declared in `.warm.toml`
 //! (`[services.NAME] framing = "lsp"` with `languages` or `files`), else the first server of
-//! a built-in table of well-known ones that is installed (found on `PATH`).
+//! a built-in table of well-known ones that is installed (found on `PATH`, and runs: see
+//! [`probe`](crate::probe)).
 //!
 //! Each server runs in its own daemon. A configured server's daemon is its service `NAME`; a
 //! built-in one's is `lsp-ID` (e.g. `lsp-pylsp`), so `warm status -s lsp-pylsp` finds it.
@@ -8,6 +9,8 @@
 use std::path::{Path, PathBuf};
 
 use warm_daemon::config::{Config, ServiceConfig};
+
+use crate::probe::Probe;
 
 /// A well-known language server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +20,9 @@ pub struct BuiltinServer {
     pub command: &'static [&'static str],
     /// How to install it, for the message shown when no server is found.
     pub install: &'static str,
+    /// Arguments that make it print its version and exit, proving it runs; `None` for a
+    /// server with no such flag (it is taken as installed when found on `PATH`).
+    pub version: Option<&'static [&'static str]>,
 }
 
 /// Prefix of the service name of a built-in server's daemon.
@@ -29,30 +35,35 @@ pub const BUILTIN_SERVERS: &[BuiltinServer] = &[
         languages: &["python"],
         command: &["pylsp"],
         install: "pip install python-lsp-server",
+        version: Some(&["--version"]),
     },
     BuiltinServer {
         id: "basedpyright",
         languages: &["python"],
         command: &["basedpyright-langserver", "--stdio"],
         install: "pip install basedpyright",
+        version: Some(&["--version"]),
     },
     BuiltinServer {
         id: "pyright",
         languages: &["python"],
         command: &["pyright-langserver", "--stdio"],
         install: "npm install -g pyright",
+        version: None,
     },
     BuiltinServer {
         id: "rust-analyzer",
         languages: &["rust"],
         command: &["rust-analyzer"],
         install: "rustup component add rust-analyzer",
+        version: Some(&["--version"]),
     },
     BuiltinServer {
         id: "gopls",
         languages: &["go"],
         command: &["gopls"],
         install: "go install golang.org/x/tools/gopls@latest",
+        version: Some(&["version"]),
     },
     BuiltinServer {
         id: "typescript-language-server",
@@ -64,18 +75,21 @@ pub const BUILTIN_SERVERS: &[BuiltinServer] = &[
         ],
         command: &["typescript-language-server", "--stdio"],
         install: "npm install -g typescript-language-server typescript",
+        version: Some(&["--version"]),
     },
     BuiltinServer {
         id: "clangd",
         languages: &["c", "cpp"],
         command: &["clangd"],
         install: "apt install clangd",
+        version: Some(&["--version"]),
     },
     BuiltinServer {
         id: "bash-language-server",
         languages: &["shellscript"],
         command: &["bash-language-server", "start"],
         install: "npm install -g bash-language-server",
+        version: Some(&["--version"]),
     },
 ];
 
@@ -87,6 +101,15 @@ impl BuiltinServer {
     /// The server's program, if it is on `PATH`.
     pub fn installed(&self) -> Option<PathBuf> {
         find_on_path(self.command[0])
+    }
+
+    /// Whether the server is on `PATH` and runs (its version probe, cached).
+    pub fn probe(&self) -> Probe {
+        match (self.installed(), self.version) {
+            (None, _) => Probe::Missing,
+            (Some(path), None) => Probe::Works(path),
+            (Some(path), Some(args)) => crate::probe::probe(&path, args),
+        }
     }
 
     /// The `.warm.toml` table this server would have if it were configured.
@@ -186,8 +209,15 @@ pub fn choose(config: &Config, root: &Path, target: Target<'_>) -> Result<Choice
         .iter()
         .filter(|s| s.languages.contains(&language))
         .collect();
-    if let Some(server) = candidates.iter().find(|s| s.installed().is_some()) {
-        return Ok(Choice::Builtin(server));
+    let mut broken = Vec::new();
+    for server in &candidates {
+        match server.probe() {
+            Probe::Works(_) => return Ok(Choice::Builtin(server)),
+            Probe::Missing => {}
+            Probe::Broken { output, .. } => {
+                broken.push(format!("{} does not run: {output}", server.id))
+            }
+        }
     }
     if candidates.is_empty() {
         return Err(format!(
@@ -196,9 +226,14 @@ pub fn choose(config: &Config, root: &Path, target: Target<'_>) -> Result<Choice
         ));
     }
     let looked_for: Vec<&str> = candidates.iter().map(|s| s.command[0]).collect();
+    let broken = if broken.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", broken.join("; "))
+    };
     Err(format!(
-        "no language server for {language} is installed: looked for {} on PATH; install one \
-         (e.g. `{}`) or declare one in .warm.toml",
+        "no language server for {language} is installed: looked for {} on PATH{broken}; install \
+         one (e.g. `{}`) or declare one in .warm.toml",
         looked_for.join(", "),
         candidates[0].install
     ))

@@ -6,7 +6,6 @@
 //! entries outnumber live ones the index is rebuilt from the live files.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -341,7 +340,8 @@ pub fn lower_priority() {
 }
 
 /// ripgrep's default walk (.gitignore, .ignore and .rgignore, hidden directories skipped,
-/// symlinks not followed), except that hidden *files* are kept: ripgrep searches those that
+/// symlinks not followed, and never into `/proc`, `/sys` and the like: see [`special`](crate::special)),
+/// except that hidden *files* are kept: ripgrep searches those that
 /// a `-t TYPE` selects, so the index holds them and the client decides.
 fn walker(dir: &Path) -> ignore::WalkBuilder {
     let mut builder = ignore::WalkBuilder::new(dir);
@@ -352,7 +352,8 @@ fn walker(dir: &Path) -> ignore::WalkBuilder {
             let name = entry.file_name().as_encoded_bytes();
             let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
             let hidden_dir = is_dir && entry.depth() > 0 && name.starts_with(b".");
-            !hidden_dir && !name.starts_with(b".warm-cookie-")
+            let pseudo = is_dir && crate::special::is_pseudo_mount(entry.path());
+            !hidden_dir && !pseudo && !name.starts_with(b".warm-cookie-")
         });
     builder
 }
@@ -370,7 +371,7 @@ fn read_trigrams(
     extractor: &mut Extractor,
     buffer: &mut [u8],
 ) -> Option<(u64, Vec<u32>)> {
-    let mut file = File::open(path).ok()?;
+    let mut file = crate::special::open_regular(path)?;
     let mut size = 0u64;
     loop {
         match file.read(buffer) {

@@ -5,11 +5,13 @@
 //! - [`trigram`]: trigram extraction and compact posting lists.
 //! - [`query`]: from a regex to the trigrams a matching file must contain.
 //! - [`index`]: [`Index`], the project's files by ripgrep's rules and their trigrams.
+//! - [`special`]: what the index never reads (FIFOs, devices, `/proc` and the like).
 //! - [`service`]: [`SearchService`], the daemon side: build, watch, barrier, candidates.
 //! - [`scan`]: the client side: matching and printing like ripgrep, over candidates or a walk.
 
 pub mod index;
 pub mod query;
+pub mod special;
 pub mod trigram;
 
 pub use index::Index;

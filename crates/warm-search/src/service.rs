@@ -86,6 +86,19 @@ impl SearchService {
             stopping: AtomicBool::new(false),
             events,
         });
+        if root == Path::new("/") {
+            // The whole file system is nobody's project: watching it needs an inotify watch
+            // per directory of the machine, and an index of it is as large as the disk.
+            let reason = "refusing to index / (the whole file system): each search scans, as rg does; run warm search inside a project instead";
+            tracing::warn!("{reason}");
+            if let Ok(mut slot) = shared.watch_error.lock() {
+                *slot = Some(reason.to_owned());
+            }
+            return SearchService {
+                shared,
+                watcher: Arc::new(Mutex::new(None)),
+            };
+        }
         let (tx, rx) = mpsc::channel();
         // Watching starts before the walk, so no change made during the build is missed. Both
         // run on the indexer thread: adding a watch per directory takes a while on a large

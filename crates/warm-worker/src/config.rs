@@ -62,6 +62,8 @@ pub struct WorkerConfig {
     pub max_frame_bytes: usize,
     /// For LSP workers: what the handshake sends.
     pub lsp: Option<LspInit>,
+    /// Globs (relative to `cwd`) of files whose change replaces the workers.
+    pub watch: Vec<String>,
 }
 
 /// What an LSP worker is told when it starts.
@@ -105,6 +107,7 @@ impl WorkerConfig {
             restart,
             shutdown: ShutdownDeadlines::default(),
             max_frame_bytes: service.limits.max_frame_bytes,
+            watch: config.watch.clone(),
             lsp: (config.framing.as_deref() == Some("lsp")).then(|| LspInit {
                 initialization_options: config
                     .initialization_options

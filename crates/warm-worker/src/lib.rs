@@ -6,6 +6,7 @@
 //! - [`process`]: [`WorkerProcess`] — one worker: id rewriting and timeouts; its stdio
 //!   tasks (`process::io`) and its shutdown sequence (`process::stop`).
 //! - [`pool`]: [`Pool`] — the workers of a service: picking, exclusive methods, restarts.
+//! - [`reload`]: noticing changed worker code: the command's files, the `watch` globs.
 //! - [`fallback`]: one request on a fresh worker, when no daemon can be reached.
 //! - [`lsp`]: the LSP handshake and answers to a language server's own requests.
 //! - [`WorkerService`]: the pool as a daemon [`Service`].
@@ -15,6 +16,7 @@ pub mod fallback;
 pub mod lsp;
 pub mod pool;
 pub mod process;
+pub mod reload;
 
 use std::sync::Arc;
 

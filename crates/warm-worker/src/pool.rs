@@ -5,9 +5,11 @@
 //! exclusive request waits for running ones and holds back new ones, and because tokio's
 //! `RwLock` is fair (first come, first served), a stream of reads cannot starve it.
 //!
-//! A worker that is gone is replaced on the next request, within the restart policy; past
-//! the policy the service answers -32002 with the last exit and stderr lines, until the
-//! window has passed.
+//! A worker that is gone is replaced at once, within the restart policy; past the policy the
+//! service answers -32002 with the last exit and stderr lines, until the window has passed or
+//! the files of the worker's command change (the user fixed it). With `watch` globs, a change
+//! to a matching file replaces the workers: new ones take new requests while the old ones
+//! finish theirs.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +24,7 @@ use warm_protocol::{ErrorCode, ErrorObject};
 
 use crate::config::WorkerConfig;
 use crate::process::{NotificationHook, WorkerProcess};
+use crate::reload::{CommandFingerprint, Watch};
 
 struct Slot {
     worker: Option<Arc<WorkerProcess>>,
@@ -36,6 +39,14 @@ pub struct Pool {
     restarts: Mutex<VecDeque<Instant>>,
     /// Why the service is unavailable, when it is.
     unavailable: Mutex<Option<ErrorObject>>,
+    /// While the restart policy refuses: the command's files when it began refusing, so that
+    /// a change to them (the user fixed the worker) ends the refusal at once.
+    lockout: Mutex<Option<CommandFingerprint>>,
+    /// The `watch` globs' watcher, while the pool lives.
+    watch: Mutex<Option<Watch>>,
+    /// Workers replaced by a reload that are finishing their requests: shutdown stops them
+    /// too, so none outlives the daemon's drain.
+    replaced: Mutex<Vec<Arc<WorkerProcess>>>,
     exclusive: RwLock<()>,
     stopping: AtomicBool,
     /// Workers report their slot here when they exit, so the supervisor replaces them.
@@ -68,12 +79,16 @@ impl Pool {
             slots: Mutex::new(slots),
             restarts: Mutex::new(VecDeque::new()),
             unavailable: Mutex::new(None),
+            lockout: Mutex::new(None),
+            watch: Mutex::new(None),
+            replaced: Mutex::new(Vec::new()),
             exclusive: RwLock::new(()),
             stopping: AtomicBool::new(false),
             exited_tx,
             hook,
         });
         tokio::spawn(supervise(Arc::downgrade(&pool), exited_rx));
+        pool.start_watch();
         // Warm from the start: that is the point.
         for slot in 0..pool.config.workers {
             if let Err(error) = pool.fill(slot, false) {
@@ -182,7 +197,8 @@ impl Pool {
             }
             Err(error) => {
                 let error = self
-                    .unavailable_error(&format!("cannot start {}: {error}", self.config.program));
+                    .unavailable_error(&format!("cannot start {}: {error}", self.config.program))
+                    .with_data(json!({ "service": self.config.service }));
                 self.set_unavailable(&error);
                 Err(error)
             }
@@ -190,10 +206,22 @@ impl Pool {
     }
 
     /// Applies the restart policy: at most `attempts` restarts within `window` of workers
-    /// that died without answering a request.
+    /// that died without answering a request, unless the command's files changed since the
+    /// policy began refusing.
     fn admit_restart(&self, gone: Option<&WorkerProcess>) -> Result<(), ErrorObject> {
         let policy = &self.config.restart;
         let mut restarts = self.restarts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut lockout = self.lockout.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(before) = lockout.as_ref() {
+            if *before != CommandFingerprint::of(&self.config) {
+                self.events.record(
+                    "service.lockout_lifted",
+                    json!({ "service": self.config.service, "reason": "the worker's command changed" }),
+                );
+                restarts.clear();
+                *lockout = None;
+            }
+        }
         // A worker that answered requests before it died was not crash-looping (it was
         // killed, ran out of memory, hit a bad request): the count starts afresh.
         if gone.is_some_and(|w| w.served() > 0) {
@@ -213,18 +241,31 @@ impl Pool {
                 .unwrap_or_default();
             let exit = gone.and_then(|w| w.exit_info()).map(|e| e.to_string());
             let reason = gone.and_then(|w| w.retire_reason());
+            let fingerprint = lockout.get_or_insert_with(|| CommandFingerprint::of(&self.config));
+            // The project's own files (the worker's code), not the interpreter that runs it.
+            let mut changes: Vec<String> = fingerprint
+                .files()
+                .filter_map(|f| f.strip_prefix(&self.config.cwd).ok())
+                .map(|f| f.display().to_string())
+                .collect();
+            if changes.is_empty() {
+                changes.push(self.config.program.clone());
+            }
+            changes.push(".warm.toml".into());
             let error = ErrorObject::new(
                 ErrorCode::WorkerUnavailable,
                 format!(
-                    "service {} unavailable: its worker failed {} times within {}s (last: {}); retrying in {}s",
+                    "service {} unavailable: its worker failed {} times within {}s (last: {}); retried in {}s, or at once when {} changes",
                     self.config.service,
                     restarts.len() + 1,
                     policy.window.as_secs(),
                     reason.clone().unwrap_or_else(|| "unknown".into()),
-                    retry_in.as_secs() + 1
+                    retry_in.as_secs() + 1,
+                    changes.join(" or "),
                 ),
             )
             .with_data(json!({
+                "service": self.config.service,
                 "last_exit": exit,
                 "reason": reason,
                 "stderr_tail": gone.map(|w| w.stderr_tail()).unwrap_or_default(),
@@ -272,9 +313,98 @@ impl Pool {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// How long the restart policy still refuses to start a worker, if it does.
+    fn lockout_remaining(&self) -> Option<Duration> {
+        let locked = self.lockout.lock().map(|l| l.is_some()).unwrap_or(false);
+        if !locked {
+            return None;
+        }
+        let restarts = self.restarts.lock().unwrap_or_else(|p| p.into_inner());
+        let oldest = restarts.front()?;
+        Some(self.config.restart.window.saturating_sub(oldest.elapsed()))
+    }
+
+    /// Replaces every worker: a new one takes the slot's new requests at once, the old one
+    /// finishes what it has in flight, then stops. Not a restart in the policy's sense (the
+    /// workers did not fail), and it ends a lockout.
+    pub fn reload(&self, why: &str) {
+        if self.stopping.load(Ordering::Relaxed) {
+            return;
+        }
+        self.restarts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        *self.lockout.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.events.record(
+            "service.reload",
+            json!({ "service": self.config.service, "reason": why }),
+        );
+        tracing::info!(service = %self.config.service, %why, "replacing the workers");
+        let mut replaced = self.replaced.lock().unwrap_or_else(|p| p.into_inner());
+        replaced.retain(|w| !w.has_exited());
+        let mut slots = self.lock_slots();
+        for (slot, entry) in slots.iter_mut().enumerate() {
+            match WorkerProcess::spawn(
+                &self.config,
+                slot,
+                self.events.clone(),
+                Some(self.exited_tx.clone()),
+                self.hook.clone(),
+            ) {
+                Ok(worker) => {
+                    if let Some(old) = entry.worker.replace(worker) {
+                        old.retire_when_idle(self.config.request_timeout);
+                        replaced.push(old);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(slot, %error, "replacement worker could not start");
+                }
+            }
+        }
+        if let Ok(mut unavailable) = self.unavailable.lock() {
+            *unavailable = None;
+        }
+    }
+
+    /// Starts the watcher of the `watch` globs, if any: a change reloads the workers. The
+    /// reload runs on the runtime (workers are spawned only from its threads).
+    fn start_watch(self: &Arc<Self>) {
+        if self.config.watch.is_empty() {
+            return;
+        }
+        let (changed_tx, mut changed_rx) = mpsc::unbounded_channel::<std::path::PathBuf>();
+        let watch = Watch::start(&self.config.cwd, &self.config.watch, move |path| {
+            let _ = changed_tx.send(path.to_path_buf());
+        });
+        match watch {
+            Ok(watch) => {
+                *self.watch.lock().unwrap_or_else(|p| p.into_inner()) = Some(watch);
+            }
+            Err(error) => {
+                tracing::warn!(service = %self.config.service, %error, "watch globs ignored");
+                self.events.record(
+                    "service.watch_failed",
+                    json!({ "service": self.config.service, "error": error.to_string() }),
+                );
+                return;
+            }
+        }
+        let pool = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(path) = changed_rx.recv().await {
+                let Some(pool) = pool.upgrade() else { return };
+                let relative = path.strip_prefix(&pool.config.cwd).unwrap_or(&path);
+                pool.reload(&format!("{} changed", relative.display()));
+            }
+        });
+    }
+
     /// One JSON object per worker slot, plus the service's availability.
     pub fn status(&self) -> Vec<Value> {
         let unavailable = self.unavailable.lock().ok().and_then(|u| u.clone());
+        let retry_in = self.lockout_remaining();
         self.lock_slots()
             .iter()
             .enumerate()
@@ -286,6 +416,9 @@ impl Pool {
                 if let Some(error) = &unavailable {
                     status["service_unavailable"] = json!(error.message);
                 }
+                if let Some(retry_in) = retry_in {
+                    status["retry_in_secs"] = json!(retry_in.as_secs());
+                }
                 status
             })
             .collect()
@@ -295,11 +428,13 @@ impl Pool {
     /// reaped.
     pub async fn shutdown(&self) {
         self.stopping.store(true, Ordering::Relaxed);
-        let workers: Vec<Arc<WorkerProcess>> = self
+        self.watch.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let mut workers: Vec<Arc<WorkerProcess>> = self
             .lock_slots()
             .iter()
             .filter_map(|s| s.worker.clone())
             .collect();
+        workers.append(&mut self.replaced.lock().unwrap_or_else(|p| p.into_inner()));
         let stops: Vec<_> = workers
             .into_iter()
             .map(|w| tokio::spawn(async move { w.stop().await }))

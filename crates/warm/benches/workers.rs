@@ -281,6 +281,7 @@ fn stop_times(python: &str, script: &Path, cwd: &Path, runs: usize) -> Vec<Strin
         shutdown: ShutdownDeadlines::default(),
         max_frame_bytes: 1 << 24,
         lsp: None,
+        watch: Vec::new(),
     };
     let events = warm_client::EventLog::new("/dev/null");
     let mut rows = Vec::new();

@@ -14,6 +14,7 @@ Examples:
   warm status --json                    one daemon's state, for scripts
   warm list                             every daemon of this user
   warm stop --all                       stop them all
+  warm restart -s index                 a fresh daemon, after changing a worker's code
   warm init --name index -- python3 -m mytool.worker   host your own stdio JSON-RPC worker
 
 Exit codes: 0 ok, 1 the method returned an error, 2 usage, 3 daemon unavailable, 4 timeout.
@@ -37,7 +38,8 @@ pub struct GlobalArgs {
     #[arg(short = 's', long = "service", global = true, value_name = "SERVICE")]
     pub service: Option<String>,
     /// Project root (default: the nearest directory with .warm.toml, else the VCS root,
-    /// else the current directory).
+    /// else the nearest project manifest such as Cargo.toml or package.json, else the
+    /// current directory).
     #[arg(long, global = true, value_name = "DIR")]
     pub root: Option<PathBuf>,
     /// Print machine-readable JSON on stdout.
@@ -56,6 +58,11 @@ pub enum Command {
         after_help = "Examples:\n  warm call daemon/status\n  warm -s echo call echo '[1, 2]'\n  echo '{\"ms\": 500, \"steps\": 5}' | warm -s echo call sleep -"
     )]
     Call(CallArgs),
+    /// Stop the daemon gracefully and start a fresh one (after changing a worker's code).
+    #[command(
+        after_help = "Examples:\n  warm restart -s index            reload the index worker's code\n  warm restart --ttl 1h\n\nTo reload workers whenever their code changes, list it in .warm.toml:\n  [services.index]\n  watch = [\"mytool/**/*.py\"]"
+    )]
+    Restart(StartArgs),
     /// Renew the idle timeout and print how much is left.
     Ping(PingArgs),
     /// Hold a lease on the daemon while a command runs; exit with the command's code.

@@ -24,6 +24,9 @@ pub fn version() -> String {
 
 pub struct Context {
     pub json: bool,
+    /// The service was named with `-s` (not implied by `.warm.toml` or the default):
+    /// `status`, `logs` and `stop` then stick to it instead of showing the project's others.
+    pub explicit_service: bool,
     pub root: PathBuf,
     pub service: ResolvedService,
     pub identity: Identity,
@@ -61,6 +64,7 @@ impl Context {
         }
         Ok(Context {
             json: global.json,
+            explicit_service: requested.is_some(),
             service,
             root: identity.root.clone(),
             identity,

@@ -39,7 +39,14 @@ impl Failure {
     /// The message for stderr.
     pub fn message(&self) -> String {
         match self {
-            Failure::Method(error) => format!("error {}: {}", error.code, error.message),
+            Failure::Method(error) => {
+                format!(
+                    "error {}: {}{}",
+                    error.code,
+                    error.message,
+                    worker_report(error)
+                )
+            }
             Failure::Usage(message) | Failure::Timeout(message) | Failure::Other(message) => {
                 message.clone()
             }
@@ -51,6 +58,36 @@ impl Failure {
             },
         }
     }
+}
+
+/// For a worker's failure (-32002 with the service in `data`): the last lines of its stderr,
+/// and the command that shows the rest.
+fn worker_report(error: &ErrorObject) -> String {
+    let Some(data) = error
+        .data
+        .as_ref()
+        .filter(|_| error.kind() == ErrorCode::WorkerUnavailable)
+    else {
+        return String::new();
+    };
+    let Some(service) = data["service"].as_str() else {
+        return String::new();
+    };
+    let mut report = String::new();
+    let tail: Vec<&str> = data["stderr_tail"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|line| line.as_str())
+        .collect();
+    if !tail.is_empty() {
+        report.push_str("\n--- last lines of the worker's stderr ---\n");
+        report.push_str(&tail.join("\n"));
+    }
+    report.push_str(&format!(
+        "\n(the daemon's log, with every line the worker wrote: `warm logs -s {service}`)"
+    ));
+    report
 }
 
 impl From<warm_client::Error> for Failure {

@@ -66,6 +66,7 @@ fn run(cli: Cli, ready: Option<warm_daemon::ReadyReporter>) -> Result<u8, Failur
     let context = context?;
     match &cli.command {
         Command::Start(args) => commands::start::run(&context, args)?,
+        Command::Restart(args) => commands::restart::run(&context, args)?,
         Command::Call(args) => commands::call::run(&context, args)?,
         Command::Ping(args) => commands::ping::run(&context, args)?,
         Command::Keepalive(args) => return commands::keepalive::run(&context, args),

@@ -81,6 +81,7 @@ pub(super) async fn read_loop(worker: Arc<WorkerProcess>, mut stdout: ChildStdou
     // the retirement (and any "service unavailable" error built from it) carries the exit.
     if reason == "closed its stdout" {
         let _ = tokio::time::timeout(EXIT_GRACE, worker.exited.cancelled()).await;
+        let _ = tokio::time::timeout(EXIT_GRACE, worker.stderr_closed.cancelled()).await;
     }
     worker.retire(&reason);
 }
@@ -96,6 +97,7 @@ pub(super) async fn stderr_loop(worker: Arc<WorkerProcess>, stderr: ChildStderr)
             tail.push_back(line);
         }
     }
+    worker.stderr_closed.cancel();
 }
 
 /// Owns the child: reaps it, and delivers signals only while it is unreaped.
@@ -115,6 +117,9 @@ pub(super) async fn reap(
             }
         }
     };
+    // The pipe ends once every holder of it is gone (a grandchild may keep it): the exit's
+    // report waits a moment for the last lines, not for the grandchild.
+    let _ = tokio::time::timeout(EXIT_GRACE, worker.stderr_closed.cancelled()).await;
     let info = match status {
         Ok(status) => {
             use std::os::unix::process::ExitStatusExt;

@@ -80,9 +80,19 @@ pub struct WorkerProcess {
     retired: CancellationToken,
     /// Cancelled once the process has exited and been reaped.
     exited: CancellationToken,
+    /// Cancelled when a reload replaced the worker: it finishes its requests, takes no more.
+    draining: CancellationToken,
     exit: Mutex<Option<ExitInfo>>,
     retire_reason: Mutex<Option<String>>,
     stderr_tail: Mutex<VecDeque<String>>,
+    /// Cancelled once the worker's stderr reached its end: an exit's error report waits for
+    /// it (briefly), so that it carries the worker's last words.
+    stderr_closed: CancellationToken,
+    /// Requests cancelled by their client that the worker has not answered yet, with the
+    /// time after which they are forgotten: the worker may still be busy with them, so they
+    /// count as in flight (the pool prefers another worker) and a request queued behind them
+    /// is told why it waits.
+    abandoned: Mutex<HashMap<i64, Instant>>,
     served: AtomicU64,
     /// Cancelled once the worker may take requests: at once, or after the LSP handshake.
     ready: CancellationToken,
@@ -164,9 +174,12 @@ impl WorkerProcess {
             signal_tx,
             retired: CancellationToken::new(),
             exited: CancellationToken::new(),
+            draining: CancellationToken::new(),
             exit: Mutex::new(None),
             retire_reason: Mutex::new(None),
             stderr_tail: Mutex::new(VecDeque::new()),
+            stderr_closed: CancellationToken::new(),
+            abandoned: Mutex::new(HashMap::new()),
             served: AtomicU64::new(0),
             ready: CancellationToken::new(),
             lsp: config.lsp.clone(),
@@ -210,11 +223,52 @@ impl WorkerProcess {
 
     /// True while the worker takes requests.
     pub fn is_available(&self) -> bool {
-        !self.retired.is_cancelled()
+        !self.retired.is_cancelled() && !self.draining.is_cancelled()
     }
 
+    /// True once the process has exited and been reaped.
+    pub fn has_exited(&self) -> bool {
+        self.exited.is_cancelled()
+    }
+
+    /// Takes no new requests from now on, and retires once those in flight are answered
+    /// (or `deadline` has passed): a reload that loses nothing.
+    pub fn retire_when_idle(self: &Arc<Self>, deadline: Duration) {
+        self.draining.cancel();
+        let worker = self.clone();
+        tokio::spawn(async move {
+            let give_up = Instant::now() + deadline;
+            // Polled: answers arrive on the reader, and a reload is rare.
+            while worker
+                .pending
+                .lock()
+                .map(|p| !p.is_empty())
+                .unwrap_or(false)
+                && Instant::now() < give_up
+                && !worker.retired.is_cancelled()
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            worker.retire("replaced by a reload");
+        });
+    }
+
+    /// Requests the worker is working on: those waiting for an answer, and those cancelled
+    /// that it has not answered yet.
     pub fn in_flight(&self) -> usize {
-        self.pending.lock().map(|p| p.len()).unwrap_or(0)
+        self.pending.lock().map(|p| p.len()).unwrap_or(0) + self.abandoned_count()
+    }
+
+    /// Cancelled requests the worker may still be busy with (expired ones are dropped).
+    fn abandoned_count(&self) -> usize {
+        let now = Instant::now();
+        self.abandoned
+            .lock()
+            .map(|mut a| {
+                a.retain(|_, forget_at| *forget_at > now);
+                a.len()
+            })
+            .unwrap_or(0)
     }
 
     pub fn exit_info(&self) -> Option<ExitInfo> {
@@ -238,6 +292,8 @@ impl WorkerProcess {
             "exited"
         } else if self.retired.is_cancelled() {
             "stopping"
+        } else if self.draining.is_cancelled() {
+            "draining"
         } else {
             "running"
         };
@@ -270,6 +326,21 @@ impl WorkerProcess {
         timeout: Duration,
     ) -> Result<Value, ErrorObject> {
         self.wait_ready(timeout).await?;
+        let abandoned = self.abandoned_count();
+        if abandoned > 0 {
+            // A worker serves its input in order: this request starts once the cancelled
+            // ones are done. Say so, rather than wait in silence.
+            progress.try_report(
+                Some(format!(
+                    "waiting for worker {} of {} to finish {abandoned} cancelled request{}",
+                    self.pid,
+                    self.service,
+                    if abandoned == 1 { "" } else { "s" }
+                )),
+                None,
+                None,
+            );
+        }
         let (id, answer_rx) = self.register(progress);
         let request = Message::Request(Request {
             id: RequestId::Number(id),
@@ -297,6 +368,9 @@ impl WorkerProcess {
             }
             _ = cancel.cancelled() => {
                 self.take_pending(id);
+                if let Ok(mut abandoned) = self.abandoned.lock() {
+                    abandoned.insert(id, Instant::now() + timeout);
+                }
                 // Queued without waiting: this future may be dropped right after this poll.
                 let cancel = Message::Notification(Notification {
                     method: CANCEL_REQUEST.into(),
@@ -318,7 +392,7 @@ impl WorkerProcess {
         tokio::select! {
             _ = self.ready.cancelled() => Ok(()),
             _ = self.retired.cancelled() => {
-                Err(unavailable(&format!("worker {} did not start: {}", self.pid,
+                Err(self.failure(&format!("worker {} did not start: {}", self.pid,
                     self.retire_reason().unwrap_or_default())))
             }
             _ = tokio::time::sleep(timeout) => {
@@ -428,11 +502,12 @@ impl WorkerProcess {
             .lock()
             .map(|mut p| p.drain().map(|(_, v)| v).collect())
             .unwrap_or_default();
+        if pending.is_empty() {
+            return;
+        }
+        let error = self.failure(&format!("worker {} failed: {reason}", self.pid));
         for p in pending {
-            let _ = p.answer_tx.send(Err(unavailable(&format!(
-                "worker {} failed: {reason}",
-                self.pid
-            ))));
+            let _ = p.answer_tx.send(Err(error.clone()));
         }
     }
 
@@ -448,6 +523,8 @@ impl WorkerProcess {
                     // the worker died was not served (the restart policy relies on this).
                     self.served.fetch_add(1, Ordering::Relaxed);
                     let _ = pending.answer_tx.send(response.result);
+                } else if let Ok(mut abandoned) = self.abandoned.lock() {
+                    abandoned.remove(&id);
                 }
             }
             Message::Notification(n) => {
@@ -495,6 +572,18 @@ impl WorkerProcess {
         if let Some(progress) = progress {
             progress.try_report(params.message, params.done, params.total);
         }
+    }
+
+    /// A -32002 error for this worker: `message`, and in `data` the service, the worker's
+    /// exit and the last lines of its stderr (the CLI prints them with the `warm logs`
+    /// command that shows the rest).
+    pub fn failure(&self, message: &str) -> ErrorObject {
+        unavailable(message).with_data(json!({
+            "service": self.service,
+            "pid": self.pid,
+            "last_exit": self.exit_info().map(|e| e.to_string()),
+            "stderr_tail": self.stderr_tail(),
+        }))
     }
 
     fn record_exit(&self, info: ExitInfo) {

@@ -19,6 +19,12 @@ pub enum Found {
     Unresponsive(Option<Box<Meta>>),
 }
 
+/// A running daemon of the current project (see `project_daemons`).
+pub struct ProjectDaemon {
+    pub paths: DaemonPaths,
+    pub status: Status,
+}
+
 /// Looks at every daemon directory; removes those of dead daemons (reported on stderr).
 pub fn discover(runtime_dir: &Path) -> Result<Vec<(DaemonPaths, Found)>, Failure> {
     let entries = match std::fs::read_dir(runtime_dir) {

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use warm_client::DaemonPaths;
 
+use super::{project_daemons, service_choices};
 use crate::cli::LogsArgs;
 use crate::context::Context;
 use crate::failure::{CommandResult, Failure};
 
 pub fn run(context: &Context, args: &LogsArgs) -> CommandResult {
-    let paths = DaemonPaths::new(&context.runtime_dir, &context.identity)?;
+    let paths = log_paths(context)?;
     let path = if args.events {
         &paths.events
     } else {
@@ -60,6 +61,33 @@ pub fn run(context: &Context, args: &LogsArgs) -> CommandResult {
             }
             let _ = stdout.flush();
         }
+    }
+}
+
+/// The implied daemon's files; without `-s`, when it has none and the project has exactly one
+/// other daemon, that one's (several: a usage error naming them).
+fn log_paths(context: &Context) -> Result<DaemonPaths, Failure> {
+    let paths = DaemonPaths::new(&context.runtime_dir, &context.identity)?;
+    if paths.log.exists() {
+        return Ok(paths);
+    }
+    let mut others = project_daemons(context)?;
+    match others.len() {
+        0 => Ok(paths),
+        1 => {
+            let only = others.remove(0);
+            errln!(
+                "warm: no {} daemon; showing the {} daemon's (choose with -s)",
+                context.identity.service,
+                only.status.service
+            );
+            Ok(only.paths)
+        }
+        _ => Err(Failure::Usage(format!(
+            "no {} daemon; this project has several, choose one: {}",
+            context.identity.service,
+            service_choices(&others)
+        ))),
     }
 }
 

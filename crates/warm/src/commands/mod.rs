@@ -8,6 +8,7 @@ pub mod list;
 pub mod logs;
 pub mod lsp;
 pub mod ping;
+pub mod restart;
 pub mod search;
 pub mod serve;
 pub mod start;
@@ -74,6 +75,35 @@ pub fn not_running(context: &Context) -> Failure {
         ),
         log_tail: None,
     }
+}
+
+/// The running daemons of this context's project, of any service, when the service was not
+/// named with `-s` (`warm status` in a project whose only daemons are `search` and
+/// `lsp-pylsp` shows those instead of "no default daemon").
+pub fn project_daemons(context: &Context) -> Result<Vec<list::ProjectDaemon>, Failure> {
+    if context.explicit_service {
+        return Ok(Vec::new());
+    }
+    let root = context.root.to_string_lossy();
+    Ok(list::discover(&context.runtime_dir)?
+        .into_iter()
+        .filter_map(|(paths, found)| match found {
+            list::Found::Running(status) if status.root == root => Some(list::ProjectDaemon {
+                paths,
+                status: *status,
+            }),
+            _ => None,
+        })
+        .collect())
+}
+
+/// `-s search -s lsp-pylsp`: how to name each of `daemons`, for a message.
+pub fn service_choices(daemons: &[list::ProjectDaemon]) -> String {
+    daemons
+        .iter()
+        .map(|d| format!("-s {}", d.status.service))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `90` → `1m30s`.

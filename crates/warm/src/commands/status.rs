@@ -3,13 +3,42 @@
 use warm_client::Client;
 use warm_protocol::methods::{self, Status};
 
-use super::{connect_running, human_secs, print_json};
+use super::{connect_running, human_secs, print_json, project_daemons};
 use crate::context::Context;
 use crate::failure::{CommandResult, Failure};
 
+/// Without `-s`, when the implied service has no daemon but the project has others (its
+/// `search` or language-server daemons), shows those: one as `-s NAME` would, several as a
+/// list (a JSON array with `--json`).
 pub fn run(context: &Context) -> CommandResult {
-    let mut client = connect_running(context)?;
-    let status = fetch_status(&mut client)?;
+    let status = match connect_running(context) {
+        Ok(mut client) => fetch_status(&mut client)?,
+        Err(not_running) => {
+            let others = project_daemons(context)?;
+            if others.is_empty() {
+                return Err(not_running);
+            }
+            errln!(
+                "warm: no {} daemon; this project's daemons:",
+                context.identity.service
+            );
+            let statuses: Vec<Status> = others.into_iter().map(|d| d.status).collect();
+            if context.json {
+                match statuses.as_slice() {
+                    [only] => print_json(only),
+                    many => print_json(&many),
+                }
+            } else {
+                for (i, status) in statuses.iter().enumerate() {
+                    if i > 0 {
+                        outln!();
+                    }
+                    print_human(status);
+                }
+            }
+            return Ok(());
+        }
+    };
     if context.json {
         print_json(&status);
     } else {
@@ -81,6 +110,12 @@ fn worker_line(worker: &serde_json::Value) -> String {
     }
     if let Some(why) = worker["service_unavailable"].as_str() {
         line.push_str(&format!("\n  {why}"));
+    }
+    if let Some(secs) = worker["retry_in_secs"].as_u64() {
+        line.push_str(&format!(
+            "\n  no new worker is started for {} (or until its command or .warm.toml changes)",
+            human_secs(secs)
+        ));
     }
     line
 }

@@ -4,12 +4,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use warm_client::meta::wait_process_exit;
-use warm_client::{Client, Connection, StopOutcome};
+use warm_client::{Client, Connection, DaemonPaths, Meta, StopOutcome};
 use warm_protocol::methods;
 use warm_protocol::Framing;
 
-use super::list::{discover, wait_released, Found};
-use super::print_json;
+use super::list::{discover, wait_released};
+use super::{print_json, project_daemons};
 use crate::context::Context;
 use crate::failure::{CommandResult, Failure};
 
@@ -21,6 +21,13 @@ pub fn run(context: &Context, all: bool) -> CommandResult {
     }
     let mut client = Client::new(context.spec(&[])?)?;
     let outcome = client.stop("warm stop")?;
+    if matches!(outcome, StopOutcome::NotRunning) {
+        let others = project_daemons(context)?;
+        if !others.is_empty() {
+            // `warm stop` in a project means "stop what runs for it".
+            return stop_some(context, others.into_iter().map(|d| d.paths).collect());
+        }
+    }
     match (outcome, context.json) {
         (StopOutcome::Stopped { pid }, true) => print_json(&json!({ "stopped": [pid] })),
         (StopOutcome::Stopped { pid }, false) => {
@@ -38,13 +45,16 @@ pub fn run(context: &Context, all: bool) -> CommandResult {
 
 fn stop_all(context: &Context) -> CommandResult {
     let found = discover(&context.runtime_dir)?;
-    // Ask them all first, then wait: their drains overlap instead of adding up.
+    stop_some(context, found.into_iter().map(|(paths, _)| paths).collect())
+}
+
+/// Asks every daemon of `daemons` to stop, then waits for them all: their drains overlap
+/// instead of adding up.
+fn stop_some(context: &Context, daemons: Vec<DaemonPaths>) -> CommandResult {
     let mut asked = Vec::new();
-    for (paths, daemon) in found {
-        let pid = match &daemon {
-            Found::Running(status) => Some(status.pid),
-            Found::Unresponsive(meta) => meta.as_ref().map(|m| m.pid),
-        };
+    for paths in daemons {
+        // Read before asking: the daemon's files go when it exits.
+        let pid = Meta::read(&paths.meta).map(|m| m.pid);
         if let Ok(mut connection) = Connection::connect(&paths.sock, Framing::Ndjson) {
             let _ = connection.set_timeout(Some(Duration::from_secs(5)));
             let _ = connection.request(

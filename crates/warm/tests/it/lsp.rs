@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::{
-    assert_exit, kill, python, run_concurrently, stderr_of, stdout_of, wait_until, TestEnv,
+    assert_exit, kill, python, require_python_modules, run_concurrently, stderr_of, stdout_of,
+    wait_until, TestEnv,
 };
 
 const APP: &str = r#"import os
@@ -35,6 +36,10 @@ struct Project {
 
 impl Project {
     fn new() -> Project {
+        require_python_modules(
+            &["pylsp", "pyflakes", "autopep8", "pylsp_workspace_symbols"],
+            "pip install 'python-lsp-server[pyflakes,autopep8]' pylsp-workspace-symbols",
+        );
         let env = TestEnv::new();
         let bin = env.tmp.path().join("bin");
         std::fs::create_dir(&bin).expect("bin dir");
@@ -301,15 +306,18 @@ fn a_configured_server_is_used_for_its_languages() {
 #[test]
 fn missing_servers_bad_locations_and_outside_files_are_clear_errors() {
     let project = Project::new();
+    // A PATH of one empty directory: no language server, whatever this machine has installed.
+    let empty_path = project.env.tmp.path().join("empty-bin");
+    std::fs::create_dir(&empty_path).expect("empty bin dir");
     let output = project
         .env
         .warm()
-        .env("PATH", "/usr/bin:/bin")
+        .env("PATH", &empty_path)
         .args(["lsp", "hover", "app.py:1:1"])
         .output()
         .expect("run");
-    assert_eq!(output.status.code(), Some(2));
     let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
     assert!(
         stderr.contains("no language server for python is installed")
             && stderr.contains("pylsp, basedpyright-langserver, pyright-langserver")

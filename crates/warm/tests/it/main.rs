@@ -10,6 +10,7 @@ mod hostile;
 mod lifecycle;
 mod load;
 mod lsp;
+mod onboarding;
 mod recovery;
 mod search;
 mod ttl;

@@ -15,7 +15,10 @@ const TREE_BYTES: u64 = 24 * 1024 * 1024;
 
 fn run_in(env: &TestEnv, dir: &Path, program: Option<&str>, args: &[&str]) -> Output {
     let mut command = match program {
-        Some(program) => Command::new(program),
+        Some(program) => {
+            crate::support::require_program(program, "apt-get install ripgrep");
+            Command::new(program)
+        }
         None => {
             let mut warm = env.warm();
             warm.arg("search");

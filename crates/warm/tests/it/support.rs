@@ -222,6 +222,32 @@ pub fn python() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// Fails the test, naming what to install, unless `program` is on `PATH`.
+#[track_caller]
+pub fn require_program(program: &str, install: &str) {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()));
+    assert!(
+        found,
+        "this test needs `{program}`, which is not on PATH: {install} (or run scripts/setup-tests)"
+    );
+}
+
+/// Fails the test, naming what to install, unless the real Python can import `modules`.
+#[track_caller]
+pub fn require_python_modules(modules: &[&str], install: &str) {
+    let imports = format!("import {}", modules.join(", "));
+    let status = Command::new(python())
+        .args(["-c", &imports])
+        .stderr(Stdio::null())
+        .status();
+    assert!(
+        status.is_ok_and(|s| s.success()),
+        "this test needs the Python modules {modules:?} in {}: {install} (or run scripts/setup-tests)",
+        python()
+    );
+}
+
 pub fn kill(pid: u32, signal: &str) {
     let _ = Command::new("kill")
         .arg(format!("-{signal}"))

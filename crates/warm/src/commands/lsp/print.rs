@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use warm_lsp::probe::Probe;
 use warm_lsp::render;
 use warm_lsp::servers::{self, Target};
 
@@ -213,12 +214,18 @@ pub fn servers(session: &Session<'_>) -> Result<u8, Failure> {
         }));
     }
     for server in servers::BUILTIN_SERVERS {
+        let (installed, broken) = match server.probe() {
+            Probe::Works(path) => (Some(path), None),
+            Probe::Missing => (None, None),
+            Probe::Broken { output, .. } => (None, Some(output)),
+        };
         rows.push(json!({
             "service": server.service_name(),
             "source": "built-in",
             "command": server.command,
             "serves": server.languages,
-            "installed": server.installed(),
+            "installed": installed,
+            "broken": broken,
             "install": server.install,
         }));
     }
@@ -240,6 +247,9 @@ pub fn servers(session: &Session<'_>) -> Result<u8, Failure> {
         };
         let state = match row["installed"].as_str() {
             Some(path) => path.to_owned(),
+            None if row["broken"].is_string() => {
+                format!("broken: {} ({})", text("broken"), text("install"))
+            }
             None if row["source"] == "built-in" => format!("not installed ({})", text("install")),
             None => "not found on PATH".to_owned(),
         };
