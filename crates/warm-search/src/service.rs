@@ -7,7 +7,8 @@
 //!   arrived; `all` when the patterns have no usable trigram. Instead, `{building: {files,
 //!   bytes}}` while the first build runs, or `{unwatched: reason}` when no watcher could be
 //!   set up: the client then scans.
-//! - [`STATUS`] → files, bytes, index size, last update, build progress.
+//! - [`STATUS`] → files, bytes, index size, last update, build progress; `refused` with the
+//!   reason when the root is never indexed (`/`).
 //!
 //! Freshness uses a sync barrier in the manner of watchman's cookies: the request creates a
 //! file in the root and waits until the indexer has seen its event. Watch events arrive in
@@ -59,6 +60,8 @@ struct Shared {
     cookies: Mutex<HashMap<String, oneshot::Sender<()>>>,
     next_cookie: AtomicU64,
     watch_error: Mutex<Option<String>>,
+    /// Why this root is never indexed (`/`), if it is not: every query scans.
+    refused: Option<&'static str>,
     /// Directories created lately, rescanned at each barrier (see [`Refresh::Directory`]).
     recent_dirs: Mutex<Vec<(PathBuf, Instant)>>,
     stopping: AtomicBool,
@@ -74,6 +77,11 @@ pub struct SearchService {
 impl SearchService {
     /// Starts watching `root` and building its index in the background.
     pub fn start(root: PathBuf, events: EventLog) -> SearchService {
+        // The whole file system is nobody's project: watching it needs an inotify watch per
+        // directory of the machine, and an index of it is as large as the disk.
+        let refused = (root == Path::new("/")).then_some(
+            "refusing to index / (the whole file system): each search scans, as rg does; run warm search inside a project instead",
+        );
         let shared = Arc::new(Shared {
             root: root.clone(),
             index: RwLock::new(None),
@@ -82,18 +90,13 @@ impl SearchService {
             cookies: Mutex::new(HashMap::new()),
             next_cookie: AtomicU64::new(0),
             watch_error: Mutex::new(None),
+            refused,
             recent_dirs: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
             events,
         });
-        if root == Path::new("/") {
-            // The whole file system is nobody's project: watching it needs an inotify watch
-            // per directory of the machine, and an index of it is as large as the disk.
-            let reason = "refusing to index / (the whole file system): each search scans, as rg does; run warm search inside a project instead";
+        if let Some(reason) = refused {
             tracing::warn!("{reason}");
-            if let Ok(mut slot) = shared.watch_error.lock() {
-                *slot = Some(reason.to_owned());
-            }
             return SearchService {
                 shared,
                 watcher: Arc::new(Mutex::new(None)),
@@ -317,7 +320,11 @@ impl Shared {
         let params: CandidatesParams =
             serde_json::from_value(call.params.clone().unwrap_or(Value::Null))
                 .map_err(ErrorObject::invalid_params)?;
-        if let Some(reason) = self.watch_error.lock().ok().and_then(|e| e.clone()) {
+        let unwatched = self
+            .refused
+            .map(str::to_owned)
+            .or_else(|| self.watch_error.lock().ok().and_then(|e| e.clone()));
+        if let Some(reason) = unwatched {
             return Ok(json!({ "unwatched": reason }));
         }
         // Until the first build is done, the client scans: a first query answered at
@@ -385,6 +392,7 @@ impl Shared {
             "building": { "files": files, "bytes": bytes },
             "watching": watch_error.is_none(),
             "watch_error": watch_error,
+            "refused": self.refused,
         });
         if let Some(index) = index {
             let stats = index.stats();

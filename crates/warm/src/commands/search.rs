@@ -230,6 +230,10 @@ fn status(context: &Context) -> Result<u8, Failure> {
         "root:       {}",
         status["root"].as_str().unwrap_or_default()
     );
+    if let Some(reason) = status["refused"].as_str() {
+        outln!("index:      none ({reason})");
+        return Ok(MATCH);
+    }
     if status["ready"] != true {
         outln!(
             "index:      building ({} files, {:.1} MB so far)",

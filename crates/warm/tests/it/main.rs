@@ -3,6 +3,7 @@
 mod support;
 
 mod client;
+mod docs;
 mod examples;
 mod faults;
 mod framing;

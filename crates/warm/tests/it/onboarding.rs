@@ -202,3 +202,116 @@ fn a_call_queued_behind_a_cancelled_one_says_why_it_waits() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_search_daemon_of_the_whole_file_system_never_indexes_it() {
+    let env = TestEnv::new();
+    let output = env.run(&["--root", "/", "search", "--status"]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let stdout = stdout_of(&output);
+    assert!(
+        stdout.contains("index:      none (refusing to index /"),
+        "{stdout}"
+    );
+    let status = env.json(&["--root", "/", "search", "--status"]);
+    assert_eq!(status["ready"], false);
+    assert!(status["refused"].is_string(), "{status}");
+}
+
+#[test]
+fn fifos_in_the_tree_never_block_the_index() {
+    let env = TestEnv::new();
+    std::fs::create_dir(env.project.join(".git")).expect(".git");
+    std::fs::write(env.project.join("a.txt"), "needle one\n").expect("a.txt");
+    for name in ["pipe.txt", "also-a-pipe"] {
+        let status = std::process::Command::new("mkfifo")
+            .arg(env.project.join(name))
+            .status()
+            .expect("mkfifo");
+        assert!(status.success());
+    }
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            env.json(&["search", "--status"])["ready"] == true
+        }),
+        "the index never finished: {}",
+        env.json(&["search", "--status"])
+    );
+    let output = env.run(&["search", "needle"]);
+    assert_eq!(
+        stdout_of(&output),
+        "a.txt:1:needle one\n",
+        "{}",
+        stderr_of(&output)
+    );
+}
+
+#[test]
+fn without_version_control_the_nearest_manifest_is_the_project() {
+    let env = TestEnv::new();
+    std::fs::write(env.project.join("pyproject.toml"), "").expect("pyproject.toml");
+    let src = env.project.join("src/pkg");
+    std::fs::create_dir_all(&src).expect("src");
+    let from = |dir: &std::path::Path| {
+        let output = env
+            .warm()
+            .current_dir(dir)
+            .args(["-s", "echo", "start", "--json"])
+            .output()
+            .expect("warm start");
+        assert!(output.status.success(), "{}", stderr_of(&output));
+        let status: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("status JSON");
+        (status["pid"].clone(), status["root"].clone())
+    };
+    let (top_pid, top_root) = from(&env.project);
+    let (src_pid, src_root) = from(&src);
+    assert_eq!(top_root, env.project.display().to_string());
+    assert_eq!(
+        (src_pid, src_root),
+        (top_pid, top_root),
+        "one daemon for the project"
+    );
+}
+
+#[test]
+fn a_language_server_that_does_not_run_is_not_taken_for_installed() {
+    let env = TestEnv::new();
+    std::fs::write(env.project.join("app.py"), "x = 1\n").expect("app.py");
+    // rustup's proxies look like this when their component is missing.
+    let bin = env.tmp.path().join("bin");
+    std::fs::create_dir(&bin).expect("bin");
+    let stub = bin.join("pylsp");
+    std::fs::write(
+        &stub,
+        "#!/bin/sh\necho \"error: Unknown binary 'pylsp' in official toolchain\" >&2\nexit 1\n",
+    )
+    .expect("stub");
+    std::fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let warm = |args: &[&str]| {
+        env.warm()
+            .env("PATH", &bin)
+            .args(args)
+            .output()
+            .expect("run warm")
+    };
+    let output = warm(&["lsp", "hover", "app.py:1:1"]);
+    assert_exit(&output, 2, "pylsp does not run");
+    assert!(
+        stderr_of(&output).contains("Unknown binary 'pylsp'"),
+        "{}",
+        stderr_of(&output)
+    );
+    assert!(
+        env.daemon_pids().is_empty(),
+        "no daemon for a server that cannot run"
+    );
+
+    let servers = stdout_of(&warm(&["lsp", "servers"]));
+    let line = servers
+        .lines()
+        .find(|l| l.starts_with("lsp-pylsp"))
+        .unwrap_or_default();
+    assert!(line.contains("broken:"), "{servers}");
+}
