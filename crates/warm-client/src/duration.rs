@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+/// The longest duration accepted anywhere (TTLs, timeouts, windows): ten years. Longer ones
+/// are typos, and past a few hundred million years `Instant + duration` overflows.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 /// Parses `"<integer><unit>"` with unit `ms`, `s`, `m` or `h`; a bare `0` is zero.
 ///
 /// # Errors
@@ -30,7 +34,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         _ => None,
     }
     .ok_or_else(bad)?;
-    Ok(Duration::from_millis(millis))
+    let duration = Duration::from_millis(millis);
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "duration {text:?} is too long: at most {}h (ten years); \"0\" means never",
+            MAX_DURATION.as_secs() / 3600
+        ));
+    }
+    Ok(duration)
 }
 
 /// The shortest exact form of `duration` in the syntax [`parse_duration`] reads.
@@ -64,6 +75,14 @@ mod tests {
                 format_duration(parsed),
                 if text == "60s" { "1m" } else { text }
             );
+        }
+    }
+
+    #[test]
+    fn durations_past_ten_years_are_refused() {
+        assert!(parse_duration("87600h").is_ok());
+        for text in ["87601h", "18446744073709551615ms", "99999999999999999999s"] {
+            assert!(parse_duration(text).is_err(), "{text} accepted");
         }
     }
 

@@ -119,7 +119,9 @@ impl Activity {
             } else if s.in_flight > 0 || s.leases > 0 {
                 Some(s.ttl)
             } else {
-                Some((s.last_activity + s.ttl).saturating_duration_since(Instant::now()))
+                // Checked: a TTL is bounded where it enters, and this never panics anyway.
+                let deadline = s.last_activity.checked_add(s.ttl)?;
+                Some(deadline.saturating_duration_since(Instant::now()))
             }
         })
     }
@@ -127,7 +129,9 @@ impl Activity {
     /// The instant the daemon becomes idle, if nothing changes; `None` while it cannot.
     fn idle_deadline(&self) -> Option<Instant> {
         self.with(|s| {
-            (!s.ttl.is_zero() && s.in_flight == 0 && s.leases == 0).then(|| s.last_activity + s.ttl)
+            (!s.ttl.is_zero() && s.in_flight == 0 && s.leases == 0)
+                .then(|| s.last_activity.checked_add(s.ttl))
+                .flatten()
         })
     }
 

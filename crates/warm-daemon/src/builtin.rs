@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use warm_protocol::methods::{
     self, HelloParams, HelloResult, LeaseResult, ReleaseParams, SetTtlParams, TtlReport,
 };
-use warm_protocol::{ErrorObject, Request, Response, PROTOCOL_VERSION};
+use warm_protocol::{ErrorCode, ErrorObject, Request, Response, PROTOCOL_VERSION};
 
 use crate::connection::ConnectionState;
 use crate::state::Shared;
@@ -113,6 +113,13 @@ fn ttl_report(shared: &Shared) -> Value {
 
 fn set_ttl(shared: &Shared, params: Option<Value>) -> Result<Value, ErrorObject> {
     let SetTtlParams { ttl_secs } = parse(params)?;
+    let max = warm_client::duration::MAX_DURATION.as_secs();
+    if ttl_secs > max {
+        return Err(ErrorObject::new(
+            ErrorCode::InvalidParams,
+            format!("ttl_secs {ttl_secs} is too long: at most {max} (ten years); 0 means never"),
+        ));
+    }
     let old = shared.activity.ttl().as_secs();
     shared.activity.set_ttl(Duration::from_secs(ttl_secs));
     shared.events.record(

@@ -64,9 +64,11 @@ impl Payload {
             }
         }
         let value: Value = match self.framing {
-            Framing::Ndjson | Framing::Lsp => serde_json::from_slice(&self.body).map_err(|e| {
-                ErrorObject::new(ErrorCode::ParseError, format!("parse error: {e}"))
-            })?,
+            Framing::Ndjson | Framing::Lsp => {
+                crate::strict::from_slice(&self.body).map_err(|e| {
+                    ErrorObject::new(ErrorCode::ParseError, format!("parse error: {e}"))
+                })?
+            }
             Framing::Binary => crate::msgpack::to_json(&self.body).map_err(|e| {
                 ErrorObject::new(
                     ErrorCode::ParseError,

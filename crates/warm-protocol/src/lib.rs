@@ -13,6 +13,7 @@
 //! - [`limits`]: [`Limits`], the bounds on everything a peer controls.
 //! - [`methods`]: names and parameter shapes of the built-in `daemon/*` methods.
 //! - [`msgpack`]: MessagePack bodies to JSON values (raw bytes become base64 strings).
+//! - [`strict`]: JSON text to a value, refusing duplicate keys.
 
 pub mod codec;
 pub mod error;
@@ -26,6 +27,7 @@ pub mod limits;
 pub mod message;
 pub mod methods;
 pub mod msgpack;
+pub mod strict;
 
 pub use codec::{encode, encode_message, DecodeError, FrameDecoder, Payload};
 pub use error::{ErrorCode, ErrorObject};

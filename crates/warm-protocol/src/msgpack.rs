@@ -60,6 +60,10 @@ fn convert(value: rmpv::Value) -> Result<Value, String> {
                     }
                     scalar => scalar.to_string(),
                 };
+                // As in JSON text (see `strict`): a duplicate key makes the meaning ambiguous.
+                if map.contains_key(&key) {
+                    return Err(format!("duplicate map key {key:?}"));
+                }
                 map.insert(key, convert(value)?);
             }
             Value::Object(map)

@@ -349,7 +349,7 @@ impl Shared {
                 .into_iter()
                 .map(|p| Value::String(p.to_string_lossy().into_owned()))
                 .collect();
-            Ok(json!({ "root": shared.root, "files": files, "all": query.is_all() }))
+            Ok(json!({ "root": shared.root.to_string_lossy(), "files": files, "all": query.is_all() }))
         })
         .await
         .map_err(|e| internal(&e.to_string()))?
@@ -387,7 +387,7 @@ impl Shared {
         let (files, bytes) = self.building.lock().map(|b| *b).unwrap_or_default();
         let watch_error = self.watch_error.lock().ok().and_then(|e| e.clone());
         let mut status = json!({
-            "root": self.root,
+            "root": self.root.to_string_lossy(),
             "ready": index.is_some(),
             "building": { "files": files, "bytes": bytes },
             "watching": watch_error.is_none(),

@@ -354,3 +354,88 @@ fn slowloris_connections_do_not_starve_real_clients() {
         .count();
     assert_eq!(timeouts, SLOW);
 }
+
+#[test]
+fn duplicate_keys_are_a_parse_error_in_every_framing_and_nothing_runs() {
+    let env = TestEnv::new();
+    let status = env.json(&["start"]);
+    let pid = status["pid"].clone();
+    let sock = std::path::PathBuf::from(status["socket"].as_str().expect("socket"));
+    let body = br#"{"jsonrpc":"2.0","id":1,"method":"daemon/ping","method":"daemon/shutdown"}"#;
+    // MessagePack: the same map, keys in the same order.
+    let text = |t: &str| rmpv::Value::from(t);
+    let map = rmpv::Value::Map(vec![
+        (text("jsonrpc"), text("2.0")),
+        (text("id"), rmpv::Value::from(1)),
+        (text("method"), text("daemon/ping")),
+        (text("method"), text("daemon/shutdown")),
+    ]);
+    let mut packed = Vec::new();
+    rmpv::encode::write_value(&mut packed, &map).expect("encode");
+    let mut binary = vec![0xEB, 0x57, 1, 0];
+    binary.extend_from_slice(&(packed.len() as u32).to_be_bytes());
+    binary.extend_from_slice(&packed);
+    let mut lsp = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+    lsp.extend_from_slice(body);
+    let mut ndjson = body.to_vec();
+    ndjson.push(b'\n');
+
+    for (framing, frame) in [("ndjson", ndjson), ("lsp", lsp), ("binary", binary)] {
+        let mut stream = UnixStream::connect(&sock).expect("connect");
+        stream.write_all(&frame).expect("write");
+        stream
+            .shutdown(std::net::Shutdown::Write)
+            .expect("half close");
+        let answer = read_to_close(&mut stream);
+        let body: Value = if framing == "binary" {
+            rmp_serde::from_slice(&answer[8..]).expect("msgpack answer")
+        } else {
+            first_json(&answer)
+        };
+        assert_eq!(body["error"]["code"], -32700, "{framing}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("duplicate")),
+            "{framing}: {body}"
+        );
+    }
+    assert_eq!(
+        env.json(&["status"])["pid"],
+        pid,
+        "the daemon was not shut down"
+    );
+}
+
+#[test]
+fn out_of_range_numbers_are_errors_and_the_daemon_keeps_serving() {
+    let env = TestEnv::new();
+    let status = env.json(&["start"]);
+    let sock = std::path::PathBuf::from(status["socket"].as_str().expect("socket"));
+    let mut connection = Connection::connect(&sock, Framing::Ndjson).expect("connect");
+    connection
+        .set_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    for ttl in [
+        json!(u64::MAX),
+        json!(315_360_001u64),
+        json!(-1),
+        json!(1.5),
+        json!("600"),
+    ] {
+        let answer = connection
+            .request(
+                "daemon/set_ttl",
+                Some(&json!({ "ttl_secs": ttl })),
+                &mut |_| {},
+            )
+            .expect("an answer");
+        let error = answer.expect_err(&format!("ttl_secs {ttl} was accepted"));
+        assert_eq!(error.code, -32602, "ttl_secs {ttl}: {error:?}");
+    }
+    // Every later ping and status still works (a huge TTL used to overflow `Instant + ttl`).
+    assert_eq!(env.json(&["ping"])["ttl_secs"], 600);
+    assert_eq!(env.json(&["status"])["pid"], status["pid"]);
+    let output = env.run(&["start", "--ttl", "18446744073709551615ms"]);
+    assert_exit(&output, 2, "too long");
+}
