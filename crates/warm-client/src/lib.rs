@@ -31,6 +31,7 @@
 //! - [`load`]: a load generator for any daemon (`warm bench`).
 //! - [`meta`], [`events`]: `meta.json` and `events.jsonl`.
 //! - [`settings`], [`duration`]: retry/restart/fallback settings and duration syntax.
+//! - [`trust`]: which `.warm.toml` files the user trusts to run their commands.
 
 pub mod client;
 pub mod connection;
@@ -43,6 +44,7 @@ pub mod meta;
 pub mod paths;
 pub mod settings;
 pub mod spawn;
+pub mod trust;
 
 pub use client::{Client, DaemonSpec, StopOutcome};
 pub use connection::{Connection, RequestFailure};

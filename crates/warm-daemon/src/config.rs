@@ -16,6 +16,11 @@ use warm_protocol::Limits;
 /// The file name looked for in the project root.
 pub const CONFIG_FILE: &str = ".warm.toml";
 
+/// Services every warm binary has without configuration. A `.warm.toml` may set their TTL
+/// and limits, never a command: a cloned repository must not be able to make a plain
+/// `warm search` run something.
+pub const BUILTIN_SERVICES: &[&str] = &["default", "echo", "search"];
+
 /// A `.warm.toml` as written.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -238,6 +243,13 @@ fn validate_service(name: &str, service: &ServiceConfig) -> Result<(), String> {
         }
     }
     if let Some(command) = &service.command {
+        if BUILTIN_SERVICES.contains(&name) {
+            return Err(format!(
+                "{}: {name} is a built-in service and runs no command; name your own service \
+                 differently (its TTL and limits may be set here)",
+                key("command")
+            ));
+        }
         if command.is_empty() || command[0].is_empty() {
             return Err(format!(
                 "{}: must name a program, e.g. [\"python3\", \"-m\", \"tool.worker\"]",

@@ -201,7 +201,7 @@ fn start_service_request(
             // The service first: on cancellation it gets to pass the cancel on (to a worker)
             // in the same poll before the future is dropped.
             biased;
-            result = shared.service.call(call) => result,
+            result = crate::unwind::guarded_call(shared.service.as_ref(), call) => result,
             _ = cancel.cancelled() => Err(ErrorObject::new(ErrorCode::Cancelled, "request cancelled")),
             // Not -32003: that code promises the request never ran, and clients resend it.
             _ = shared.drain_expired.cancelled() => Err(ErrorObject::new(

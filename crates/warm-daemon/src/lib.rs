@@ -10,6 +10,7 @@
 //! - [`dispatch`]: what each message becomes: an answer, a service request, a cancellation.
 //! - [`builtin`]: the `daemon/*` methods.
 //! - [`service`]: the [`Service`] trait a daemon serves, [`Call`] and [`Progress`].
+//! - [`unwind`]: a service's panic answered as that request's error.
 //! - [`activity`]: idle TTL, in-flight requests and leases.
 //! - [`shutdown`]: [`Shutdown`], the explicit stop switch every loop watches.
 //! - [`state`]: the state connection tasks share, and `daemon/status`.
@@ -29,6 +30,7 @@ pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod state;
+pub mod unwind;
 
 use std::sync::Arc;
 

@@ -51,6 +51,7 @@ fn main() {
         cmd.args(args)
             .current_dir(&project)
             .env("WARM_RUNTIME_DIR", &rt)
+            .env("WARM_TRUST_ALL", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

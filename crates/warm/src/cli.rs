@@ -16,11 +16,13 @@ Examples:
   warm stop --all                       stop them all
   warm restart -s index                 a fresh daemon, after changing a worker's code
   warm init --name index -- python3 -m mytool.worker   host your own stdio JSON-RPC worker
+  warm trust                            let this project's .warm.toml run its commands
 
 Exit codes: 0 ok, 1 the method returned an error, 2 usage, 3 daemon unavailable, 4 timeout.
 Environment: WARM_RUNTIME_DIR (where daemons live), WARM_RETRY_DELAYS, WARM_MAX_RESTARTS,
 WARM_FALLBACK, WARM_READY_TIMEOUT, WARM_PROGRESS (progress on stderr even when it is not a
-terminal), WARM_LOG (daemon log filter, e.g. debug).";
+terminal), WARM_LOG (daemon log filter, e.g. debug), WARM_TRUST_ALL (1: trust every
+.warm.toml, for CI and containers).";
 
 /// Keep tools warm: one background daemon per project, shared by every client.
 #[derive(Debug, Parser)]
@@ -86,12 +88,29 @@ pub enum Command {
     /// Ask a language server, kept warm per project: hover, definitions, diagnostics, ...
     #[command(after_help = LSP_HELP)]
     Lsp(LspArgs),
+    /// Trust a project's .warm.toml to run its commands (workers, language servers).
+    #[command(after_help = TRUST_HELP)]
+    Trust(TrustArgs),
     /// Write a commented starter .warm.toml in the current directory.
     #[command(
         after_help = "Examples:\n  warm init --name index -- python3 -m mytool.worker\n  warm init --name py --lsp -- pylsp\n  warm init                      (all commented out, to fill in)"
     )]
     Init(InitArgs),
 }
+
+const TRUST_HELP: &str = "\
+A .warm.toml can name commands: the workers and language servers warm starts for the
+project. A repository you cloned must not run them before you have read them, so warm runs no
+command of a .warm.toml until you trust it, as it is: an edit (a git pull) needs trusting
+again. Built-in services (search, echo, the built-in language servers on PATH) need no trust.
+
+Examples:
+  warm trust                    the .warm.toml of this project
+  warm trust ~/src/tool         another project
+  warm trust --revoke
+  warm trust --list
+
+WARM_TRUST_ALL=1 trusts every project: for CI and throwaway containers.";
 
 const SEARCH_HELP: &str = "\
 Same matches and output as ripgrep (rg) with the same flags, answered from the project's
@@ -284,6 +303,19 @@ pub enum LspCommand {
     },
     /// Which server each language would use, and whether it is installed.
     Servers,
+}
+
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    /// The project (default: the current one): its nearest .warm.toml is trusted.
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Take the trust back.
+    #[arg(long, conflicts_with = "list")]
+    pub revoke: bool,
+    /// List the trusted files.
+    #[arg(long)]
+    pub list: bool,
 }
 
 #[derive(Debug, Args)]

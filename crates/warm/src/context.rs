@@ -4,14 +4,11 @@
 use std::path::PathBuf;
 
 use warm_client::{runtime_dir_location, ClientSettings, DaemonSpec, Identity, SpawnCommand};
-use warm_daemon::config::{Config, ResolvedService};
+use warm_daemon::config::{Config, ResolvedService, BUILTIN_SERVICES};
 use warm_protocol::Framing;
 
 use crate::cli::GlobalArgs;
 use crate::failure::Failure;
-
-/// Services every warm binary has without configuration.
-pub const BUILTIN_SERVICES: &[&str] = &["default", "echo", "search"];
 
 /// The version this binary reports. `WARM_VERSION_OVERRIDE` exists for tests that simulate an
 /// upgrade (a daemon of another version must be replaced by the next client).
@@ -32,6 +29,9 @@ pub struct Context {
     pub identity: Identity,
     pub runtime_dir: PathBuf,
     pub settings: ClientSettings,
+    /// Why this service's daemon may not be started: its command comes from a `.warm.toml`
+    /// the user has not trusted (see [`warm_client::trust`]).
+    pub untrusted: Option<String>,
 }
 
 impl Context {
@@ -59,10 +59,16 @@ impl Context {
         let identity = Identity::new(&name, &root).map_err(Failure::from)?;
         let settings = config.client_settings().map_err(Failure::Usage)?;
         let mut service = config.service(&name);
-        if let Some(server) = warm_lsp::servers::builtin_for_service(&name) {
+        let builtin_server = warm_lsp::servers::builtin_for_service(&name);
+        if let Some(server) = builtin_server {
             service.config = server.service_config();
         }
+        let untrusted = match (&config.path, &service.config.command, builtin_server) {
+            (Some(path), Some(command), None) => untrusted(path, &name, command),
+            _ => None,
+        };
         Ok(Context {
+            untrusted,
             json: global.json,
             explicit_service: requested.is_some(),
             service,
@@ -75,7 +81,19 @@ impl Context {
 
     /// How to reach (and start) this context's daemon; `serve_args` are added to
     /// `warm serve` when a daemon has to be started.
+    ///
+    /// # Errors
+    /// A usage failure when the service's command comes from an untrusted `.warm.toml`.
     pub fn spec(&self, serve_args: &[String]) -> Result<DaemonSpec, Failure> {
+        if let Some(why) = &self.untrusted {
+            return Err(Failure::Usage(why.clone()));
+        }
+        self.running_spec(serve_args)
+    }
+
+    /// Like [`Context::spec`], without the trust check: for commands that only reach a daemon
+    /// already running (`status`, `stop`), which an edited `.warm.toml` must not lock out.
+    pub fn running_spec(&self, serve_args: &[String]) -> Result<DaemonSpec, Failure> {
         let exe = std::env::current_exe()
             .map_err(|e| Failure::Other(format!("cannot find the warm executable: {e}")))?;
         let mut spawn = SpawnCommand::new(exe)
@@ -112,6 +130,26 @@ pub fn project(global: &GlobalArgs) -> Result<(PathBuf, Config), Failure> {
     };
     let config = Config::load_from_root(&root)?;
     Ok((root, config))
+}
+
+/// The message for a service whose `command` comes from an untrusted `.warm.toml`, or `None`
+/// when the user trusts the file as it is.
+fn untrusted(config_path: &std::path::Path, service: &str, command: &[String]) -> Option<String> {
+    let path = config_path.canonicalize().ok()?;
+    let content = std::fs::read(&path).unwrap_or_default();
+    if warm_client::trust::is_trusted(&path, &content) {
+        return None;
+    }
+    let dir = path.parent().unwrap_or(&path);
+    Some(format!(
+        "{} is not trusted, and its service {service} would run: {}
+         A repository's .warm.toml runs nothing until you trust it. Read it, then run:
+           warm trust {}
+         (WARM_TRUST_ALL=1 trusts every project: for CI and throwaway containers)",
+        path.display(),
+        command.join(" "),
+        dir.display()
+    ))
 }
 
 fn pick_service(requested: Option<&str>, config: &Config) -> Result<String, Failure> {

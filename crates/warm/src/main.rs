@@ -59,6 +59,11 @@ fn run(cli: Cli, ready: Option<warm_daemon::ReadyReporter>) -> Result<u8, Failur
             .map_err(|e| Failure::Usage(format!("cannot read the current directory: {e}")))?;
         return commands::init::run(&cwd, args).map(|()| 0);
     }
+    if let Command::Trust(args) = &cli.command {
+        let cwd = std::env::current_dir()
+            .map_err(|e| Failure::Usage(format!("cannot read the current directory: {e}")))?;
+        return commands::trust::run(&cwd, args, cli.global.json).map(|()| 0);
+    }
     if let Command::List = &cli.command {
         return commands::list::run(&warm_client::runtime_dir_location(), cli.global.json)
             .map(|()| 0);
@@ -77,6 +82,7 @@ fn run(cli: Cli, ready: Option<warm_daemon::ReadyReporter>) -> Result<u8, Failur
         Command::Serve(_)
         | Command::List
         | Command::Init(_)
+        | Command::Trust(_)
         | Command::Lsp(_)
         | Command::Search(_) => {}
     }

@@ -14,6 +14,7 @@ pub mod serve;
 pub mod start;
 pub mod status;
 pub mod stop;
+pub mod trust;
 
 use serde::Serialize;
 use warm_client::Client;
@@ -53,7 +54,7 @@ pub fn progress_printer() -> impl FnMut(warm_protocol::methods::ProgressParams) 
 
 /// A client connected to the running daemon, or the failure saying none runs.
 pub fn connect_running(context: &Context) -> Result<Client, Failure> {
-    let mut client = Client::new(context.spec(&[])?)?;
+    let mut client = Client::new(context.running_spec(&[])?)?;
     if client.connect_existing()? {
         Ok(client)
     } else {

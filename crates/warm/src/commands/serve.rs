@@ -49,6 +49,10 @@ pub fn run(
 }
 
 fn options(context: &Context, args: &ServeArgs) -> Result<DaemonOptions, Failure> {
+    // Checked here too, where the command would run: whoever spawned this daemon.
+    if let Some(why) = &context.untrusted {
+        return Err(Failure::Usage(why.clone()));
+    }
     ensure_runtime_dir(&context.runtime_dir)?;
     let paths = DaemonPaths::new(&context.runtime_dir, &context.identity)?;
     let service = &context.service;

@@ -19,7 +19,7 @@ pub fn run(context: &Context, all: bool) -> CommandResult {
     if all {
         return stop_all(context);
     }
-    let mut client = Client::new(context.spec(&[])?)?;
+    let mut client = Client::new(context.running_spec(&[])?)?;
     let outcome = client.stop("warm stop")?;
     if matches!(outcome, StopOutcome::NotRunning) {
         let others = project_daemons(context)?;

@@ -379,3 +379,45 @@ fn format_prints_the_formatted_file() {
         "format only prints"
     );
 }
+
+#[test]
+fn a_rename_that_edits_a_file_outside_the_project_writes_nothing() {
+    let project = Project::new();
+    let server = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/workers/fake_lsp.py");
+    let outside = project.env.tmp.path().join("outside.txt");
+    std::fs::write(&outside, "outside\n").expect("outside.txt");
+    project.env.write_config(&format!(
+        "[services.fake]\ncommand = [\"{}\", \"{}\"]\nframing = \"lsp\"\nfiles = [\"*.txt\"]\nenv = {{ FAKE_RENAME_ALSO = \"{}\" }}\n",
+        python(),
+        server.display(),
+        outside.display()
+    ));
+    project.write("notes.txt", "inside\n");
+    let output = project.run(&["rename", "notes.txt:1:1", "renamed", "--apply"]);
+    assert_exit(&output, 2, "outside the project root");
+    assert!(
+        stderr_of(&output).contains("outside.txt"),
+        "{}",
+        stderr_of(&output)
+    );
+    let read = |path: &std::path::Path| std::fs::read_to_string(path).expect("read");
+    assert_eq!(read(&outside), "outside\n", "the outside file was written");
+    assert_eq!(
+        read(&project.env.project.join("notes.txt")),
+        "inside\n",
+        "all or nothing"
+    );
+
+    // Without the outside edit, --apply writes the file.
+    project.env.write_config(&format!(
+        "[services.fake]\ncommand = [\"{}\", \"{}\"]\nframing = \"lsp\"\nfiles = [\"*.txt\"]\n",
+        python(),
+        server.display()
+    ));
+    let output = project.run(&["rename", "notes.txt:1:1", "renamed", "--apply"]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(
+        read(&project.env.project.join("notes.txt")),
+        "renamedinside\n"
+    );
+}

@@ -14,5 +14,6 @@ mod lsp;
 mod onboarding;
 mod recovery;
 mod search;
+mod trust;
 mod ttl;
 mod workers;

@@ -43,6 +43,10 @@ impl TestEnv {
         let mut cmd = Command::new(WARM);
         cmd.current_dir(&self.project)
             .env("WARM_RUNTIME_DIR", &self.runtime_dir)
+            // The tests' own configurations are trusted; the trust tests remove this. The
+            // trust store is the test's own, never the user's.
+            .env("WARM_TRUST_ALL", "1")
+            .env("XDG_CONFIG_HOME", self.tmp.path().join("config"))
             .env_remove("XDG_RUNTIME_DIR")
             .env_remove("WARM_VERSION_OVERRIDE")
             .env_remove("WARM_RETRY_DELAYS")

@@ -171,6 +171,20 @@ pub fn rename(session: &Session<'_>, at: &At, new_name: &str, apply: bool) -> Re
         }
     }
     if apply {
+        // A server's edit is the server's word: refuse (before writing anything) a file it
+        // names outside the project, through `..` or a symlink alike.
+        for (path, _, _) in &changed {
+            let inside = path
+                .canonicalize()
+                .is_ok_and(|real| real.starts_with(&session.root));
+            if !inside {
+                return Err(Failure::Usage(format!(
+                    "the server's rename edits {}, outside the project root {}: nothing was written",
+                    path.display(),
+                    session.root.display()
+                )));
+            }
+        }
         for (path, _, new) in &changed {
             write(path, new)?;
         }

@@ -3,9 +3,11 @@
 It answers `initialize`, asks its client `workspace/configuration` and
 `window/workDoneProgress/create` after `initialized`, and reports everything it saw on
 `test/seen`. Its hover reports work-done progress, then answers with the position it got,
-in the position encoding it chose (UTF-8 when the client offers it). It exits on `exit`, with code 0 only if `shutdown` came first (as the LSP says).
+in the position encoding it chose (UTF-8 when the client offers it). Its rename edits the
+document, and also the file named by $FAKE_RENAME_ALSO if set (wherever it is). It exits on `exit`, with code 0 only if `shutdown` came first (as the LSP says).
 """
 import json
+import os
 import sys
 
 inp, out = sys.stdin.buffer, sys.stdout.buffer
@@ -40,7 +42,7 @@ while True:
     if method == "initialize":
         seen["initialize"] = msg["params"]
         offered = msg["params"]["capabilities"].get("general", {}).get("positionEncodings", [])
-        capabilities = {"hoverProvider": True}
+        capabilities = {"hoverProvider": True, "renameProvider": True}
         if "utf-8" in offered:
             capabilities["positionEncoding"] = "utf-8"
         send({"jsonrpc": "2.0", "id": msg["id"], "result": {"capabilities": capabilities}})
@@ -62,6 +64,14 @@ while True:
         position = msg["params"]["position"]
         send({"jsonrpc": "2.0", "id": msg["id"],
               "result": {"contents": "fake hover at %d:%d" % (position["line"], position["character"])}})
+    elif method == "textDocument/rename":
+        edit = [{"range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}},
+                 "newText": msg["params"]["newName"]}]
+        changes = {msg["params"]["textDocument"]["uri"]: edit}
+        also = os.environ.get("FAKE_RENAME_ALSO")
+        if also:
+            changes["file://" + also] = edit
+        send({"jsonrpc": "2.0", "id": msg["id"], "result": {"changes": changes}})
     elif method == "test/seen":
         send({"jsonrpc": "2.0", "id": msg["id"], "result": seen})
     elif method == "shutdown":
