@@ -53,6 +53,8 @@ pub struct ServiceConfig {
     pub max_in_flight: Option<usize>,
     pub max_connections: Option<usize>,
     pub max_frame_bytes: Option<usize>,
+    /// Requests in one JSON-RPC batch.
+    pub max_batch: Option<usize>,
     /// How long a partially received frame may take to complete.
     pub partial_frame_timeout: Option<String>,
     pub drain_timeout: Option<String>,
@@ -187,6 +189,7 @@ impl Config {
                 max_in_flight: config.max_in_flight.unwrap_or(defaults.max_in_flight),
                 max_connections: config.max_connections.unwrap_or(defaults.max_connections),
                 max_frame_bytes: config.max_frame_bytes.unwrap_or(defaults.max_frame_bytes),
+                max_batch: config.max_batch.unwrap_or(defaults.max_batch),
                 partial_frame_timeout: duration(
                     &config.partial_frame_timeout,
                     defaults.partial_frame_timeout,
@@ -262,6 +265,7 @@ fn validate_service(name: &str, service: &ServiceConfig) -> Result<(), String> {
         ("max_in_flight", service.max_in_flight),
         ("max_connections", service.max_connections),
         ("max_frame_bytes", service.max_frame_bytes),
+        ("max_batch", service.max_batch),
     ] {
         if value == Some(0) {
             return Err(format!("{}: must be at least 1", key(field)));

@@ -18,7 +18,9 @@ use tokio::net::UnixStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use warm_protocol::{encode, FrameDecoder, Framing, Message, RequestId, Response};
+use warm_protocol::{
+    encode, ErrorCode, ErrorObject, FrameDecoder, Framing, Message, RequestId, Response,
+};
 
 use crate::dispatch::{handle_payload, Dispatcher};
 use crate::state::Shared;
@@ -139,10 +141,10 @@ pub async fn serve(stream: UnixStream, shared: Arc<Shared>, _permit: OwnedSemaph
             // the read, which is what is ready almost every time.
             biased;
             Some(outgoing) = out_rx.recv() => {
-                encode_outgoing(framing, &outgoing, &mut write_buf);
+                encode_outgoing(framing, &outgoing, &mut write_buf, limits.max_frame_bytes);
                 while write_buf.len() < WRITE_BATCH_BYTES {
                     match out_rx.try_recv() {
-                        Ok(more) => encode_outgoing(framing, &more, &mut write_buf),
+                        Ok(more) => encode_outgoing(framing, &more, &mut write_buf, limits.max_frame_bytes),
                         Err(_) => break,
                     }
                 }
@@ -162,7 +164,7 @@ pub async fn serve(stream: UnixStream, shared: Arc<Shared>, _permit: OwnedSemaph
             // Shutdown has drained the requests: flush what they answered, then close.
             _ = &mut close_requested => {
                 while let Ok(outgoing) = out_rx.try_recv() {
-                    encode_outgoing(framing, &outgoing, &mut write_buf);
+                    encode_outgoing(framing, &outgoing, &mut write_buf, limits.max_frame_bytes);
                 }
                 break Closed::AfterFlush;
             }
@@ -182,7 +184,8 @@ fn decode_all(
 ) -> Result<(), warm_protocol::DecodeError> {
     while let Some(payload) = decoder.decode(read_buf)? {
         if let Some(outgoing) = handle_payload(payload, dispatcher) {
-            encode_outgoing(decoder.framing(), &outgoing, write_buf);
+            let limit = dispatcher.shared.options.limits.max_frame_bytes;
+            encode_outgoing(decoder.framing(), &outgoing, write_buf, limit);
         }
     }
     Ok(())
@@ -271,9 +274,53 @@ fn peer_is_same_user(stream: &UnixStream, shared: &Shared) -> bool {
     }
 }
 
-pub fn encode_outgoing(framing: Framing, outgoing: &Outgoing, buf: &mut BytesMut) {
+/// Encodes `outgoing` into `buf`. An answer larger than `max_frame_bytes` (which the client
+/// could not accept) is replaced by a -32004 error for its request; a notification that
+/// large is dropped.
+pub fn encode_outgoing(
+    framing: Framing,
+    outgoing: &Outgoing,
+    buf: &mut BytesMut,
+    max_frame_bytes: usize,
+) {
+    let start = buf.len();
     match outgoing {
         Outgoing::One(message) => encode(framing, message, buf),
         Outgoing::Batch(messages) => encode(framing, messages, buf),
+    }
+    // Framing adds a header of a few dozen bytes at most to the body the limit is about.
+    let size = buf.len() - start;
+    if size <= max_frame_bytes.saturating_add(64) {
+        return;
+    }
+    buf.truncate(start);
+    let too_large = || {
+        ErrorObject::new(
+            ErrorCode::TooLarge,
+            format!("the answer is {size} bytes, over the frame limit of {max_frame_bytes}"),
+        )
+    };
+    let replace = |message: &Message| match message {
+        Message::Response(response) => Some(Message::Response(Response::error(
+            response.id.clone(),
+            too_large(),
+        ))),
+        _ => None,
+    };
+    tracing::warn!(
+        size,
+        max_frame_bytes,
+        "answer over the frame limit; replaced by -32004"
+    );
+    match outgoing {
+        Outgoing::One(message) => {
+            if let Some(error) = replace(message) {
+                encode(framing, &error, buf);
+            }
+        }
+        Outgoing::Batch(messages) => {
+            let errors: Vec<Message> = messages.iter().filter_map(replace).collect();
+            encode(framing, &errors, buf);
+        }
     }
 }

@@ -46,7 +46,7 @@ enum Delivery {
 
 /// Handles one frame; returns what must be written at once.
 pub fn handle_payload(payload: Payload, dispatcher: &Dispatcher) -> Option<Outgoing> {
-    match payload.parse() {
+    match payload.parse_limited(dispatcher.shared.options.limits.max_batch) {
         Err(error) => {
             tracing::debug!(%error, "unparseable message");
             Some(Outgoing::One(

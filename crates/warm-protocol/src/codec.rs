@@ -58,23 +58,47 @@ impl Payload {
     /// # Errors
     /// A -32700 parse error object, to be sent back with a `null` id.
     pub fn parse(&self) -> Result<Incoming, ErrorObject> {
+        self.parse_limited(usize::MAX)
+    }
+
+    /// Like [`Payload::parse`], refusing a batch of more than `max_batch` messages (-32004)
+    /// before the rest of it is parsed.
+    ///
+    /// # Errors
+    /// -32700 for a body that is not JSON (MessagePack), -32004 for a batch over the limit.
+    pub fn parse_limited(&self, max_batch: usize) -> Result<Incoming, ErrorObject> {
         if self.framing != Framing::Binary {
             if let Some(message) = crate::fast::parse_json(&self.body) {
                 return Ok(Incoming::Single(Ok(message)));
             }
         }
+        let batch_too_long = |max: usize| {
+            ErrorObject::new(
+                ErrorCode::TooLarge,
+                format!("a batch of more than {max} messages is over the limit; none was run: send smaller batches"),
+            )
+        };
         let value: Value = match self.framing {
             Framing::Ndjson | Framing::Lsp => {
-                crate::strict::from_slice(&self.body).map_err(|e| {
-                    ErrorObject::new(ErrorCode::ParseError, format!("parse error: {e}"))
+                crate::strict::from_slice_limited(&self.body, max_batch).map_err(|e| match e {
+                    crate::strict::StrictError::Json(e) => {
+                        ErrorObject::new(ErrorCode::ParseError, format!("parse error: {e}"))
+                    }
+                    crate::strict::StrictError::BatchTooLong { max } => batch_too_long(max),
                 })?
             }
-            Framing::Binary => crate::msgpack::to_json(&self.body).map_err(|e| {
-                ErrorObject::new(
-                    ErrorCode::ParseError,
-                    format!("parse error (MessagePack): {e}"),
-                )
-            })?,
+            Framing::Binary => {
+                // A MessagePack array states its length up front: refuse before decoding.
+                if crate::msgpack::array_len(&self.body).is_some_and(|n| n > max_batch) {
+                    return Err(batch_too_long(max_batch));
+                }
+                crate::msgpack::to_json(&self.body).map_err(|e| {
+                    ErrorObject::new(
+                        ErrorCode::ParseError,
+                        format!("parse error (MessagePack): {e}"),
+                    )
+                })?
+            }
         };
         Ok(Incoming::from_value(value))
     }

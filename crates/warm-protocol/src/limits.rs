@@ -15,6 +15,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Service requests in flight at once; past it, requests are answered busy.
     pub max_in_flight: usize,
+    /// Requests in one JSON-RPC batch; a longer batch is refused whole (its answers alone
+    /// could be many times the frame that carried it).
+    pub max_batch: usize,
 }
 
 impl Default for Limits {
@@ -25,6 +28,7 @@ impl Default for Limits {
             partial_frame_timeout: Duration::from_secs(30),
             max_connections: 4096,
             max_in_flight: 1024,
+            max_batch: 1000,
         }
     }
 }

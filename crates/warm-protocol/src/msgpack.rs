@@ -71,6 +71,20 @@ fn convert(value: rmpv::Value) -> Result<Value, String> {
     })
 }
 
+/// The element count of a body that is a MessagePack array (fixarray, array 16, array 32),
+/// read from its first bytes.
+pub fn array_len(body: &[u8]) -> Option<usize> {
+    let (&marker, rest) = body.split_first()?;
+    match marker {
+        0x90..=0x9f => Some(usize::from(marker & 0x0f)),
+        0xdc => Some(usize::from(u16::from_be_bytes(
+            rest.get(..2)?.try_into().ok()?,
+        ))),
+        0xdd => usize::try_from(u32::from_be_bytes(rest.get(..4)?.try_into().ok()?)).ok(),
+        _ => None,
+    }
+}
+
 fn float(f: f64) -> Result<Value, String> {
     Number::from_f64(f)
         .map(Value::Number)

@@ -4,7 +4,12 @@
 //! "method": "daemon/shutdown"}` would be read as a shutdown while a proxy or log that keeps the
 //! first key sees a ping. A message whose meaning depends on which duplicate wins is refused
 //! as a parse error, at any depth.
+//!
+//! A batch (a top-level array) is also refused as soon as it passes a length limit, before the
+//! rest of it is built: a 10 MB frame of tiny requests would otherwise become a tree many
+//! times its size, and answers many times that.
 
+use std::cell::Cell;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -15,25 +20,68 @@ use serde_json::{Map, Number, Value};
 /// # Errors
 /// The JSON syntax error, or `duplicate key "K"`, with its position.
 pub fn from_slice(bytes: &[u8]) -> serde_json::Result<Value> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = StrictValue.deserialize(&mut deserializer)?;
-    deserializer.end()?;
-    Ok(value)
-}
-
-struct StrictValue;
-
-impl<'de> DeserializeSeed<'de> for StrictValue {
-    type Value = Value;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(StrictVisitor)
+    match from_slice_limited(bytes, usize::MAX) {
+        Ok(value) => Ok(value),
+        Err(StrictError::Json(error)) => Err(error),
+        // No array has more than usize::MAX elements; kept total all the same.
+        Err(StrictError::BatchTooLong { max }) => {
+            Err(de::Error::custom(format!("more than {max} elements")))
+        }
     }
 }
 
-struct StrictVisitor;
+/// Why [`from_slice_limited`] refused a body.
+#[derive(Debug)]
+pub enum StrictError {
+    Json(serde_json::Error),
+    /// A top-level array with more than `max` elements.
+    BatchTooLong {
+        max: usize,
+    },
+}
 
-impl<'de> Visitor<'de> for StrictVisitor {
+/// Like [`from_slice`], refusing a top-level array of more than `max_batch` elements as
+/// soon as its element `max_batch + 1` begins.
+///
+/// # Errors
+/// [`StrictError`].
+pub fn from_slice_limited(bytes: &[u8], max_batch: usize) -> Result<Value, StrictError> {
+    let over = Cell::new(false);
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let seed = StrictValue {
+        batch: Some((max_batch, &over)),
+    };
+    let parsed = seed
+        .deserialize(&mut deserializer)
+        .and_then(|value| deserializer.end().map(|()| value));
+    match parsed {
+        Ok(value) => Ok(value),
+        Err(_) if over.get() => Err(StrictError::BatchTooLong { max: max_batch }),
+        Err(error) => Err(StrictError::Json(error)),
+    }
+}
+
+/// A value; at the top level, the batch limit and the flag that says it was hit.
+#[derive(Clone, Copy)]
+struct StrictValue<'a> {
+    batch: Option<(usize, &'a Cell<bool>)>,
+}
+
+const NESTED: StrictValue<'static> = StrictValue { batch: None };
+
+impl<'de> DeserializeSeed<'de> for StrictValue<'_> {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(StrictVisitor { batch: self.batch })
+    }
+}
+
+struct StrictVisitor<'a> {
+    batch: Option<(usize, &'a Cell<bool>)>,
+}
+
+impl<'de> Visitor<'de> for StrictVisitor<'_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -75,13 +123,19 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 
     fn visit_some<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        StrictValue.deserialize(deserializer)
+        NESTED.deserialize(deserializer)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
-        while let Some(item) = seq.next_element_seed(StrictValue)? {
+        while let Some(item) = seq.next_element_seed(NESTED)? {
             items.push(item);
+            if let Some((max, over)) = self.batch {
+                if items.len() > max {
+                    over.set(true);
+                    return Err(de::Error::custom(format!("more than {max} elements")));
+                }
+            }
         }
         Ok(Value::Array(items))
     }
@@ -92,7 +146,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
             if object.contains_key(&key) {
                 return Err(de::Error::custom(format!("duplicate key {key:?}")));
             }
-            let value = map.next_value_seed(StrictValue)?;
+            let value = map.next_value_seed(NESTED)?;
             object.insert(key, value);
         }
         Ok(Value::Object(object))
@@ -130,5 +184,16 @@ mod tests {
             );
         }
         assert!(from_slice(b"{} x").is_err(), "trailing characters");
+    }
+
+    #[test]
+    fn a_batch_past_the_limit_is_refused_but_nested_arrays_are_not_counted() {
+        let batch = |n: usize| format!("[{}]", vec!["{}"; n].join(","));
+        assert!(from_slice_limited(batch(3).as_bytes(), 3).is_ok());
+        assert!(matches!(
+            from_slice_limited(batch(4).as_bytes(), 3),
+            Err(StrictError::BatchTooLong { max: 3 })
+        ));
+        assert!(from_slice_limited(br#"{"params":[1,2,3,4,5]}"#, 3).is_ok());
     }
 }

@@ -439,3 +439,58 @@ fn out_of_range_numbers_are_errors_and_the_daemon_keeps_serving() {
     let output = env.run(&["start", "--ttl", "18446744073709551615ms"]);
     assert_exit(&output, 2, "too long");
 }
+
+/// Sends one ndjson frame and reads one answer line.
+fn one_answer(sock: &std::path::Path, frame: &[u8]) -> Value {
+    let mut stream = UnixStream::connect(sock).expect("connect");
+    stream.write_all(frame).expect("write");
+    stream.write_all(b"\n").expect("write");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(&stream), &mut line).expect("answer");
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+}
+
+#[test]
+fn a_batch_over_the_limit_is_refused_whole_and_an_answer_over_the_frame_limit_is_an_error() {
+    let env = TestEnv::new();
+    env.write_config("[services.echo]\nmax_batch = 50\nmax_frame_bytes = 4000\n");
+    let status = env.json(&["-s", "echo", "start"]);
+    let sock = std::path::PathBuf::from(status["socket"].as_str().expect("socket"));
+    let batch = |n: usize, method: &str| {
+        let items: Vec<Value> = (0..n)
+            .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": method}))
+            .collect();
+        serde_json::to_vec(&items).expect("batch")
+    };
+
+    let answer = one_answer(&sock, &batch(51, "daemon/shutdown"));
+    assert_eq!(answer["error"]["code"], -32004, "{answer}");
+    assert_eq!(answer["id"], Value::Null);
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("more than 50")),
+        "{answer}"
+    );
+    assert_eq!(
+        env.json(&["-s", "echo", "status"])["pid"],
+        status["pid"],
+        "none of the refused batch ran"
+    );
+
+    // Fifty pings are answered; fifty status answers (~450 bytes each) are over 4000 bytes
+    // together: each becomes -32004, under its own id.
+    let answers = one_answer(&sock, &batch(50, "daemon/ping"));
+    assert_eq!(answers.as_array().map(Vec::len), Some(50), "{answers}");
+    let answers = one_answer(&sock, &batch(20, "daemon/status"));
+    let answers = answers.as_array().expect("a batch answer");
+    assert_eq!(answers.len(), 20);
+    for (i, answer) in answers.iter().enumerate() {
+        assert_eq!(answer["id"], i, "{answer}");
+        assert_eq!(answer["error"]["code"], -32004, "{answer}");
+    }
+    assert_eq!(env.json(&["-s", "echo", "status"])["pid"], status["pid"]);
+}
