@@ -7,6 +7,7 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -48,9 +49,12 @@ impl EventLog {
             return;
         };
         line.push(b'\n');
+        // O_NOFOLLOW: a symlink planted in the daemon's directory must not redirect events.
         if let Ok(mut file) = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&self.path)
         {
             let _ = file.write_all(&line);

@@ -36,7 +36,20 @@ impl Meta {
 pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".tmp{}", std::process::id()));
-    let written = std::fs::write(&tmp, contents).and_then(|()| std::fs::rename(&tmp, path));
+    // A fresh file (O_EXCL, which never follows a symlink) even if a crash left one behind;
+    // the rename then replaces `path` itself, never what a planted symlink points to.
+    let _ = std::fs::remove_file(&tmp);
+    let written = {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut file| file.write_all(contents))
+            .and_then(|()| std::fs::rename(&tmp, path))
+    };
     if written.is_err() {
         // A full disk leaves a partial temporary file: it must not pile up.
         let _ = std::fs::remove_file(&tmp);

@@ -65,10 +65,12 @@ pub fn spawn_daemon(
 ) -> Result<u32, Error> {
     let (ready_rx, ready_tx) = pipe_with(PipeFlags::CLOEXEC)
         .map_err(|e| Error::io("cannot create the readiness pipe", e.into()))?;
+    // O_NOFOLLOW: a symlink planted in the daemon's directory must not redirect its log.
     let log = OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(&paths.log)
         .map_err(|e| Error::io(format!("cannot open {}", paths.log.display()), e))?;
     let log_err = log

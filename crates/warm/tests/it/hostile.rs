@@ -494,3 +494,32 @@ fn a_batch_over_the_limit_is_refused_whole_and_an_answer_over_the_frame_limit_is
     }
     assert_eq!(env.json(&["-s", "echo", "status"])["pid"], status["pid"]);
 }
+
+#[test]
+fn symlinks_planted_in_a_daemon_directory_are_never_written_through() {
+    let env = TestEnv::new();
+    let identity = warm_client::Identity::new("echo", &env.project).expect("identity");
+    let paths = warm_client::DaemonPaths::new(&env.runtime_dir, &identity).expect("paths");
+    paths.create_dir().expect("daemon dir");
+    let target = env.tmp.path().join("victim");
+    std::fs::write(&target, "precious\n").expect("victim");
+    std::os::unix::fs::symlink(&target, &paths.events).expect("plant events.jsonl");
+    std::os::unix::fs::symlink(&target, &paths.meta.with_extension("json.tmp0")).ok();
+
+    env.ok(&["-s", "echo", "call", "echo", "[1]"]);
+    env.ok(&["-s", "echo", "stop"]);
+    assert_eq!(
+        std::fs::read_to_string(&target).expect("victim"),
+        "precious\n"
+    );
+
+    // A planted log: the daemon does not start (naming the file) rather than write through it.
+    let _ = std::fs::remove_file(&paths.log);
+    std::os::unix::fs::symlink(&target, &paths.log).expect("plant daemon.log");
+    let output = env.run(&["-s", "echo", "call", "echo", "[1]", "--no-fallback"]);
+    assert_exit(&output, 3, "daemon.log");
+    assert_eq!(
+        std::fs::read_to_string(&target).expect("victim"),
+        "precious\n"
+    );
+}
