@@ -504,7 +504,6 @@ fn symlinks_planted_in_a_daemon_directory_are_never_written_through() {
     let target = env.tmp.path().join("victim");
     std::fs::write(&target, "precious\n").expect("victim");
     std::os::unix::fs::symlink(&target, &paths.events).expect("plant events.jsonl");
-    std::os::unix::fs::symlink(&target, &paths.meta.with_extension("json.tmp0")).ok();
 
     env.ok(&["-s", "echo", "call", "echo", "[1]"]);
     env.ok(&["-s", "echo", "stop"]);
