@@ -7,8 +7,10 @@
 //! - [`index`]: [`Index`], the project's files by ripgrep's rules and their trigrams.
 //! - [`special`]: what the index never reads (FIFOs, devices, `/proc` and the like).
 //! - [`service`]: [`SearchService`], the daemon side: build, watch, barrier, candidates.
+//! - [`budget`]: the user's inotify instances: a reserve kept free, idle daemons evicted.
 //! - [`scan`]: the client side: matching and printing like ripgrep, over candidates or a walk.
 
+pub mod budget;
 pub mod index;
 pub mod query;
 pub mod special;

@@ -29,6 +29,7 @@ use warm_client::EventLog;
 use warm_daemon::{BoxFuture, Call, Service};
 use warm_protocol::{ErrorCode, ErrorObject};
 
+use crate::budget::{self, Peers};
 use crate::index::{Index, Refresh};
 use crate::query::Query;
 
@@ -62,6 +63,9 @@ struct Shared {
     watch_error: Mutex<Option<String>>,
     /// Why this root is never indexed (`/`), if it is not: every query scans.
     refused: Option<&'static str>,
+    /// The other daemons of this user, for the inotify budget (`None`: no budget kept, as
+    /// for a search service embedded outside warm's runtime directory).
+    peers: Option<Peers>,
     /// Directories created lately, rescanned at each barrier (see [`Refresh::Directory`]).
     recent_dirs: Mutex<Vec<(PathBuf, Instant)>>,
     stopping: AtomicBool,
@@ -76,7 +80,7 @@ pub struct SearchService {
 
 impl SearchService {
     /// Starts watching `root` and building its index in the background.
-    pub fn start(root: PathBuf, events: EventLog) -> SearchService {
+    pub fn start(root: PathBuf, events: EventLog, peers: Option<Peers>) -> SearchService {
         // The whole file system is nobody's project: watching it needs an inotify watch per
         // directory of the machine, and an index of it is as large as the disk.
         let refused = (root == Path::new("/")).then_some(
@@ -91,6 +95,7 @@ impl SearchService {
             next_cookie: AtomicU64::new(0),
             watch_error: Mutex::new(None),
             refused,
+            peers,
             recent_dirs: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
             events,
@@ -151,6 +156,21 @@ impl Shared {
         tx: mpsc::Sender<notify::Result<notify::Event>>,
         slot: &Mutex<Option<notify::RecommendedWatcher>>,
     ) {
+        // Held while the watcher is created, so that two daemons cannot both take the last
+        // instance the budget allows.
+        let _admission = match self.peers.as_ref().map(|p| budget::admit(p, &self.events)) {
+            Some(Err(reason)) => {
+                tracing::warn!("{reason}");
+                self.events
+                    .record("search.unwatched", json!({ "reason": reason }));
+                if let Ok(mut slot) = self.watch_error.lock() {
+                    *slot = Some(reason);
+                }
+                return;
+            }
+            Some(Ok(admission)) => Some(admission),
+            None => None,
+        };
         let watcher = notify::recommended_watcher(tx).and_then(|mut watcher| {
             watcher.watch(&self.root, notify::RecursiveMode::Recursive)?;
             Ok(watcher)
@@ -393,6 +413,7 @@ impl Shared {
             "watching": watch_error.is_none(),
             "watch_error": watch_error,
             "refused": self.refused,
+            "inotify": budget::Usage::now().to_json(),
         });
         if let Some(index) = index {
             let stats = index.stats();

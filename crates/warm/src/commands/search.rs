@@ -265,5 +265,14 @@ fn status(context: &Context) -> Result<u8, Failure> {
         Some(error) => outln!("watching:   no ({error}); queries scan"),
         None => outln!("watching:   yes"),
     }
+    let inotify = &status["inotify"];
+    if let Some(max) = inotify["max_instances"].as_u64() {
+        outln!(
+            "inotify:    {} of your {max} instances in use (warm leaves {} free for other programs; to raise the limit: sudo sysctl fs.inotify.max_user_instances={})",
+            inotify["instances"],
+            inotify["reserve"],
+            (max * 4).max(1024)
+        );
+    }
     Ok(MATCH)
 }

@@ -36,12 +36,17 @@ pub fn run(
     let service = context.service.clone();
     let root = context.root.clone();
     let events = warm_client::EventLog::new(&options.paths.events);
-    let report =
-        warm_daemon::serve_blocking(options, ready, move || make_service(&service, root, events))
-            .map_err(|e| Failure::Unavailable {
-            reason: e.to_string(),
-            log_tail: None,
-        })?;
+    let peers = warm_search::budget::Peers {
+        runtime_dir: context.runtime_dir.clone(),
+        own_dir: options.paths.dir.clone(),
+    };
+    let report = warm_daemon::serve_blocking(options, ready, move || {
+        make_service(&service, root, events, peers)
+    })
+    .map_err(|e| Failure::Unavailable {
+        reason: e.to_string(),
+        log_tail: None,
+    })?;
     if report.drain_overran {
         tracing::warn!("requests were still running at the drain deadline");
     }
@@ -67,7 +72,12 @@ fn options(context: &Context, args: &ServeArgs) -> Result<DaemonOptions, Failure
     Ok(options)
 }
 
-fn make_service(service: &ResolvedService, root: PathBuf, events: EventLog) -> Arc<dyn Service> {
+fn make_service(
+    service: &ResolvedService,
+    root: PathBuf,
+    events: EventLog,
+    peers: warm_search::budget::Peers,
+) -> Arc<dyn Service> {
     if let Some(config) = WorkerConfig::from_service(service, root.clone()) {
         if config.framing == Framing::Lsp {
             return Arc::new(LspService::start(config, events));
@@ -76,7 +86,7 @@ fn make_service(service: &ResolvedService, root: PathBuf, events: EventLog) -> A
     }
     match service.name.as_str() {
         "echo" => Arc::new(EchoService),
-        "search" => Arc::new(SearchService::start(root, events)),
+        "search" => Arc::new(SearchService::start(root, events, Some(peers))),
         // "default", and configured services without a command, answer only daemon/*.
         _ => Arc::new(NoService),
     }

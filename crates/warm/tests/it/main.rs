@@ -8,6 +8,7 @@ mod examples;
 mod faults;
 mod framing;
 mod hostile;
+mod inotify;
 mod lifecycle;
 mod load;
 mod lsp;
