@@ -522,3 +522,66 @@ fn symlinks_planted_in_a_daemon_directory_are_never_written_through() {
         "precious\n"
     );
 }
+
+/// A field of `/proc/PID/status` in MiB (`VmRSS`, `VmHWM`: the peak).
+fn memory_mib(pid: u64, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("status")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .expect("memory field")
+        / 1024
+}
+
+#[test]
+fn four_ten_megabyte_batches_at_once_cost_the_daemon_little_memory() {
+    let env = TestEnv::new();
+    let status = env.json(&["-s", "echo", "start"]);
+    let pid = status["pid"].as_u64().expect("pid");
+    let sock = std::path::PathBuf::from(status["socket"].as_str().expect("socket"));
+    let idle = memory_mib(pid, "VmRSS:");
+    let requests: Vec<Value> = (0..210_000)
+        .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "daemon/status"}))
+        .collect();
+    let mut body = serde_json::to_vec(&requests).expect("batch");
+    body.push(b'\n');
+    assert!(body.len() > 11_000_000, "{} bytes", body.len());
+    let body = Arc::new(body);
+    let well_behaved = WellBehaved::start(sock.clone());
+    let senders: Vec<_> = (0..4)
+        .map(|_| {
+            let (sock, body) = (sock.clone(), body.clone());
+            std::thread::spawn(move || {
+                let mut stream = UnixStream::connect(&sock).expect("connect");
+                stream.write_all(&body).expect("write the batch");
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(30)))
+                    .expect("timeout");
+                let mut line = String::new();
+                std::io::BufRead::read_line(&mut std::io::BufReader::new(&stream), &mut line)
+                    .expect("answer");
+                serde_json::from_str::<Value>(&line).expect("JSON answer")
+            })
+        })
+        .collect();
+    for sender in senders {
+        let answer = sender.join().expect("sender");
+        assert_eq!(answer["error"]["code"], -32004, "{answer}");
+    }
+    assert!(
+        well_behaved.finish() > 0,
+        "the well-behaved client was served"
+    );
+    let peak = memory_mib(pid, "VmHWM:");
+    assert!(
+        peak < idle + 64,
+        "peak RSS {peak} MiB, idle {idle} MiB: a batch must be refused before it is built"
+    );
+}
