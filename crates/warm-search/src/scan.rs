@@ -38,6 +38,34 @@ pub struct Options {
     pub json: bool,
     pub color: bool,
     pub heading: bool,
+    /// Where the files searched came from, reported in the `--json` summary.
+    pub source: Source,
+}
+
+/// Where a search's files came from: the index, or a walk (and why), so that a test or a user
+/// can tell a fallback from the path they meant (`data.warm` of the `--json` summary).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Source {
+    /// `index` or `scan`.
+    pub source: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+impl Source {
+    pub fn index() -> Source {
+        Source {
+            source: "index",
+            why: None,
+        }
+    }
+
+    pub fn scan(why: &str) -> Source {
+        Source {
+            source: "scan",
+            why: Some(why.to_owned()),
+        }
+    }
 }
 
 /// A file to search: where to open it, and the path to print.
@@ -296,6 +324,7 @@ pub fn search(
                     "secs": elapsed.as_secs(),
                 },
                 "stats": stats,
+                "warm": options.source,
             },
             "type": "summary",
         });

@@ -8,7 +8,9 @@
 //!   bytes}}` while the first build runs, or `{unwatched: reason}` when no watcher could be
 //!   set up: the client then scans.
 //! - [`STATUS`] → files, bytes, index size, last update, build progress; `refused` with the
-//!   reason when the root is never indexed (`/`).
+//!   reason when the root is never indexed (`/`); the user's inotify usage; `queries`: how
+//!   many were answered from the index, told to scan (`building`, `unwatched`), and how many
+//!   barriers timed out.
 //!
 //! Freshness uses a sync barrier in the manner of watchman's cookies: the request creates a
 //! file in the root and waits until the indexer has seen its event. Watch events arrive in
@@ -70,6 +72,36 @@ struct Shared {
     recent_dirs: Mutex<Vec<(PathBuf, Instant)>>,
     stopping: AtomicBool,
     events: EventLog,
+    /// How each query was answered, for `search/status`: a fallback must never hide the path
+    /// a user (or a test) meant to exercise.
+    queries: QueryCounters,
+    /// A pause before each batch of watch events is applied: `WARM_SEARCH_TEST_APPLY_DELAY_MS`,
+    /// for tests that must prove the barrier waits for the indexer (zero otherwise).
+    apply_delay: Duration,
+}
+
+#[derive(Default)]
+struct QueryCounters {
+    index: AtomicU64,
+    building: AtomicU64,
+    unwatched: AtomicU64,
+    barrier_timeouts: AtomicU64,
+}
+
+impl QueryCounters {
+    fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn to_json(&self) -> Value {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        json!({
+            "index": get(&self.index),
+            "building": get(&self.building),
+            "unwatched": get(&self.unwatched),
+            "barrier_timeouts": get(&self.barrier_timeouts),
+        })
+    }
 }
 
 pub struct SearchService {
@@ -99,6 +131,11 @@ impl SearchService {
             recent_dirs: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
             events,
+            queries: QueryCounters::default(),
+            apply_delay: std::env::var("WARM_SEARCH_TEST_APPLY_DELAY_MS")
+                .ok()
+                .and_then(|ms| ms.parse().ok())
+                .map_or(Duration::ZERO, Duration::from_millis),
         });
         if let Some(reason) = refused {
             tracing::warn!("{reason}");
@@ -198,6 +235,9 @@ impl Shared {
         while let Ok(first) = rx.recv() {
             if self.stopping.load(Ordering::Relaxed) {
                 return;
+            }
+            if !self.apply_delay.is_zero() {
+                std::thread::sleep(self.apply_delay);
             }
             let mut batch = vec![first];
             batch.extend(rx.try_iter());
@@ -345,15 +385,18 @@ impl Shared {
             .map(str::to_owned)
             .or_else(|| self.watch_error.lock().ok().and_then(|e| e.clone()));
         if let Some(reason) = unwatched {
+            QueryCounters::count(&self.queries.unwatched);
             return Ok(json!({ "unwatched": reason }));
         }
         // Until the first build is done, the client scans: a first query answered at
         // ripgrep's speed beats one that waits for the whole index.
         if !*self.built.borrow() {
             let (files, bytes) = self.building.lock().map(|b| *b).unwrap_or_default();
+            QueryCounters::count(&self.queries.building);
             return Ok(json!({ "building": { "files": files, "bytes": bytes } }));
         }
         self.barrier().await;
+        QueryCounters::count(&self.queries.index);
         let shared = self.clone();
         tokio::task::spawn_blocking(move || {
             let query = Query::for_patterns(&params.patterns, params.fixed_strings);
@@ -395,6 +438,7 @@ impl Shared {
         let _ = std::fs::remove_file(&path);
         if tokio::time::timeout(COOKIE_WAIT, rx).await.is_err() {
             tracing::warn!("the watcher did not report the sync cookie in time");
+            QueryCounters::count(&self.queries.barrier_timeouts);
             if let Ok(mut waiting) = self.cookies.lock() {
                 waiting.remove(&name);
             }
@@ -414,6 +458,7 @@ impl Shared {
             "watch_error": watch_error,
             "refused": self.refused,
             "inotify": budget::Usage::now().to_json(),
+            "queries": self.queries.to_json(),
         });
         if let Some(index) = index {
             let stats = index.stats();

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 use warm_client::Client;
-use warm_search::scan::{self, Options, Target};
+use warm_search::scan::{self, Options, Source, Target};
 use warm_search::service::{CANDIDATES, STATUS};
 
 use crate::cli::{GlobalArgs, SearchArgs};
@@ -38,13 +38,35 @@ pub fn run(global: &GlobalArgs, args: &SearchArgs) -> Result<u8, Failure> {
     // A positive glob admits even ignored files (rg's globs override every other rule), which
     // the index does not hold: those searches scan.
     let whitelist_glob = options.globs.iter().any(|g| !g.starts_with('!'));
-    let targets = if args.no_daemon || args.hidden || args.no_ignore || whitelist_glob {
-        scan_targets(&options, &paths)?
-    } else {
-        let context = Context::for_service(global, root.clone(), &config, Some("search"))?;
-        match indexed_targets(&context, &options, &root, &cwd, &paths)? {
-            Some(targets) => targets,
-            None => scan_targets(&options, &paths)?,
+    let bypass = [
+        (args.no_daemon, "--no-daemon"),
+        (args.hidden, "--hidden"),
+        (args.no_ignore, "--no-ignore"),
+        (
+            whitelist_glob,
+            "a positive -g glob (it may select ignored files)",
+        ),
+    ]
+    .into_iter()
+    .find_map(|(given, why)| given.then_some(why));
+    let mut options = options;
+    let targets = match bypass {
+        Some(why) => {
+            options.source = Source::scan(why);
+            scan_targets(&options, &paths)?
+        }
+        None => {
+            let context = Context::for_service(global, root.clone(), &config, Some("search"))?;
+            match indexed_targets(&context, &options, &root, &cwd, &paths)? {
+                Ok(targets) => {
+                    options.source = Source::index();
+                    targets
+                }
+                Err(why) => {
+                    options.source = Source::scan(&why);
+                    scan_targets(&options, &paths)?
+                }
+            }
         }
     };
     let stdout = std::io::stdout();
@@ -114,6 +136,7 @@ fn options(global: &GlobalArgs, args: &SearchArgs) -> Result<(Options, Vec<PathB
         json: global.json,
         color,
         heading: terminal,
+        source: Source::scan("no index asked for"),
     };
     // No path: the current directory, printed without a `./` prefix (as rg does).
     if paths.is_empty() {
@@ -126,15 +149,16 @@ fn scan_targets(options: &Options, paths: &[PathBuf]) -> Result<Vec<Target>, Fai
     options.walk(paths).map_err(|e| usage(&e))
 }
 
-/// The files to search, from the index. `None` when the index cannot serve this search (a
-/// path outside the project, or no watcher), which then scans.
+/// The files to search, from the index; `Err(why)` when the index cannot serve this search (a
+/// path outside the project, the index still building, no watcher, no daemon), which then
+/// scans.
 fn indexed_targets(
     context: &Context,
     options: &Options,
     root: &Path,
     cwd: &Path,
     paths: &[PathBuf],
-) -> Result<Option<Vec<Target>>, Failure> {
+) -> Result<Result<Vec<Target>, String>, Failure> {
     let mut scopes = Vec::new();
     let mut explicit_files = Vec::new();
     for path in paths {
@@ -143,7 +167,7 @@ fn indexed_targets(
             .canonicalize()
             .map_err(|e| usage(&format!("{}: {e}", path.display())))?;
         let Ok(relative) = absolute.strip_prefix(root) else {
-            return Ok(None);
+            return Ok(Err(format!("{} is outside the project", path.display())));
         };
         if absolute.is_dir() {
             scopes.push((relative.to_owned(), path.clone()));
@@ -163,7 +187,7 @@ fn indexed_targets(
             Err(failure) => {
                 // The search never fails for daemon reasons.
                 errln!("warm: {}; searching without the index", failure.message());
-                return Ok(None);
+                return Ok(Err(format!("no daemon: {}", failure.message())));
             }
         };
         if let Some(building) = answer.get("building") {
@@ -172,11 +196,11 @@ fn indexed_targets(
                 building["files"],
                 building["bytes"].as_f64().unwrap_or(0.0) / 1e6
             ));
-            return Ok(None);
+            return Ok(Err("the index is building".into()));
         }
         if let Some(reason) = answer.get("unwatched").and_then(Value::as_str) {
             note(&format!("warm: {reason}; this search scans"));
-            return Ok(None);
+            return Ok(Err(reason.to_owned()));
         }
         let files = answer
             .get("files")
@@ -201,7 +225,7 @@ fn indexed_targets(
     }
     targets.sort_by(|a, b| a.shown.cmp(&b.shown));
     targets.dedup();
-    Ok(Some(targets))
+    Ok(Ok(targets))
 }
 
 fn candidates(context: &Context, options: &Options) -> Result<Value, Failure> {

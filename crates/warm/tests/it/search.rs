@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::support::{assert_exit, run_concurrently, stderr_of, stdout_of, wait_until, TestEnv};
 
@@ -412,4 +412,69 @@ fn without_a_daemon_the_same_search_runs_in_process() {
     assert_exit(&output, 2, "regex");
     let status = env.json(&["search", "--status"]);
     assert_eq!(status["files"], 2);
+}
+
+/// `data.warm` of the `--json` summary: where the searched files came from.
+fn source_of(output: &Output) -> Value {
+    stdout_of(output)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|m| m["type"] == "summary")
+        .map(|summary| summary["data"]["warm"].clone())
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn the_barrier_makes_every_change_visible_even_when_the_indexer_lags() {
+    let env = TestEnv::new();
+    small_project(&env);
+    // The indexer sleeps 400 ms before applying each batch of events: only a barrier that
+    // waits for it can make the next query see the change (the index alone is stale).
+    let started = env
+        .warm()
+        .env("WARM_SEARCH_TEST_APPLY_DELAY_MS", "400")
+        .args(["-s", "search", "start"])
+        .output()
+        .expect("start");
+    assert!(started.status.success(), "{}", stderr_of(&started));
+    wait_for_index(&env);
+    for round in 0..5 {
+        let token = format!("fresh_token_{round}");
+        std::fs::write(
+            env.project.join(format!("src/new{round}.rs")),
+            format!("fn {token}() {{}}\n"),
+        )
+        .expect("write");
+        let output = env.run(&["search", "--json", &token]);
+        assert_eq!(output.status.code(), Some(0), "round {round}: not found");
+        assert_eq!(
+            source_of(&output),
+            json!({ "source": "index" }),
+            "round {round}"
+        );
+    }
+    let queries = &env.json(&["search", "--status"])["queries"];
+    assert_eq!(queries["barrier_timeouts"], 0, "{queries}");
+    assert!(queries["index"].as_u64() >= Some(5), "{queries}");
+}
+
+#[test]
+fn each_answer_says_whether_the_index_or_a_scan_served_it() {
+    let env = TestEnv::new();
+    small_project(&env);
+    let no_daemon = env.run(&["search", "--json", "--no-daemon", "alpha"]);
+    assert_eq!(
+        source_of(&no_daemon),
+        json!({ "source": "scan", "why": "--no-daemon" })
+    );
+    wait_for_index(&env);
+    let indexed = env.run(&["search", "--json", "alpha"]);
+    assert_eq!(source_of(&indexed), json!({ "source": "index" }));
+    let hidden = env.run(&["search", "--json", "--hidden", "alpha"]);
+    assert_eq!(source_of(&hidden)["source"], "scan");
+    assert_eq!(
+        json_matches(&indexed),
+        json_matches(&hidden),
+        "both paths answer the same"
+    );
 }
