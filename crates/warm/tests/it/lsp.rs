@@ -421,3 +421,32 @@ fn a_rename_that_edits_a_file_outside_the_project_writes_nothing() {
         "renamedinside\n"
     );
 }
+
+#[test]
+fn a_replaced_server_gets_every_document_opened_again() {
+    let project = Project::new();
+    let server = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/workers/fake_lsp.py");
+    project.env.write_config(&format!(
+        "[services.fake]\ncommand = [\"{}\", \"{}\"]\nframing = \"lsp\"\nfiles = [\"*.txt\"]\n",
+        python(),
+        server.display()
+    ));
+    project.write("notes.txt", "some notes\n");
+    let uri = format!("file://{}/notes.txt", project.env.project.display());
+    let seen = || project.json(&["raw", "test/seen"]);
+    project.expect(0, &["hover", "notes.txt:1:1"]);
+    let first = seen();
+    assert_eq!(first["opened"], json!([uri]), "{first}");
+
+    let pid = u32::try_from(first["pid"].as_u64().expect("pid")).expect("pid fits");
+    kill(pid, "KILL");
+    // The same file, unchanged: only the server process changed.
+    let replaced = wait_until(Duration::from_secs(10), || {
+        let output = project.run(&["hover", "notes.txt:1:1"]);
+        output.status.success() && seen()["pid"] != first["pid"]
+    });
+    assert!(replaced, "the server was not replaced");
+    let second = seen();
+    assert_eq!(second["opened"], json!([uri]), "reopened in the new server: {second}");
+    assert_eq!(second["initialize_count"], 1);
+}

@@ -500,6 +500,10 @@ fn lsp_worker_gets_the_handshake_once_and_its_requests_answered() {
         json!(["utf-8", "utf-32", "utf-16"])
     );
     assert_eq!(seen["initialized"], true);
+    // Once: several calls later, still one handshake in this process.
+    let again = env.json(&["-s", "lsp", "call", "test/seen"]);
+    assert_eq!(again["initialize_count"], 1, "{again}");
+    assert_eq!(again["pid"], seen["pid"]);
     assert_eq!(seen["settings"], json!({ "fake": { "level": 3 } }));
     assert_eq!(seen["answers"]["cfg"], json!([3, null]));
     assert_eq!(seen["answers"]["wdp"], json!(null));

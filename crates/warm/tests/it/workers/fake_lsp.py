@@ -2,7 +2,7 @@
 
 It answers `initialize`, asks its client `workspace/configuration` and
 `window/workDoneProgress/create` after `initialized`, and reports everything it saw on
-`test/seen`. Its hover reports work-done progress, then answers with the position it got,
+`test/seen` (with the documents opened in this process, and its pid). Its hover reports work-done progress, then answers with the position it got,
 in the position encoding it chose (UTF-8 when the client offers it). Its rename edits the
 document, and also the file named by $FAKE_RENAME_ALSO if set (wherever it is). It exits on `exit`, with code 0 only if `shutdown` came first (as the LSP says).
 """
@@ -33,7 +33,8 @@ def send(message):
     out.flush()
 
 
-seen = {"initialize": None, "initialized": False, "settings": None, "answers": {}, "shutdown": False}
+seen = {"initialize": None, "initialize_count": 0, "initialized": False, "settings": None,
+        "answers": {}, "shutdown": False, "opened": [], "pid": os.getpid()}
 while True:
     msg = read()
     if msg is None:
@@ -41,6 +42,7 @@ while True:
     method = msg.get("method")
     if method == "initialize":
         seen["initialize"] = msg["params"]
+        seen["initialize_count"] += 1
         offered = msg["params"]["capabilities"].get("general", {}).get("positionEncodings", [])
         capabilities = {"hoverProvider": True, "renameProvider": True}
         if "utf-8" in offered:
@@ -52,6 +54,8 @@ while True:
               "params": {"items": [{"section": "fake.level"}, {"section": "missing"}]}})
         send({"jsonrpc": "2.0", "id": "wdp", "method": "window/workDoneProgress/create",
               "params": {"token": "t1"}})
+    elif method == "textDocument/didOpen":
+        seen["opened"].append(msg["params"]["textDocument"]["uri"])
     elif method == "workspace/didChangeConfiguration":
         seen["settings"] = msg["params"]["settings"]
     elif method is None and "id" in msg:
