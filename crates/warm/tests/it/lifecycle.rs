@@ -42,6 +42,7 @@ fn fifty_concurrent_starts_share_one_daemon() {
     let env = TestEnv::new();
     all_succeed(&env, 50, &["start"]);
     env.only_daemon();
+    assert_eq!(env.spawn_count("default"), 1, "exactly one daemon was ever spawned");
 }
 
 #[test]

@@ -259,6 +259,14 @@ fn twenty_cold_hovers_share_one_daemon_and_one_server() {
     }
     project.env.only_daemon();
     assert_eq!(project.servers().len(), 1, "one language server");
+    assert_eq!(project.env.spawn_count("lsp-pylsp"), 1, "one daemon ever spawned");
+    let servers_started = project
+        .env
+        .events("lsp-pylsp")
+        .iter()
+        .filter(|e| e["event"] == "worker.spawn")
+        .count();
+    assert_eq!(servers_started, 1, "one language server ever started");
 }
 
 #[test]

@@ -180,6 +180,15 @@ impl TestEnv {
         events
     }
 
+    /// How many daemons of `service` clients spawned (`client.spawned` events): a race that
+    /// starts a second daemon shows here even when the loser is gone by the end.
+    pub fn spawn_count(&self, service: &str) -> usize {
+        self.events(service)
+            .iter()
+            .filter(|e| e["event"] == "client.spawned")
+            .count()
+    }
+
     /// The daemon directory of `service` for the project.
     pub fn daemon_dir(&self, service: &str) -> PathBuf {
         let entries: Vec<PathBuf> = std::fs::read_dir(&self.runtime_dir)

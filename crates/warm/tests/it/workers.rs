@@ -150,6 +150,23 @@ fn killed_worker_fails_its_request_and_is_replaced() {
 }
 
 #[test]
+fn an_idle_worker_that_dies_is_replaced_before_any_request_needs_it() {
+    let env = TestEnv::new();
+    configure(&env, "workers = 2");
+    socket(&env);
+    let old = worker_pids(&env);
+    assert_eq!(old.len(), 2);
+    kill(old[0] as u32, "KILL");
+    // Only `daemon/status` from here on: nothing asks the pool for a worker, so only the
+    // supervisor can have started the replacement.
+    let replaced = wait_until(Duration::from_secs(10), || {
+        let now = worker_pids(&env);
+        now.len() == 2 && !now.contains(&old[0]) && now.contains(&old[1])
+    });
+    assert!(replaced, "workers now: {:?} (before: {old:?})", worker_pids(&env));
+}
+
+#[test]
 fn stopped_worker_times_out_and_is_replaced() {
     let env = TestEnv::new();
     configure(&env, "request_timeout = \"1s\"");
