@@ -113,7 +113,10 @@ fn a_request_refused_by_a_draining_daemon_is_resent_to_a_new_one() {
     );
     let second = client.daemon().expect("connected").pid;
     assert_ne!(first, second, "answered by a new daemon");
-    assert!(slow.wait().expect("slow call").success(), "the drain answered the slow call");
+    assert!(
+        slow.wait().expect("slow call").success(),
+        "the drain answered the slow call"
+    );
     let refused = env
         .events("echo")
         .iter()
@@ -139,6 +142,11 @@ fn busy_answers_are_retried_by_the_client_until_every_call_succeeds() {
         assert!(output.status.success(), "{}", stderr_of(output));
     }
     assert!(wait_output(first).status.success());
-    let busy = env.json(&["-s", "echo", "status"])["busy"].as_u64().unwrap_or(0);
-    assert!(busy >= 4, "only {busy} busy answers: the limit was never hit");
+    let busy = env.json(&["-s", "echo", "status"])["busy"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        busy >= 4,
+        "only {busy} busy answers: the limit was never hit"
+    );
 }

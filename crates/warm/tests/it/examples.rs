@@ -89,8 +89,11 @@ fn node_worker_stays_warm_between_calls() {
     );
     let first = env.json(&["-s", "node", "call", "uptime"]);
     let second = env.json(&["-s", "node", "call", "uptime"]);
+    let (Some(first_secs), Some(second_secs)) = (first.as_f64(), second.as_f64()) else {
+        panic!("uptime is not a number: {first}, {second}");
+    };
     assert!(
-        second.as_f64() >= first.as_f64(),
+        second_secs >= first_secs,
         "{first} then {second}: a new process?"
     );
     let status = env.json(&["-s", "node", "status"]);

@@ -44,16 +44,52 @@ fn ndjson_lsp_and_binary_clients_share_one_socket() {
     }
 }
 
+/// Writes `request`, then reads until the peer has sent one whole answer in `framing` (or the
+/// 10 s deadline passes), however the bytes are split across reads.
 fn raw_exchange(sock: &std::path::Path, request: &[u8]) -> Vec<u8> {
     let mut stream = UnixStream::connect(sock).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     stream.write_all(request).expect("write");
-    let mut answer = vec![0u8; 4096];
-    let n = stream.read(&mut answer).expect("read");
-    answer.truncate(n);
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !is_complete(&answer) {
+        let n = stream.read(&mut chunk).expect("read before the deadline");
+        assert!(n > 0, "connection closed after {answer:?}");
+        answer.extend_from_slice(&chunk[..n]);
+    }
     answer
+}
+
+/// Whether `bytes` hold one whole frame of the framing their first byte announces.
+fn is_complete(bytes: &[u8]) -> bool {
+    match bytes.first() {
+        None => false,
+        Some(0xEB) => {
+            bytes.len() >= 8 && {
+                let len = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
+                bytes.len() >= 8 + len
+            }
+        }
+        Some(b'C') => {
+            let text = String::from_utf8_lossy(bytes);
+            text.split_once("\r\n\r\n").is_some_and(|(headers, body)| {
+                headers
+                    .trim_start_matches("Content-Length: ")
+                    .parse::<usize>()
+                    .is_ok_and(|len| body.len() >= len)
+            })
+        }
+        Some(_) => bytes.ends_with(b"\n"),
+    }
+}
+
+/// A ping's answer: id 1, and a TTL report.
+fn assert_ping_answer(answer: &serde_json::Value) {
+    assert_eq!(answer["id"], 1, "{answer}");
+    assert_eq!(answer["jsonrpc"], "2.0", "{answer}");
+    assert!(answer["result"]["ttl_secs"].is_u64(), "{answer}");
 }
 
 #[test]
@@ -67,6 +103,7 @@ fn answers_come_back_in_the_framing_of_the_request() {
         ndjson.starts_with(b"{") && ndjson.ends_with(b"\n"),
         "{ndjson:?}"
     );
+    assert_ping_answer(&serde_json::from_slice(&ndjson).expect("one JSON line"));
 
     let lsp = raw_exchange(
         &sock,
@@ -76,11 +113,14 @@ fn answers_come_back_in_the_framing_of_the_request() {
         ]
         .concat(),
     );
-    assert!(
-        lsp.starts_with(b"Content-Length: "),
-        "{}",
-        String::from_utf8_lossy(&lsp)
+    let text = String::from_utf8_lossy(&lsp);
+    let (headers, answer_body) = text.split_once("\r\n\r\n").expect("headers, then a body");
+    assert_eq!(
+        headers,
+        format!("Content-Length: {}", answer_body.len()),
+        "{text}"
     );
+    assert_ping_answer(&serde_json::from_str(answer_body).expect("a JSON body"));
 
     let message: serde_json::Value = serde_json::from_slice(body).expect("json");
     let packed = rmp_serde::to_vec_named(&message).expect("msgpack");
@@ -92,8 +132,7 @@ fn answers_come_back_in_the_framing_of_the_request() {
     let len = u32::from_be_bytes([binary[4], binary[5], binary[6], binary[7]]) as usize;
     let answer: serde_json::Value =
         rmp_serde::from_slice(&binary[8..8 + len]).expect("msgpack answer");
-    assert_eq!(answer["id"], 1);
-    assert!(answer["result"]["ttl_secs"].is_u64(), "{answer}");
+    assert_ping_answer(&answer);
 }
 
 #[test]

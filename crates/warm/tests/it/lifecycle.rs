@@ -42,7 +42,11 @@ fn fifty_concurrent_starts_share_one_daemon() {
     let env = TestEnv::new();
     all_succeed(&env, 50, &["start"]);
     env.only_daemon();
-    assert_eq!(env.spawn_count("default"), 1, "exactly one daemon was ever spawned");
+    assert_eq!(
+        env.spawn_count("default"),
+        1,
+        "exactly one daemon was ever spawned"
+    );
 }
 
 #[test]
@@ -261,8 +265,17 @@ fn call_reads_params_from_stdin_and_streams_progress() {
 #[test]
 fn keepalive_exits_with_the_command_code() {
     let env = TestEnv::new();
-    let output = env.run(&["keepalive", "--", "sh", "-c", "exit 7"]);
-    assert_eq!(output.status.code(), Some(7));
+    // The command itself sees the lease held while it runs.
+    let probe = format!(
+        "{} status --json | grep -q '\"leases\":1' || exit 9; exit 7",
+        WARM
+    );
+    let output = env.run(&["keepalive", "--", "sh", "-c", &probe]);
+    assert_eq!(
+        output.status.code(),
+        Some(7),
+        "9: no lease was held while the command ran"
+    );
     // The lease went away with the keepalive process.
     assert!(wait_until(Duration::from_secs(5), || {
         env.json(&["status"])["leases"] == 0

@@ -259,7 +259,11 @@ fn twenty_cold_hovers_share_one_daemon_and_one_server() {
     }
     project.env.only_daemon();
     assert_eq!(project.servers().len(), 1, "one language server");
-    assert_eq!(project.env.spawn_count("lsp-pylsp"), 1, "one daemon ever spawned");
+    assert_eq!(
+        project.env.spawn_count("lsp-pylsp"),
+        1,
+        "one daemon ever spawned"
+    );
     let servers_started = project
         .env
         .events("lsp-pylsp")
@@ -455,6 +459,10 @@ fn a_replaced_server_gets_every_document_opened_again() {
     });
     assert!(replaced, "the server was not replaced");
     let second = seen();
-    assert_eq!(second["opened"], json!([uri]), "reopened in the new server: {second}");
+    assert_eq!(
+        second["opened"],
+        json!([uri]),
+        "reopened in the new server: {second}"
+    );
     assert_eq!(second["initialize_count"], 1);
 }

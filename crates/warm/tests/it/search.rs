@@ -350,7 +350,11 @@ fn twenty_cold_searches_share_one_daemon() {
         );
     }
     env.only_daemon();
-    assert_eq!(env.spawn_count("search"), 1, "exactly one daemon was ever spawned");
+    assert_eq!(
+        env.spawn_count("search"),
+        1,
+        "exactly one daemon was ever spawned"
+    );
 }
 
 #[test]

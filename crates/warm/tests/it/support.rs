@@ -300,9 +300,22 @@ pub fn run_concurrently(count: usize, make: impl Fn() -> Command) -> Vec<Output>
     children.into_iter().map(wait_output).collect()
 }
 
-/// Waits for a child and returns its output, failing the test at the deadline.
+/// Waits for a child and returns its output, failing the test (and killing the child) if it
+/// has not finished within two minutes: a hung child must fail its test, not hang the suite.
 pub fn wait_output(child: Child) -> Output {
-    child.wait_with_output().expect("wait for child")
+    const DEADLINE: Duration = Duration::from_secs(120);
+    let pid = child.id();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(child.wait_with_output());
+    });
+    match done_rx.recv_timeout(DEADLINE) {
+        Ok(output) => output.expect("wait for child"),
+        Err(_) => {
+            kill(pid, "KILL");
+            panic!("child {pid} did not finish within {}s", DEADLINE.as_secs());
+        }
+    }
 }
 
 /// Asserts that a command exited with `code` and that its stderr says `needle`.

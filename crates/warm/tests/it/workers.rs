@@ -163,7 +163,11 @@ fn an_idle_worker_that_dies_is_replaced_before_any_request_needs_it() {
         let now = worker_pids(&env);
         now.len() == 2 && !now.contains(&old[0]) && now.contains(&old[1])
     });
-    assert!(replaced, "workers now: {:?} (before: {old:?})", worker_pids(&env));
+    assert!(
+        replaced,
+        "workers now: {:?} (before: {old:?})",
+        worker_pids(&env)
+    );
 }
 
 #[test]
