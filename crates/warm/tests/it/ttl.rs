@@ -55,7 +55,19 @@ fn running_request_holds_the_daemon_past_its_ttl() {
         .expect("pid") as u32;
     let slept = env.json(&["-s", "echo", "call", "sleep", r#"{"ms": 2500}"#]);
     assert_eq!(slept["slept_ms"], 2500);
-    assert!(is_running(pid), "daemon exited while a request ran");
+    // Still serving, not merely alive: a daemon that had begun to idle out during the request
+    // would be draining now, and the ping would start a new daemon.
+    let ping = env.json(&["-s", "echo", "ping"]);
+    assert_eq!(
+        ping["pid"], pid,
+        "the daemon began to exit while a request ran"
+    );
+    let shutdowns = env
+        .events("echo")
+        .iter()
+        .filter(|e| e["event"] == "daemon.shutdown")
+        .count();
+    assert_eq!(shutdowns, 0, "a shutdown began while the request ran");
     assert!(wait_gone(pid, Duration::from_secs(15)));
 }
 

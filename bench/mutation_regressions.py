@@ -1,0 +1,101 @@
+"""Each guarantee warm makes, broken on purpose: apply one plausible mutation to the source,
+run the test named after the guarantee N times, and require that it fails every time. A test
+that passes with its mutant in place proves nothing (issue 13).
+
+Usage: mutation_regressions.py ROOT RUNS [NAME...]
+Every mutation is an exact text replacement; one whose text is no longer in the source fails
+the run (the list must follow the code). The source is restored after each mutant, whatever
+happens.
+"""
+import subprocess
+import sys
+import time
+
+# (name, file, original text, mutated text, nextest filter)
+MUTANTS = [
+    ("barrier returns at once",
+     "crates/warm-search/src/service.rs",
+     "    async fn barrier(&self) {\n",
+     "    async fn barrier(&self) {\n        if std::hint::black_box(true) { return; }\n",
+     "search::the_barrier_makes_every_change_visible_even_when_the_indexer_lags"),
+    ("the index is never used",
+     "crates/warm-search/src/service.rs",
+     "        if !*self.built.borrow() {",
+     "        if std::hint::black_box(true) || !*self.built.borrow() {",
+     "search::each_answer_says_whether_the_index_or_a_scan_served_it"),
+    ("documents not reopened in a new server",
+     "crates/warm-lsp/src/documents.rs",
+     ".filter(|d| d.pid == worker.pid)",
+     ".filter(|d| d.pid == worker.pid || std::hint::black_box(true))",
+     "lsp::a_replaced_server_gets_every_document_opened_again"),
+    ("busy answers not retried",
+     "crates/warm-client/src/client.rs",
+     "Ok(Err(error)) if error.kind() == ErrorCode::Busy => {",
+     "Ok(Err(error)) if error.kind() == ErrorCode::Busy && std::hint::black_box(false) => {",
+     "client::busy_answers_are_retried_by_the_client_until_every_call_succeeds"),
+    ("-32003 answered instead of resent",
+     "crates/warm-client/src/client.rs",
+     "Ok(Err(error)) if error.kind() == ErrorCode::ShuttingDown => {",
+     "Ok(Err(error)) if error.kind() == ErrorCode::ShuttingDown && std::hint::black_box(false) => {",
+     "client::a_request_refused_by_a_draining_daemon_is_resent_to_a_new_one"),
+    ("no spawn.lock",
+     "crates/warm-client/src/client.rs",
+     "        let _spawn_lock = LockFile::acquire_until(&self.paths.spawn_lock, deadline)",
+     "        let _spawn_lock = LockFile::acquire_until(&self.paths.spawn_lock.with_extension(std::process::id().to_string()), deadline)",
+     "lifecycle::fifty_concurrent_first_calls_share_one_daemon"),
+    ("requests in flight do not hold the TTL",
+     "crates/warm-daemon/src/activity.rs",
+     "(!s.ttl.is_zero() && s.in_flight == 0 && s.leases == 0)",
+     "(!s.ttl.is_zero() && s.leases == 0)",
+     "ttl::running_request_holds_the_daemon_past_its_ttl"),
+    ("the supervisor never replaces an exited worker",
+     "crates/warm-worker/src/pool.rs",
+     "                let _ = pool.fill(slot, true);",
+     "                let _ = std::hint::black_box(slot);",
+     "workers::an_idle_worker_that_dies_is_replaced_before_any_request_needs_it"),
+]
+
+
+def run_test(root, test_filter):
+    result = subprocess.run(
+        ["cargo", "nextest", "run", "-p", "warm", "--test", "it", "--no-fail-fast",
+         "--status-level", "none", "--final-status-level", "none", test_filter],
+        cwd=root, capture_output=True, text=True)
+    return result.returncode == 0
+
+
+def main():
+    root, runs, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+    # Built once, unmutated: the tests must pass first, or a failure proves nothing.
+    subprocess.run(["cargo", "build", "--tests", "-p", "warm", "--quiet"], cwd=root, check=True)
+    survivors, rows = [], []
+    for name, path, original, mutated, test_filter in MUTANTS:
+        if names and name not in names:
+            continue
+        if not run_test(root, test_filter):
+            print(f"FAIL {name}: {test_filter} fails without its mutant")
+            survivors.append(name)
+            continue
+        source = open(f"{root}/{path}").read()
+        if source.count(original) != 1:
+            print(f"FAIL {name}: the text to mutate is not (once) in {path}; update the list")
+            survivors.append(name)
+            continue
+        started = time.time()
+        try:
+            open(f"{root}/{path}", "w").write(source.replace(original, mutated))
+            passed = sum(run_test(root, test_filter) for _ in range(runs))
+        finally:
+            open(f"{root}/{path}", "w").write(source)
+        killed = runs - passed
+        rows.append((name, killed, runs, time.time() - started))
+        print(f"{'ok  ' if passed == 0 else 'FAIL'} {name}: killed {killed}/{runs} by {test_filter}", flush=True)
+        if passed:
+            survivors.append(name)
+    print(f"\n{len(rows) - len([r for r in rows if r[1] < r[2]])} of {len(rows)} mutants killed on every run")
+    if survivors:
+        print("surviving: " + "; ".join(survivors))
+        sys.exit(1)
+
+
+main()
