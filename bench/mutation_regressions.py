@@ -42,7 +42,7 @@ MUTANTS = [
      "crates/warm-client/src/client.rs",
      "        let _spawn_lock = LockFile::acquire_until(&self.paths.spawn_lock, deadline)",
      "        let _spawn_lock = LockFile::acquire_until(&self.paths.spawn_lock.with_extension(std::process::id().to_string()), deadline)",
-     "lifecycle::fifty_concurrent_first_calls_share_one_daemon"),
+     "lifecycle::racing_first_calls_to_a_slow_starting_daemon_spawn_it_once"),
     ("requests in flight do not hold the TTL",
      "crates/warm-daemon/src/activity.rs",
      "(!s.ttl.is_zero() && s.in_flight == 0 && s.leases == 0)",

@@ -25,6 +25,14 @@ pub fn run(
     args: &ServeArgs,
     mut ready: ReadyReporter,
 ) -> CommandResult {
+    // For tests only: a daemon slow to start widens the window in which racing clients find
+    // none, so that a test can prove that spawning is serialised (never two daemons).
+    if let Some(ms) = std::env::var("WARM_TEST_START_DELAY_MS")
+        .ok()
+        .and_then(|ms| ms.parse::<u64>().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms.min(10_000)));
+    }
     let prepared = context.and_then(|context| options(&context, args).map(|o| (context, o)));
     let (context, options) = match prepared {
         Ok(prepared) => prepared,

@@ -38,6 +38,29 @@ fn fifty_concurrent_first_calls_share_one_daemon() {
 }
 
 #[test]
+fn racing_first_calls_to_a_slow_starting_daemon_spawn_it_once() {
+    let env = TestEnv::new();
+    // Each daemon takes 400 ms before it even tries for its lock: every client of the race
+    // finds no daemon, and only spawn.lock keeps them from starting one each.
+    let outputs = run_concurrently(10, || {
+        let mut command = env.warm();
+        command
+            .env("WARM_TEST_START_DELAY_MS", "400")
+            .args(["call", "daemon/ping"]);
+        command
+    });
+    for output in &outputs {
+        assert!(output.status.success(), "{}", stderr_of(output));
+    }
+    env.only_daemon();
+    assert_eq!(
+        env.spawn_count("default"),
+        1,
+        "exactly one daemon was ever spawned"
+    );
+}
+
+#[test]
 fn fifty_concurrent_starts_share_one_daemon() {
     let env = TestEnv::new();
     all_succeed(&env, 50, &["start"]);
