@@ -43,12 +43,13 @@ pub struct Index {
 pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
 
 /// What a refresh did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refresh {
     Done,
-    /// It walked a new directory. Files created in it before the watcher watched it may have
-    /// been missed by the walk too: rescan it once more at the next barrier.
-    Directory,
+    /// It walked these directories (absolute). Files created in a new one before the watcher
+    /// watched it may have been missed by the walk too: rescan them once more at the next
+    /// barrier.
+    Directories(Vec<PathBuf>),
     /// An ignore file changed: only a rebuild gives the right set of files.
     Rebuild,
 }
@@ -182,48 +183,81 @@ impl Index {
         }
     }
 
-    /// Brings the index up to date with `path` (absolute), which changed in some way: created,
-    /// modified, deleted, or renamed from or to.
-    pub fn refresh(&mut self, path: &Path) -> Refresh {
-        let Ok(relative) = path.strip_prefix(&self.root).map(Path::to_owned) else {
-            return Refresh::Done;
-        };
-        if is_ignore_file(&relative) {
+    /// Brings the index up to date with `paths` (absolute), each of which changed in some way:
+    /// created, modified, deleted, renamed from or to, or its permissions changed. A directory
+    /// among them is looked at again whole (it may be another directory now: `mv a t; mv b a`).
+    ///
+    /// Linear in the number of paths and the sizes of their directories: each directory
+    /// holding changed paths is read once, however many of its entries changed.
+    pub fn refresh_all(&mut self, paths: &[PathBuf]) -> Refresh {
+        let mut relative: Vec<PathBuf> = paths
+            .iter()
+            .filter_map(|p| p.strip_prefix(&self.root).ok().map(Path::to_owned))
+            .collect();
+        if relative.iter().any(|r| is_ignore_file(r)) {
             return Refresh::Rebuild;
         }
-        // The root, or a directory the index already holds: its entries have events of
-        // their own.
-        if relative.as_os_str().is_empty() || (self.dirs.contains(&relative) && path.is_dir()) {
-            return Refresh::Done;
+        relative.sort();
+        relative.dedup();
+        // A path under another changed path is covered when that one is looked at again.
+        let mut kept: Vec<PathBuf> = Vec::with_capacity(relative.len());
+        for path in relative {
+            if path.as_os_str().is_empty() {
+                // The root itself: its entries have events of their own.
+                continue;
+            }
+            if kept.last().is_some_and(|last| path.starts_with(last)) {
+                continue;
+            }
+            kept.push(path);
         }
-        self.rescan(path)
+        let mut walked = Vec::new();
+        let mut by_parent: HashMap<PathBuf, Vec<PathBuf>> = HashMap::new();
+        for path in kept {
+            self.forget(&path);
+            if let Some(parent) = path.parent().filter(|p| self.dirs.contains(*p)) {
+                by_parent.entry(parent.to_owned()).or_default().push(path);
+            }
+        }
+        for (parent, children) in by_parent {
+            // One read of the directory tells which of its changed entries the rules admit,
+            // and what each is now.
+            let admitted: HashMap<PathBuf, bool> = walker(&self.root.join(&parent))
+                .max_depth(Some(1))
+                .build()
+                .flatten()
+                .filter(|e| e.depth() == 1)
+                .filter_map(|e| {
+                    let kind = e.file_type()?;
+                    let relative = e.path().strip_prefix(&self.root).ok()?.to_owned();
+                    Some((relative, kind.is_dir()))
+                })
+                .collect();
+            let mut files = Vec::new();
+            for child in children {
+                match admitted.get(&child) {
+                    Some(true) => {
+                        let dir = self.root.join(&child);
+                        files.extend(self.walk(&dir));
+                        walked.push(dir);
+                    }
+                    Some(false) => files.push(child),
+                    None => {}
+                }
+            }
+            self.add_files(files, 1, &|_, _| {});
+        }
+        if walked.is_empty() {
+            Refresh::Done
+        } else {
+            Refresh::Directories(walked)
+        }
     }
 
     /// Forgets what the index holds at `path` (a file, or a directory's files) and looks
     /// again.
     pub fn rescan(&mut self, path: &Path) -> Refresh {
-        let Ok(relative) = path.strip_prefix(&self.root).map(Path::to_owned) else {
-            return Refresh::Done;
-        };
-        self.forget(&relative);
-        let Some(parent) = relative.parent() else {
-            return Refresh::Done;
-        };
-        if !self.dirs.contains(parent) || !self.admitted(path) {
-            return Refresh::Done;
-        }
-        match std::fs::symlink_metadata(path) {
-            Ok(meta) if meta.is_dir() => {
-                let files = self.walk(path);
-                self.add_files(files, 1, &|_, _| {});
-                Refresh::Directory
-            }
-            Ok(meta) if meta.is_file() => {
-                self.add_files(vec![relative], 1, &|_, _| {});
-                Refresh::Done
-            }
-            _ => Refresh::Done,
-        }
+        self.refresh_all(&[path.to_owned()])
     }
 
     /// Drops `relative` and everything under it.
@@ -245,19 +279,6 @@ impl Index {
             }
             self.dirs.retain(|d| !d.starts_with(relative));
         }
-    }
-
-    /// Whether the rules let `path` (absolute, in an entered directory) through: the walk of
-    /// its directory, one level deep, yields it.
-    fn admitted(&self, path: &Path) -> bool {
-        let Some(parent) = path.parent() else {
-            return false;
-        };
-        walker(parent)
-            .max_depth(Some(1))
-            .build()
-            .flatten()
-            .any(|e| e.path() == path)
     }
 
     /// Whether dead entries are worth a rebuild.
@@ -446,19 +467,41 @@ mod tests {
         let root = dir.path();
         let mut index = Index::build(root, 1, &|_, _| {});
         std::fs::write(root.join("src/b.rs"), "fn parse_config_too() {}\n").expect("b");
-        assert_eq!(index.refresh(&root.join("src/b.rs")), Refresh::Done);
+        assert_eq!(index.rescan(&root.join("src/b.rs")), Refresh::Done);
         assert_eq!(find(&index, "parse_config").len(), 2);
         std::fs::remove_file(root.join("src/a.rs")).expect("rm a");
-        assert_eq!(index.refresh(&root.join("src/a.rs")), Refresh::Done);
+        assert_eq!(index.rescan(&root.join("src/a.rs")), Refresh::Done);
         assert_eq!(find(&index, "parse_config"), [Path::new("src/b.rs")]);
         std::fs::create_dir_all(root.join("src/new")).expect("new dir");
         std::fs::write(root.join("src/new/d.rs"), "fn parse_config() {}\n").expect("d");
-        assert_eq!(index.refresh(&root.join("src/new")), Refresh::Directory);
+        assert_eq!(
+            index.rescan(&root.join("src/new")),
+            Refresh::Directories(vec![root.join("src/new")])
+        );
         assert_eq!(find(&index, "parse_config").len(), 2);
         std::fs::write(root.join("target/e.rs"), "fn parse_config() {}\n").expect("e");
-        assert_eq!(index.refresh(&root.join("target/e.rs")), Refresh::Done);
+        assert_eq!(index.rescan(&root.join("target/e.rs")), Refresh::Done);
         assert_eq!(find(&index, "parse_config").len(), 2, "ignored stays out");
-        assert_eq!(index.refresh(&root.join(".gitignore")), Refresh::Rebuild);
+        assert_eq!(index.rescan(&root.join(".gitignore")), Refresh::Rebuild);
         assert_eq!(index.stats().files, 3, "b.rs, new/d.rs and .gitignore");
+    }
+
+    #[test]
+    fn swapped_directories_are_looked_at_again() {
+        let dir = tree();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("x")).expect("x");
+        std::fs::create_dir_all(root.join("y")).expect("y");
+        std::fs::write(root.join("x/fx.rs"), "fn in_x() {}\n").expect("fx");
+        std::fs::write(root.join("y/fy.rs"), "fn in_y() {}\n").expect("fy");
+        let mut index = Index::build(root, 1, &|_, _| {});
+        // mv x t; mv y x; mv t y: both names are directories the index knows, before and after.
+        std::fs::rename(root.join("x"), root.join("t")).expect("mv");
+        std::fs::rename(root.join("y"), root.join("x")).expect("mv");
+        std::fs::rename(root.join("t"), root.join("y")).expect("mv");
+        let events = ["x", "t", "y", "x", "t", "y"].map(|n| root.join(n));
+        index.refresh_all(&events);
+        assert_eq!(find(&index, "in_x"), [Path::new("y/fx.rs")]);
+        assert_eq!(find(&index, "in_y"), [Path::new("x/fy.rs")]);
     }
 }

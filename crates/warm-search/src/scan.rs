@@ -139,6 +139,51 @@ impl Options {
     /// A bad glob or type.
     pub fn walk(&self, paths: &[PathBuf]) -> Result<Vec<Target>, String> {
         let implicit = paths.iter().any(|p| p.as_os_str().is_empty());
+        let mut builder = self.walker(paths)?;
+        let found = std::sync::Mutex::new(Vec::new());
+        builder.threads(std::thread::available_parallelism().map_or(2, |n| n.get()));
+        builder.build_parallel().run(|| {
+            let found = &found;
+            Box::new(move |entry| {
+                if let Ok(entry) = entry {
+                    if entry.file_type().is_some_and(|t| t.is_file()) {
+                        let shown = match entry.path().strip_prefix("./") {
+                            Ok(inside) if implicit => inside.to_owned(),
+                            _ => entry.path().to_owned(),
+                        };
+                        let target = Target {
+                            open: entry.path().to_owned(),
+                            shown,
+                        };
+                        if let Ok(mut found) = found.lock() {
+                            found.push(target);
+                        }
+                    }
+                }
+                ignore::WalkState::Continue
+            })
+        });
+        let mut targets = found.into_inner().unwrap_or_default();
+        targets.sort_by(|a, b| a.shown.cmp(&b.shown));
+        Ok(targets)
+    }
+
+    /// Whether the walk of [`Options::walk`] reaches any file at all (stopping at the first):
+    /// rg reports a search that reached none as an error, even when the index had no
+    /// candidate to read.
+    ///
+    /// # Errors
+    /// A bad glob or type.
+    pub fn any_file(&self, paths: &[PathBuf]) -> Result<bool, String> {
+        Ok(self
+            .walker(paths)?
+            .build()
+            .flatten()
+            .any(|entry| entry.file_type().is_some_and(|t| t.is_file())))
+    }
+
+    /// ripgrep's walk of `paths` with these options' rules and filters.
+    fn walker(&self, paths: &[PathBuf]) -> Result<ignore::WalkBuilder, String> {
         let walked: Vec<&Path> = paths
             .iter()
             .map(|p| {
@@ -169,32 +214,7 @@ impl Options {
                 .parents(false);
             builder.add_custom_ignore_filename("");
         }
-        let found = std::sync::Mutex::new(Vec::new());
-        builder.threads(std::thread::available_parallelism().map_or(2, |n| n.get()));
-        builder.build_parallel().run(|| {
-            let found = &found;
-            Box::new(move |entry| {
-                if let Ok(entry) = entry {
-                    if entry.file_type().is_some_and(|t| t.is_file()) {
-                        let shown = match entry.path().strip_prefix("./") {
-                            Ok(inside) if implicit => inside.to_owned(),
-                            _ => entry.path().to_owned(),
-                        };
-                        let target = Target {
-                            open: entry.path().to_owned(),
-                            shown,
-                        };
-                        if let Ok(mut found) = found.lock() {
-                            found.push(target);
-                        }
-                    }
-                }
-                ignore::WalkState::Continue
-            })
-        });
-        let mut targets = found.into_inner().unwrap_or_default();
-        targets.sort_by(|a, b| a.shown.cmp(&b.shown));
-        Ok(targets)
+        Ok(builder)
     }
 }
 

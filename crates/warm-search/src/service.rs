@@ -68,7 +68,7 @@ struct Shared {
     /// The other daemons of this user, for the inotify budget (`None`: no budget kept, as
     /// for a search service embedded outside warm's runtime directory).
     peers: Option<Peers>,
-    /// Directories created lately, rescanned at each barrier (see [`Refresh::Directory`]).
+    /// Directories created lately, rescanned at each barrier (see [`Refresh::Directories`]).
     recent_dirs: Mutex<Vec<(PathBuf, Instant)>>,
     stopping: AtomicBool,
     events: EventLog,
@@ -208,7 +208,10 @@ impl Shared {
             Some(Ok(admission)) => Some(admission),
             None => None,
         };
-        let watcher = notify::recommended_watcher(tx).and_then(|mut watcher| {
+        // Symlinks are not followed, as the index does not follow them: events of a directory
+        // reached through a link would arrive under the link's path, which the index drops.
+        let config = notify::Config::default().with_follow_symlinks(false);
+        let watcher = notify::RecommendedWatcher::new(tx, config).and_then(|mut watcher| {
             watcher.watch(&self.root, notify::RecursiveMode::Recursive)?;
             Ok(watcher)
         });
@@ -323,13 +326,9 @@ impl Shared {
                 }
             };
             rebuild |= event.need_rescan();
-            // Reads (ours included: indexing opens files) and metadata changes leave
-            // contents as they were.
-            if matches!(
-                event.kind,
-                notify::EventKind::Access(_)
-                    | notify::EventKind::Modify(notify::event::ModifyKind::Metadata(_))
-            ) {
+            // Reads (ours included: indexing opens files) leave contents as they were. A
+            // metadata change does not, in effect: `chmod` decides whether a file can be read.
+            if matches!(event.kind, notify::EventKind::Access(_)) {
                 continue;
             }
             for path in event.paths {
@@ -342,20 +341,19 @@ impl Shared {
         (cookies, changed, rebuild)
     }
 
-    /// Refreshes each changed path; true when one of them needs a rebuild.
+    /// Refreshes the changed paths; true when they need a rebuild.
     fn refresh_all(&self, index: &mut Index, changed: &[PathBuf]) -> bool {
-        for path in changed {
-            match index.refresh(path) {
-                Refresh::Done => {}
-                Refresh::Rebuild => return true,
-                Refresh::Directory => {
-                    if let Ok(mut recent) = self.recent_dirs.lock() {
-                        recent.push((path.clone(), Instant::now()));
-                    }
+        match index.refresh_all(changed) {
+            Refresh::Done => false,
+            Refresh::Rebuild => true,
+            Refresh::Directories(dirs) => {
+                if let Ok(mut recent) = self.recent_dirs.lock() {
+                    let now = Instant::now();
+                    recent.extend(dirs.into_iter().map(|dir| (dir, now)));
                 }
+                false
             }
         }
-        false
     }
 
     fn has_recent_dirs(&self) -> bool {
@@ -371,9 +369,9 @@ impl Shared {
         let Ok(recent) = self.recent_dirs.lock() else {
             return;
         };
-        for (dir, _) in recent.iter() {
-            index.rescan(dir);
-        }
+        let dirs: Vec<PathBuf> = recent.iter().map(|(dir, _)| dir.clone()).collect();
+        // Walks only: what these find is already recorded as recent.
+        let _ = index.refresh_all(&dirs);
     }
 
     async fn candidates(self: Arc<Self>, call: Call) -> Result<Value, ErrorObject> {
@@ -395,7 +393,14 @@ impl Shared {
             QueryCounters::count(&self.queries.building);
             return Ok(json!({ "building": { "files": files, "bytes": bytes } }));
         }
-        self.barrier().await;
+        if !self.barrier().await {
+            // Never an answer from an index that may be stale: the client scans instead.
+            QueryCounters::count(&self.queries.unwatched);
+            return Ok(json!({ "unwatched": format!(
+                "the index could not be shown current within {}s (the watcher lags, or the tree is read-only)",
+                COOKIE_WAIT.as_secs()
+            ) }));
+        }
         QueryCounters::count(&self.queries.index);
         let shared = self.clone();
         tokio::task::spawn_blocking(move || {
@@ -418,9 +423,10 @@ impl Shared {
         .map_err(|e| internal(&e.to_string()))?
     }
 
-    /// Returns once every change made to the tree before the call has been indexed (or after
-    /// [`COOKIE_WAIT`], if the watcher does not deliver the barrier's event).
-    async fn barrier(&self) {
+    /// Returns once every change made to the tree before the call has been indexed: true. False
+    /// after [`COOKIE_WAIT`] without the barrier's event (the watcher lags behind a large
+    /// checkout, or lost events): then the index may be stale, and the query must not use it.
+    async fn barrier(&self) -> bool {
         let n = self.next_cookie.fetch_add(1, Ordering::Relaxed);
         let name = format!("{COOKIE_PREFIX}{}-{n}", std::process::id());
         let (tx, rx) = oneshot::channel();
@@ -429,20 +435,22 @@ impl Shared {
         }
         let path = self.root.join(&name);
         if std::fs::write(&path, b"").is_err() {
-            // A read-only tree changes only through others' writes; answer as we are.
+            // No barrier without a file: the index cannot be shown current.
             if let Ok(mut waiting) = self.cookies.lock() {
                 waiting.remove(&name);
             }
-            return;
+            return false;
         }
         let _ = std::fs::remove_file(&path);
         if tokio::time::timeout(COOKIE_WAIT, rx).await.is_err() {
-            tracing::warn!("the watcher did not report the sync cookie in time");
+            tracing::warn!("the watcher did not report the sync cookie in time; this query scans");
             QueryCounters::count(&self.queries.barrier_timeouts);
             if let Ok(mut waiting) = self.cookies.lock() {
                 waiting.remove(&name);
             }
+            return false;
         }
+        true
     }
 
     fn status(&self) -> Value {

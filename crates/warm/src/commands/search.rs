@@ -69,6 +69,14 @@ pub fn run(global: &GlobalArgs, args: &SearchArgs) -> Result<u8, Failure> {
             }
         }
     };
+    // As rg: a search of the current directory in which every file was filtered out is an
+    // error (exit 2), not "no match".
+    let implicit_path = paths.len() == 1 && paths[0].as_os_str().is_empty();
+    // Checked only when nothing is to be read: an index with no candidate still had files.
+    if implicit_path && targets.is_empty() && !options.any_file(&paths).map_err(|e| usage(&e))? {
+        errln!("warm: No files were searched, which means warm probably applied a filter you didn't expect.");
+        return Ok(ERROR);
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     let outcome = match scan::search(&options, &matcher, &targets, &mut out) {

@@ -483,3 +483,165 @@ fn each_answer_says_whether_the_index_or_a_scan_served_it() {
         "both paths answer the same"
     );
 }
+
+/// `warm search ARGS` and `rg -n ARGS` in the project: both outputs, sorted.
+fn both(env: &TestEnv, args: &[&str]) -> (Vec<String>, Vec<String>) {
+    let sorted = |output: Output| {
+        let mut lines: Vec<String> = stdout_of(&output).lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    };
+    let warm = sorted(run_in(env, &env.project, None, args));
+    let rg = sorted(run_in(
+        env,
+        &env.project,
+        Some("rg"),
+        &[&["-n"], args].concat(),
+    ));
+    (warm, rg)
+}
+
+#[test]
+fn swapped_and_recreated_directories_are_indexed_as_they_are_now() {
+    let env = TestEnv::new();
+    small_project(&env);
+    let p = &env.project;
+    for (dir, token) in [("a", "token_of_a"), ("b", "token_of_b")] {
+        std::fs::create_dir(p.join(dir)).expect("dir");
+        std::fs::write(
+            p.join(dir).join(format!("f{dir}.txt")),
+            format!("{token}\n"),
+        )
+        .expect("f");
+    }
+    wait_for_index(&env);
+    // mv a t; mv b a; mv t b
+    std::fs::rename(p.join("a"), p.join("t")).expect("mv");
+    std::fs::rename(p.join("b"), p.join("a")).expect("mv");
+    std::fs::rename(p.join("t"), p.join("b")).expect("mv");
+    let (warm, rg) = both(&env, &["token_of"]);
+    assert_eq!(warm, rg);
+    assert_eq!(warm, ["a/fb.txt:1:token_of_b", "b/fa.txt:1:token_of_a"]);
+    // rm -rf a; mkdir a; files in it at once.
+    for round in 0..5 {
+        std::fs::remove_dir_all(p.join("a")).expect("rm -rf");
+        std::fs::create_dir(p.join("a")).expect("mkdir");
+        for i in 0..3 {
+            std::fs::write(
+                p.join(format!("a/new{i}.txt")),
+                format!("round_{round}_{i}\n"),
+            )
+            .expect("new file");
+        }
+        let (warm, rg) = both(&env, &[&format!("round_{round}_")]);
+        assert_eq!(warm, rg, "round {round}");
+        assert_eq!(warm.len(), 3, "round {round}: {warm:?}");
+    }
+}
+
+#[test]
+fn edits_under_a_symlinked_directory_are_seen_at_their_real_path() {
+    let env = TestEnv::new();
+    small_project(&env);
+    let p = &env.project;
+    std::fs::create_dir(p.join("real")).expect("real");
+    std::fs::write(p.join("real/r.txt"), "before_edit\n").expect("r");
+    // Named to sort after the real directory, as `tk -> tcl8.6` in /usr/include: a watcher that
+    // followed it would report the real files under this alias.
+    std::os::unix::fs::symlink("real", p.join("zz-alias")).expect("symlink");
+    wait_for_index(&env);
+    std::fs::write(p.join("real/r.txt"), "after_edit\n").expect("edit");
+    std::fs::write(p.join("real/s.txt"), "after_edit too\n").expect("new");
+    let (warm, rg) = both(&env, &["after_edit"]);
+    assert_eq!(warm, rg);
+    assert_eq!(warm.len(), 2, "{warm:?}");
+}
+
+#[test]
+fn a_barrier_that_times_out_scans_instead_of_answering_stale() {
+    let env = TestEnv::new();
+    small_project(&env);
+    // The indexer takes longer than the barrier waits: the index cannot be shown current.
+    let started = env
+        .warm()
+        .env("WARM_SEARCH_TEST_APPLY_DELAY_MS", "3000")
+        .args(["-s", "search", "start"])
+        .output()
+        .expect("start");
+    assert!(started.status.success(), "{}", stderr_of(&started));
+    wait_for_index(&env);
+    std::fs::write(env.project.join("src/late.rs"), "fn arrived_late() {}\n").expect("write");
+    let output = env.run(&["search", "--json", "arrived_late"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "the change was missed: {}",
+        stderr_of(&output)
+    );
+    assert_eq!(
+        source_of(&output)["source"],
+        "scan",
+        "a stale index must not answer"
+    );
+    assert_eq!(
+        env.json(&["search", "--status"])["queries"]["barrier_timeouts"],
+        1
+    );
+}
+
+#[test]
+fn a_checkout_of_a_branch_differing_in_many_files_is_seen_by_the_next_query() {
+    let env = TestEnv::new();
+    let p = &env.project;
+    let git = |args: &[&str]| {
+        let status = Command::new("git")
+            .current_dir(p)
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .expect("git");
+        assert!(status.success(), "git {args:?}");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::create_dir(p.join("src")).expect("src");
+    for i in 0..400 {
+        std::fs::write(
+            p.join(format!("src/f{i}.rs")),
+            format!("fn main_{i}() {{}}\n"),
+        )
+        .expect("f");
+    }
+    git(&["add", "."]);
+    git(&["commit", "-qm", "main"]);
+    git(&["checkout", "-qb", "other"]);
+    for i in 0..400 {
+        std::fs::write(
+            p.join(format!("src/f{i}.rs")),
+            format!("fn other_{i}() {{}}\n"),
+        )
+        .expect("f");
+    }
+    for i in 400..700 {
+        std::fs::write(
+            p.join(format!("src/g{i}.rs")),
+            format!("fn other_{i}() {{}}\n"),
+        )
+        .expect("g");
+    }
+    git(&["add", "."]);
+    git(&["commit", "-qm", "other"]);
+    git(&["checkout", "-q", "main"]);
+    wait_for_index(&env);
+    git(&["checkout", "-q", "other"]);
+    let (warm, rg) = both(&env, &["fn other_"]);
+    assert_eq!(warm.len(), 700);
+    assert_eq!(warm, rg);
+    git(&["checkout", "-q", "main"]);
+    let (warm, rg) = both(&env, &["fn (other|main)_"]);
+    assert_eq!(warm.len(), 400);
+    assert_eq!(warm, rg);
+    // From the index both times, not from a fallback scan.
+    let queries = &env.json(&["search", "--status"])["queries"];
+    assert_eq!(queries["index"], 2, "{queries}");
+}
