@@ -101,7 +101,7 @@ fn serve() -> Result<(), String> {
             return Err(reason);
         }
     };
-    warm_daemon::serve_blocking(options, ready, || {
+    warm_daemon::serve_blocking(options, ready, |_shutdown| {
         Arc::new(KvService {
             loaded_at: Instant::now(),
             map: Mutex::new(HashMap::new()),

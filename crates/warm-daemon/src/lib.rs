@@ -56,7 +56,7 @@ pub fn serve_blocking<F>(
     make_service: F,
 ) -> Result<ExitReport, StartError>
 where
-    F: FnOnce() -> Arc<dyn Service>,
+    F: FnOnce(Shutdown) -> Arc<dyn Service>,
 {
     raise_fd_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -77,7 +77,9 @@ where
     };
     let result = runtime.block_on(async move {
         let shutdown = Shutdown::new();
-        let daemon = match Daemon::start(options, make_service(), shutdown) {
+        // The service may keep the switch, to stop the daemon when what it serves is gone.
+        let service = make_service(shutdown.clone());
+        let daemon = match Daemon::start(options, service, shutdown) {
             Ok(daemon) => daemon,
             Err(error) => {
                 tracing::error!(%error, "daemon could not start");

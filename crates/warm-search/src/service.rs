@@ -65,6 +65,10 @@ struct Shared {
     watch_error: Mutex<Option<String>>,
     /// Why this root is never indexed (`/`), if it is not: every query scans.
     refused: Option<&'static str>,
+    /// The root's (device, inode) at start: another means the directory was replaced.
+    root_identity: Option<(u64, u64)>,
+    /// Stops the daemon when the root is gone.
+    shutdown: Option<warm_daemon::Shutdown>,
     /// The other daemons of this user, for the inotify budget (`None`: no budget kept, as
     /// for a search service embedded outside warm's runtime directory).
     peers: Option<Peers>,
@@ -112,7 +116,17 @@ pub struct SearchService {
 
 impl SearchService {
     /// Starts watching `root` and building its index in the background.
-    pub fn start(root: PathBuf, events: EventLog, peers: Option<Peers>) -> SearchService {
+    ///
+    /// With `shutdown`, the daemon is stopped when the root is deleted or replaced (`rm -rf
+    /// repo && git clone ...`): a daemon must never answer for a tree that is gone, and the
+    /// next query then starts a fresh one on the new directory.
+    pub fn start(
+        root: PathBuf,
+        events: EventLog,
+        peers: Option<Peers>,
+        shutdown: Option<warm_daemon::Shutdown>,
+    ) -> SearchService {
+        let root_identity = identity_of(&root);
         // The whole file system is nobody's project: watching it needs an inotify watch per
         // directory of the machine, and an index of it is as large as the disk.
         let refused = (root == Path::new("/")).then_some(
@@ -127,6 +141,8 @@ impl SearchService {
             next_cookie: AtomicU64::new(0),
             watch_error: Mutex::new(None),
             refused,
+            root_identity,
+            shutdown,
             peers,
             recent_dirs: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
@@ -378,6 +394,22 @@ impl Shared {
         let params: CandidatesParams =
             serde_json::from_value(call.params.clone().unwrap_or(Value::Null))
                 .map_err(ErrorObject::invalid_params)?;
+        if identity_of(&self.root) != self.root_identity {
+            let reason = format!(
+                "the project directory {} was deleted or replaced; this search scans, and the daemon stops",
+                self.root.display()
+            );
+            tracing::warn!("{reason}");
+            self.events.record(
+                "search.root_gone",
+                json!({ "root": self.root.to_string_lossy() }),
+            );
+            if let Some(shutdown) = &self.shutdown {
+                shutdown.trigger("the project directory was deleted or replaced");
+            }
+            QueryCounters::count(&self.queries.unwatched);
+            return Ok(json!({ "unwatched": reason }));
+        }
         let unwatched = self
             .refused
             .map(str::to_owned)
@@ -483,6 +515,12 @@ impl Shared {
         }
         status
     }
+}
+
+/// A directory's (device, inode), `None` when it is gone.
+fn identity_of(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// The name of a barrier file, if `path` is one.

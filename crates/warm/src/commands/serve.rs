@@ -48,8 +48,8 @@ pub fn run(
         runtime_dir: context.runtime_dir.clone(),
         own_dir: options.paths.dir.clone(),
     };
-    let report = warm_daemon::serve_blocking(options, ready, move || {
-        make_service(&service, root, events, peers)
+    let report = warm_daemon::serve_blocking(options, ready, move |shutdown| {
+        make_service(&service, root, events, peers, shutdown)
     })
     .map_err(|e| Failure::Unavailable {
         reason: e.to_string(),
@@ -85,6 +85,7 @@ fn make_service(
     root: PathBuf,
     events: EventLog,
     peers: warm_search::budget::Peers,
+    shutdown: warm_daemon::Shutdown,
 ) -> Arc<dyn Service> {
     if let Some(config) = WorkerConfig::from_service(service, root.clone()) {
         if config.framing == Framing::Lsp {
@@ -94,7 +95,12 @@ fn make_service(
     }
     match service.name.as_str() {
         "echo" => Arc::new(EchoService),
-        "search" => Arc::new(SearchService::start(root, events, Some(peers))),
+        "search" => Arc::new(SearchService::start(
+            root,
+            events,
+            Some(peers),
+            Some(shutdown),
+        )),
         // "default", and configured services without a command, answer only daemon/*.
         _ => Arc::new(NoService),
     }

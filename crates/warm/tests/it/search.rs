@@ -645,3 +645,34 @@ fn a_checkout_of_a_branch_differing_in_many_files_is_seen_by_the_next_query() {
     let queries = &env.json(&["search", "--status"])["queries"];
     assert_eq!(queries["index"], 2, "{queries}");
 }
+
+#[test]
+fn a_project_directory_deleted_and_recreated_is_never_answered_from_the_old_tree() {
+    let env = TestEnv::new();
+    small_project(&env);
+    wait_for_index(&env);
+    let old = env.only_daemon();
+    // rm -rf repo && git clone ...: the same path, another directory.
+    std::fs::remove_dir_all(&env.project).expect("rm -rf");
+    std::fs::create_dir(&env.project).expect("mkdir");
+    small_project(&env);
+    std::fs::write(env.project.join("src/a.rs"), "fn alpha_recloned() {}\n").expect("a");
+    let output = env.run(&["search", "--json", "alpha"]);
+    assert_eq!(
+        source_of(&output)["source"],
+        "scan",
+        "not from the deleted tree's index"
+    );
+    let (warm, rg) = both(&env, &["alpha"]);
+    assert_eq!(warm, rg);
+    assert_eq!(warm, ["src/a.rs:1:fn alpha_recloned() {}"]);
+    // The old daemon stopped; the next one indexes the new directory.
+    assert!(
+        wait_until(Duration::from_secs(10), || !crate::support::is_running(old)),
+        "the old daemon is still running"
+    );
+    wait_for_index(&env);
+    let output = env.run(&["search", "--json", "alpha_recloned"]);
+    assert_eq!(source_of(&output), json!({ "source": "index" }));
+    assert!(stdout_of(&output).contains("alpha_recloned"));
+}
