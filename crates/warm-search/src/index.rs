@@ -222,13 +222,15 @@ impl Index {
         for (parent, children) in by_parent {
             // One read of the directory tells which of its changed entries the rules admit,
             // and what each is now.
+            // Only directories and regular files: a symlink is not followed (as rg's walk
+            // does not), nor is a FIFO or a socket read.
             let admitted: HashMap<PathBuf, bool> = walker(&self.root.join(&parent))
                 .max_depth(Some(1))
                 .build()
                 .flatten()
                 .filter(|e| e.depth() == 1)
                 .filter_map(|e| {
-                    let kind = e.file_type()?;
+                    let kind = e.file_type().filter(|k| k.is_dir() || k.is_file())?;
                     let relative = e.path().strip_prefix(&self.root).ok()?.to_owned();
                     Some((relative, kind.is_dir()))
                 })

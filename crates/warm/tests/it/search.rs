@@ -676,3 +676,15 @@ fn a_project_directory_deleted_and_recreated_is_never_answered_from_the_old_tree
     assert_eq!(source_of(&output), json!({ "source": "index" }));
     assert!(stdout_of(&output).contains("alpha_recloned"));
 }
+
+#[test]
+fn symlinks_created_after_the_build_are_not_followed_as_rg_does_not() {
+    let env = TestEnv::new();
+    small_project(&env);
+    wait_for_index(&env);
+    std::os::unix::fs::symlink("src/a.rs", env.project.join("link.rs")).expect("file link");
+    std::os::unix::fs::symlink("src", env.project.join("linkdir")).expect("dir link");
+    let (warm, rg) = both(&env, &["alpha"]);
+    assert_eq!(warm, rg);
+    assert_eq!(warm, ["src/a.rs:1:fn alpha() {}"]);
+}
