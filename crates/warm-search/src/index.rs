@@ -26,6 +26,19 @@ struct Entry {
     alive: bool,
 }
 
+/// What reading a file for the index found.
+enum FileRead {
+    Indexed {
+        size: u64,
+        trigrams: Vec<u32>,
+    },
+    /// It exists but cannot be read (permissions): a candidate for every query, so that the
+    /// search reports the error as rg does, rather than skipping the file in silence.
+    Unreadable,
+    /// Gone, or not a regular file: not part of the index.
+    Skipped,
+}
+
 pub struct Index {
     root: PathBuf,
     entries: Vec<Entry>,
@@ -36,6 +49,8 @@ pub struct Index {
     dirs: HashSet<PathBuf>,
     live_files: usize,
     live_bytes: u64,
+    /// Entries that could not be read (see [`FileRead::Unreadable`]); dead ones are skipped.
+    unreadable: Vec<u32>,
     pub updated_at: SystemTime,
 }
 
@@ -76,6 +91,7 @@ impl Index {
             dirs: HashSet::new(),
             live_files: 0,
             live_bytes: 0,
+            unreadable: Vec::new(),
             updated_at: SystemTime::now(),
         };
         let files = index.walk(root);
@@ -108,7 +124,7 @@ impl Index {
     fn add_files(&mut self, files: Vec<PathBuf>, threads: usize, progress: Progress<'_>) {
         let threads = threads.max(1);
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let (tx, rx) = mpsc::sync_channel::<(usize, Option<(u64, Vec<u32>)>)>(1024);
+        let (tx, rx) = mpsc::sync_channel::<(usize, FileRead)>(1024);
         let root = self.root.clone();
         let root = &root;
         std::thread::scope(|scope| {
@@ -132,15 +148,22 @@ impl Index {
             }
             drop(tx);
             // Ids must ascend along each posting list: results are added in file order.
-            let mut pending: HashMap<usize, Option<(u64, Vec<u32>)>> = HashMap::new();
+            let mut pending: HashMap<usize, FileRead> = HashMap::new();
             let mut next_to_add = 0;
             let (mut done_files, mut done_bytes) = (0u64, 0u64);
             for (i, read) in rx {
                 pending.insert(i, read);
                 while let Some(read) = pending.remove(&next_to_add) {
-                    if let Some((size, trigrams)) = read {
-                        self.insert(files[next_to_add].clone(), size, &trigrams);
-                        done_bytes += size;
+                    match read {
+                        FileRead::Indexed { size, trigrams } => {
+                            self.insert(files[next_to_add].clone(), size, &trigrams);
+                            done_bytes += size;
+                        }
+                        FileRead::Unreadable => {
+                            let id = self.insert(files[next_to_add].clone(), 0, &[]);
+                            self.unreadable.push(id);
+                        }
+                        FileRead::Skipped => {}
                     }
                     done_files += 1;
                     next_to_add += 1;
@@ -157,7 +180,7 @@ impl Index {
         self.updated_at = SystemTime::now();
     }
 
-    fn insert(&mut self, path: PathBuf, size: u64, trigrams: &[u32]) {
+    fn insert(&mut self, path: PathBuf, size: u64, trigrams: &[u32]) -> u32 {
         if let Some(old) = self.by_path.get(&path).copied() {
             self.kill(old);
         }
@@ -173,6 +196,7 @@ impl Index {
         });
         self.live_files += 1;
         self.live_bytes += size;
+        id
     }
 
     fn kill(&mut self, id: u32) {
@@ -296,7 +320,7 @@ impl Index {
     /// Files that may match `query`, as paths relative to the root, in path order.
     pub fn candidates(&self, query: &Query) -> Vec<&Path> {
         let ids = match self.evaluate(query) {
-            Some(ids) => ids,
+            Some(ids) => trigram::union(&ids, &self.unreadable),
             None => (0..self.entries.len() as u32).collect(),
         };
         let mut paths: Vec<&Path> = ids
@@ -388,13 +412,13 @@ fn is_ignore_file(relative: &Path) -> bool {
     ) || relative.ends_with(".git/info/exclude")
 }
 
-/// Size and trigrams of a file, `None` when it cannot be read.
-fn read_trigrams(
-    path: &Path,
-    extractor: &mut Extractor,
-    buffer: &mut [u8],
-) -> Option<(u64, Vec<u32>)> {
-    let mut file = crate::special::open_regular(path)?;
+/// Size and trigrams of a file.
+fn read_trigrams(path: &Path, extractor: &mut Extractor, buffer: &mut [u8]) -> FileRead {
+    let mut file = match crate::special::open_regular(path) {
+        Ok(Some(file)) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return FileRead::Unreadable,
+        Ok(None) | Err(_) => return FileRead::Skipped,
+    };
     let mut size = 0u64;
     loop {
         match file.read(buffer) {
@@ -416,11 +440,14 @@ fn read_trigrams(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => {
                 extractor.finish();
-                return None;
+                return FileRead::Unreadable;
             }
         }
     }
-    Some((size, extractor.finish()))
+    FileRead::Indexed {
+        size,
+        trigrams: extractor.finish(),
+    }
 }
 
 #[cfg(test)]

@@ -35,17 +35,19 @@ const PSEUDO_FILE_SYSTEMS: &[&str] = &[
     "nsfs",
 ];
 
-/// Opens `path` for reading if it is a regular file, without ever blocking in `open` (a FIFO
-/// with no writer would block there forever).
-pub fn open_regular(path: &Path) -> Option<File> {
+/// Opens `path` for reading if it is a regular file (`Ok(None)` if it is anything else),
+/// without ever blocking in `open` (a FIFO with no writer would block there forever).
+///
+/// # Errors
+/// The error of `open` (the file is gone, or not readable).
+pub fn open_regular(path: &Path) -> std::io::Result<Option<File>> {
     let nonblocking = rustix::fs::OFlags::NONBLOCK.bits() as i32;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nonblocking)
-        .open(path)
-        .ok()?;
+        .open(path)?;
     // Checked on the open file, not the path: nothing can swap it in between.
-    file.metadata().ok()?.is_file().then_some(file)
+    Ok(file.metadata()?.is_file().then_some(file))
 }
 
 /// Mount points of pseudo file systems, read once from `/proc/self/mountinfo`.
@@ -133,9 +135,9 @@ mod tests {
         )
         .expect("mkfifo");
         // Would block forever without O_NONBLOCK: nobody writes to it.
-        assert!(open_regular(&fifo).is_none());
+        assert!(open_regular(&fifo).expect("opens").is_none());
         let file = tmp.path().join("file");
         std::fs::write(&file, "x").expect("write");
-        assert!(open_regular(&file).is_some());
+        assert!(open_regular(&file).expect("opens").is_some());
     }
 }

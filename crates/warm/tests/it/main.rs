@@ -2,13 +2,13 @@
 
 mod support;
 
+mod as_nobody;
 mod client;
 mod docs;
 mod examples;
 mod faults;
 mod framing;
 mod hostile;
-mod inotify;
 mod lifecycle;
 mod load;
 mod lsp;

@@ -1,9 +1,8 @@
-//! The inotify budget: one user's search daemons in 200 projects never take more than their
-//! share of the user's inotify instances, another program of that user can always create one,
-//! and every answer still equals ripgrep's.
-//!
-//! The daemons run as a dedicated user (nobody), so that the count is theirs alone, whatever
-//! the tests running beside this one hold.
+//! Tests that run warm as a dedicated user (nobody): the inotify budget (one user's search
+//! daemons in 200 projects never take more than their share of the user's inotify instances,
+//! another program of that user can always create one, every answer still equals ripgrep's),
+//! so that the count is theirs alone whatever the tests beside them hold; and files that user
+//! cannot read, which root always can.
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -131,4 +130,91 @@ fn two_hundred_projects_never_exhaust_the_users_inotify_instances() {
         .uid(NOBODY)
         .gid(NOBODY)
         .output();
+}
+
+/// A world-readable copy of warm, a runtime dir owned by nobody and a project dir for nobody.
+fn nobody_setup(env: &TestEnv) -> (std::path::PathBuf, std::path::PathBuf) {
+    let world = std::fs::Permissions::from_mode(0o755);
+    std::fs::set_permissions(env.tmp.path(), world.clone()).expect("chmod tmp");
+    let warm = env.tmp.path().join("warm");
+    std::fs::copy(WARM, &warm).expect("copy warm");
+    std::os::unix::fs::chown(&env.runtime_dir, Some(NOBODY), Some(NOBODY)).expect("chown");
+    std::os::unix::fs::chown(&env.project, Some(NOBODY), Some(NOBODY)).expect("chown");
+    std::fs::set_permissions(&env.project, world).expect("chmod project");
+    (warm, env.runtime_dir.clone())
+}
+
+#[test]
+fn an_unreadable_file_is_reported_as_rg_reports_it_and_found_once_readable() {
+    let env = TestEnv::new();
+    let (warm, runtime) = nobody_setup(&env);
+    let p = &env.project;
+    std::fs::create_dir(p.join(".git")).expect(".git");
+    for (name, mode) in [("open.txt", 0o644), ("secret.txt", 0o000)] {
+        std::fs::write(p.join(name), "needle\n").expect("write");
+        std::os::unix::fs::chown(p.join(name), Some(NOBODY), Some(NOBODY)).expect("chown");
+        std::fs::set_permissions(p.join(name), std::fs::Permissions::from_mode(mode))
+            .expect("chmod");
+    }
+    let as_nobody = |program: &Path, args: &[&str]| {
+        Command::new(program)
+            .current_dir(p)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("WARM_RUNTIME_DIR", &runtime)
+            .env("HOME", p)
+            .args(args)
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .output()
+            .expect("run as nobody")
+    };
+    let status = || -> serde_json::Value {
+        serde_json::from_slice(&as_nobody(&warm, &["search", "--status", "--json"]).stdout)
+            .unwrap_or_default()
+    };
+    as_nobody(&warm, &["search", "needle"]);
+    assert!(
+        wait_until(std::time::Duration::from_secs(30), || status()["ready"]
+            == true),
+        "{}",
+        status()
+    );
+    let compare = |round: &str| {
+        let warm_out = as_nobody(&warm, &["search", "needle"]);
+        let rg_out = as_nobody(Path::new("/usr/bin/rg"), &["-n", "needle"]);
+        assert_eq!(
+            warm_out.status.code(),
+            rg_out.status.code(),
+            "{round}: {}",
+            stderr_of(&warm_out)
+        );
+        // rg prints files in no fixed order.
+        let sorted = |output: &std::process::Output| {
+            let mut lines: Vec<String> = stdout_of(output).lines().map(str::to_owned).collect();
+            lines.sort();
+            lines
+        };
+        assert_eq!(sorted(&warm_out), sorted(&rg_out), "{round}");
+        warm_out
+    };
+    let from_index = |status: serde_json::Value| status["queries"]["index"].as_u64().unwrap_or(0);
+    let before = from_index(status());
+    let output = compare("unreadable");
+    assert!(
+        stderr_of(&output).contains("secret.txt"),
+        "{}",
+        stderr_of(&output)
+    );
+    assert_eq!(output.status.code(), Some(2));
+    std::fs::set_permissions(p.join("secret.txt"), std::fs::Permissions::from_mode(0o644))
+        .expect("chmod 644");
+    let output = compare("readable again");
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        from_index(status()),
+        before + 2,
+        "both from the index: {}",
+        status()
+    );
 }
