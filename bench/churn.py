@@ -153,6 +153,19 @@ class Tree:
         return "skip"
 
 
+def daemon_rss_mb(warm, root, env):
+    status = subprocess.run([warm, "-s", "search", "status", "--json"], cwd=root, env=env,
+                            capture_output=True).stdout
+    try:
+        pid = json.loads(status)["pid"]
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (ValueError, KeyError, OSError):
+        pass
+    return float("nan")
+
+
 def run(cmd, cwd, env=None):
     p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True)
     return p.returncode, sorted(p.stdout.decode("utf-8", "replace").splitlines())
@@ -181,6 +194,7 @@ def main():
     queries = [["needle"], ["-i", "needle"], ["-w", "alpha"], ["-F", "fn_main"], ["tok4\\d"],
                ["-t", "py", "beta"], ["-g", "!*.txt", "gamma"], ["-l", "delta"], ["-c", "haystack"]]
     ops, compared, started = [], 0, time.time()
+    rss_start = daemon_rss_mb(warm, root, env)
     try:
         while time.time() - started < seconds:
             for _ in range(rng.randint(0, 6)):
@@ -218,7 +232,9 @@ def main():
         served = status.get("queries", {})
         print(f"churn: seed {seed}, {len(ops)} operations, {compared} queries compared, 0 differences; "
               f"answered from the index {served.get('index')}, scanned {served.get('unwatched')} "
-              f"(barrier timeouts {served.get('barrier_timeouts')}), rebuilt while building {served.get('building')}")
+              f"(barrier timeouts {served.get('barrier_timeouts')}), rebuilt while building {served.get('building')}; "
+              f"daemon RSS {rss_start:.1f} MB at start, {daemon_rss_mb(warm, root, env):.1f} MB at the end "
+              f"({status.get('files')} files, index {status.get('index_bytes', 0) / 1e6:.2f} MB)")
         # Equal answers prove nothing if the index never answered: most queries must use it.
         if not served.get("index") or served["index"] < compared // 2:
             print("FAIL: the index answered fewer than half of the queries")

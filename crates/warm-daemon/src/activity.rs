@@ -54,7 +54,7 @@ impl Activity {
     /// A service request started.
     pub fn begin_request(&self) {
         self.with(|s| {
-            s.in_flight += 1;
+            s.in_flight = s.in_flight.saturating_add(1);
             s.last_activity = Instant::now();
         });
     }
@@ -73,7 +73,7 @@ impl Activity {
 
     pub fn lease_acquired(&self) -> u64 {
         self.with(|s| {
-            s.leases += 1;
+            s.leases = s.leases.saturating_add(1);
             s.last_activity = Instant::now();
             s.leases
         })

@@ -134,7 +134,8 @@ pub async fn serve(stream: UnixStream, shared: Arc<Shared>, _permit: OwnedSemaph
             (false, None) => Some(Instant::now()),
             (false, since) => since,
         };
-        let partial_deadline = partial_since.map(|since| since + limits.partial_frame_timeout);
+        let partial_deadline =
+            partial_since.and_then(|since| since.checked_add(limits.partial_frame_timeout));
         tokio::select! {
             // In a fixed order, not at random: answers that are ready go out first (they
             // come only from requests already read, so they cannot starve reading), then
@@ -289,7 +290,7 @@ pub fn encode_outgoing(
         Outgoing::Batch(messages) => encode(framing, messages, buf),
     }
     // Framing adds a header of a few dozen bytes at most to the body the limit is about.
-    let size = buf.len() - start;
+    let size = buf.len().saturating_sub(start);
     if size <= max_frame_bytes.saturating_add(64) {
         return;
     }

@@ -175,7 +175,7 @@ fn start_service_request(
     let Ok(permit) = shared.in_flight_limit.clone().try_acquire_owned() else {
         shared.record_busy();
         shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let retry_after = 10 + shared.options.limits.max_in_flight as u64 / 64;
+        let retry_after = (shared.options.limits.max_in_flight as u64 / 64).saturating_add(10);
         return Some(Answer::Now(Response::error(
             request.id,
             ErrorObject::busy(retry_after),

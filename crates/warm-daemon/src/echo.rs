@@ -52,7 +52,9 @@ impl Service for EchoService {
                 "sleep" => {
                     let SleepParams { ms, steps } = params(call.params)?;
                     let steps = steps.max(1);
-                    let step = Duration::from_millis(ms) / steps as u32;
+                    let step = Duration::from_millis(ms)
+                        .checked_div(steps as u32)
+                        .unwrap_or_default();
                     for done in 1..=steps {
                         tokio::time::sleep(step).await;
                         if steps > 1 {

@@ -18,6 +18,11 @@
 //! - [`config`]: reading and validating `.warm.toml`.
 //! - [`echo`]: the built-in `echo` service.
 
+// Every duration, count and size in the daemon can come from a request or a config: no
+// arithmetic on them may overflow (a `daemon/set_ttl` of u64::MAX once made `Instant + ttl`
+// panic on every later ping).
+#![deny(clippy::arithmetic_side_effects)]
+
 pub mod activity;
 pub mod builtin;
 pub mod config;

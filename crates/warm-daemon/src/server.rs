@@ -303,7 +303,11 @@ async fn shut_down(
     // 3. A drain that overruns ends in a hard exit, never a daemon that answers nobody.
     let drain_timeout = shared.options.drain_timeout;
     let service_stop_timeout = shared.options.service_stop_timeout;
-    start_watchdog(drain_timeout + service_stop_timeout + Duration::from_secs(5));
+    start_watchdog(
+        drain_timeout
+            .saturating_add(service_stop_timeout)
+            .saturating_add(Duration::from_secs(5)),
+    );
     shared.requests.close();
     let drain_overran = tokio::time::timeout(drain_timeout, shared.requests.wait())
         .await
@@ -376,7 +380,10 @@ async fn health_writer(shared: Arc<Shared>) {
     // The first write waits one interval: right after `ready` the CPU belongs to the client
     // that is connecting.
     let period = shared.options.health_interval;
-    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let start = tokio::time::Instant::now()
+        .checked_add(period)
+        .unwrap_or_else(tokio::time::Instant::now);
+    let mut interval = tokio::time::interval_at(start, period);
     loop {
         interval.tick().await;
         if let Ok(text) = serde_json::to_vec_pretty(&shared.status()) {
@@ -396,8 +403,12 @@ async fn socket_guard(shared: Arc<Shared>, socket_id: Option<(u64, u64)>) {
     let Some(socket_id) = socket_id else {
         return;
     };
-    let mut interval =
-        tokio::time::interval_at(tokio::time::Instant::now() + SOCKET_CHECK, SOCKET_CHECK);
+    let mut interval = tokio::time::interval_at(
+        tokio::time::Instant::now()
+            .checked_add(SOCKET_CHECK)
+            .unwrap_or_else(tokio::time::Instant::now),
+        SOCKET_CHECK,
+    );
     loop {
         tokio::select! {
             _ = interval.tick() => {}

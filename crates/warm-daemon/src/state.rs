@@ -102,7 +102,11 @@ impl Shared {
 
     /// Counts a busy refusal, writing at most one event a second.
     pub fn record_busy(&self) {
-        let total = self.stats.busy.fetch_add(1, Ordering::Relaxed) + 1;
+        let total = self
+            .stats
+            .busy
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
         let Ok(mut last) = self.last_busy_event.lock() else {
             return;
         };
