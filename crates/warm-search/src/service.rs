@@ -65,6 +65,9 @@ struct Shared {
     watch_error: Mutex<Option<String>>,
     /// Why this root is never indexed (`/`), if it is not: every query scans.
     refused: Option<&'static str>,
+    /// git's global excludes file (`core.excludesFile`, else `~/.config/git/ignore`): a change
+    /// to it rebuilds the index.
+    global_excludes: Option<PathBuf>,
     /// The root's (device, inode) at start: another means the directory was replaced.
     root_identity: Option<(u64, u64)>,
     /// Stops the daemon when the root is gone.
@@ -141,6 +144,7 @@ impl SearchService {
             next_cookie: AtomicU64::new(0),
             watch_error: Mutex::new(None),
             refused,
+            global_excludes: ignore::gitignore::gitconfig_excludes_path(),
             root_identity,
             shutdown,
             peers,
@@ -229,6 +233,13 @@ impl Shared {
         let config = notify::Config::default().with_follow_symlinks(false);
         let watcher = notify::RecommendedWatcher::new(tx, config).and_then(|mut watcher| {
             watcher.watch(&self.root, notify::RecursiveMode::Recursive)?;
+            // git's global excludes file changes what is ignored with no event in the tree:
+            // its directory is watched too (best effort: it may not exist).
+            if let Some(dir) = self.global_excludes.as_ref().and_then(|f| f.parent()) {
+                if let Err(error) = watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
+                    tracing::info!(%error, dir = %dir.display(), "git's global excludes not watched");
+                }
+            }
             Ok(watcher)
         });
         match watcher {
@@ -348,6 +359,10 @@ impl Shared {
                 continue;
             }
             for path in event.paths {
+                if self.global_excludes.as_ref() == Some(&path) {
+                    rebuild = true;
+                    continue;
+                }
                 match cookie_name(&self.root, &path) {
                     Some(cookie) => cookies.push(cookie),
                     None => changed.push(path),

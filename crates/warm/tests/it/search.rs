@@ -688,3 +688,42 @@ fn symlinks_created_after_the_build_are_not_followed_as_rg_does_not() {
     assert_eq!(warm, rg);
     assert_eq!(warm, ["src/a.rs:1:fn alpha() {}"]);
 }
+
+#[test]
+fn an_edit_of_gits_global_excludes_file_is_seen_by_the_next_query() {
+    let env = TestEnv::new();
+    small_project(&env);
+    // TestEnv points XDG_CONFIG_HOME at tmp/config: git's global excludes are
+    // tmp/config/git/ignore, for warm and for rg alike (HOME too, so no real config leaks in).
+    let home = env.tmp.path().to_owned();
+    let excludes = home.join("config/git/ignore");
+    std::fs::create_dir_all(excludes.parent().expect("dir")).expect("git config dir");
+    std::fs::write(&excludes, "").expect("global excludes");
+    let search = |args: &[&str], program: Option<&str>| {
+        let mut command = match program {
+            Some(program) => Command::new(program),
+            None => {
+                let mut warm = env.warm();
+                warm.arg("search");
+                warm
+            }
+        };
+        let output = command
+            .current_dir(&env.project)
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .args(args)
+            .output()
+            .expect("search");
+        let mut lines: Vec<String> = stdout_of(&output).lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    };
+    search(&["fn"], None);
+    wait_for_index(&env);
+    assert_eq!(search(&["fn"], None).len(), 2);
+    std::fs::write(&excludes, "b.rs\n").expect("edit global excludes");
+    let warm = search(&["fn"], None);
+    assert_eq!(warm, search(&["-n", "fn"], Some("rg")));
+    assert_eq!(warm, ["src/a.rs:1:fn alpha() {}"]);
+}
