@@ -230,11 +230,24 @@ def main():
         status = json.loads(subprocess.run([warm, "search", "--status", "--json"], cwd=root, env=env,
                                            capture_output=True).stdout or b"{}")
         served = status.get("queries", {})
+        rss_end = daemon_rss_mb(warm, root, env)
+        # A fresh daemon on the final tree: what the churned one's memory should come back to.
+        subprocess.run([warm, "stop", "-s", "search"], cwd=root, env=env, capture_output=True)
+        subprocess.run([warm, "search", "--status"], cwd=root, env=env, capture_output=True)
+        fresh_deadline = time.time() + 60
+        while time.time() < fresh_deadline:
+            fresh = json.loads(subprocess.run([warm, "search", "--status", "--json"], cwd=root, env=env,
+                                              capture_output=True).stdout or b"{}")
+            if fresh.get("ready"):
+                break
+            time.sleep(0.05)
+        rss_fresh = daemon_rss_mb(warm, root, env)
         print(f"churn: seed {seed}, {len(ops)} operations, {compared} queries compared, 0 differences; "
               f"answered from the index {served.get('index')}, scanned {served.get('unwatched')} "
               f"(barrier timeouts {served.get('barrier_timeouts')}), rebuilt while building {served.get('building')}; "
-              f"daemon RSS {rss_start:.1f} MB at start, {daemon_rss_mb(warm, root, env):.1f} MB at the end "
-              f"({status.get('files')} files, index {status.get('index_bytes', 0) / 1e6:.2f} MB)")
+              f"daemon RSS {rss_start:.1f} MB at start, {rss_end:.1f} MB at the end, {rss_fresh:.1f} MB "
+              f"for a fresh daemon on the final tree ({status.get('files')} files, index "
+              f"{status.get('index_bytes', 0) / 1e6:.2f} MB)")
         # Equal answers prove nothing if the index never answered: most queries must use it.
         if not served.get("index") or served["index"] < compared // 2:
             print("FAIL: the index answered fewer than half of the queries")

@@ -122,7 +122,19 @@ impl Index {
 
     /// Reads and indexes `files` (relative paths) in parallel; adds them in order.
     fn add_files(&mut self, files: Vec<PathBuf>, threads: usize, progress: Progress<'_>) {
-        let threads = threads.max(1);
+        if threads <= 1 {
+            // A refresh, on the indexer thread itself: a thread per batch of changes would
+            // give the allocator a new arena each time, and the daemon's memory would creep
+            // up under churn.
+            let mut extractor = Extractor::default();
+            let mut buffer = vec![0; READ_CHUNK];
+            for path in files {
+                let read = read_trigrams(&self.root.join(&path), &mut extractor, &mut buffer);
+                self.add_read(path, read);
+            }
+            self.updated_at = SystemTime::now();
+            return;
+        }
         let next = std::sync::atomic::AtomicUsize::new(0);
         let (tx, rx) = mpsc::sync_channel::<(usize, FileRead)>(1024);
         let root = self.root.clone();
@@ -154,17 +166,7 @@ impl Index {
             for (i, read) in rx {
                 pending.insert(i, read);
                 while let Some(read) = pending.remove(&next_to_add) {
-                    match read {
-                        FileRead::Indexed { size, trigrams } => {
-                            self.insert(files[next_to_add].clone(), size, &trigrams);
-                            done_bytes += size;
-                        }
-                        FileRead::Unreadable => {
-                            let id = self.insert(files[next_to_add].clone(), 0, &[]);
-                            self.unreadable.push(id);
-                        }
-                        FileRead::Skipped => {}
-                    }
+                    done_bytes += self.add_read(files[next_to_add].clone(), read);
                     done_files += 1;
                     next_to_add += 1;
                     if done_files % 256 == 0 {
@@ -178,6 +180,22 @@ impl Index {
             postings.shrink();
         }
         self.updated_at = SystemTime::now();
+    }
+
+    /// Adds what reading `path` found; returns the bytes indexed.
+    fn add_read(&mut self, path: PathBuf, read: FileRead) -> u64 {
+        match read {
+            FileRead::Indexed { size, trigrams } => {
+                self.insert(path, size, &trigrams);
+                size
+            }
+            FileRead::Unreadable => {
+                let id = self.insert(path, 0, &[]);
+                self.unreadable.push(id);
+                0
+            }
+            FileRead::Skipped => 0,
+        }
     }
 
     fn insert(&mut self, path: PathBuf, size: u64, trigrams: &[u32]) -> u32 {
