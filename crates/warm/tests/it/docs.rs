@@ -8,6 +8,9 @@
 //!   with `--help` added before any `-- COMMAND`, so nothing is started). Lines of other
 //!   programs (`cargo`, `printf | socat`) are not warm's to check.
 //! - `text` blocks are sample output, not snippets.
+//!
+//! And the README's Quick start runs line by line, for real, in a project that has what its
+//! lines name.
 
 use std::path::{Path, PathBuf};
 
@@ -233,4 +236,85 @@ fn help_is_added_before_the_command_of_keepalive() {
         "warm keepalive --help -- make test"
     );
     assert_eq!(with_help("warm status"), "warm status --help");
+}
+
+/// The README's Quick start, line by line, for real: in a project that has what the lines
+/// name (a Makefile with a `test` target, a Python worker module `mytool.worker`, a Rust file
+/// with `parse_config`, `src/app.py`), with pylsp on PATH. Every line must succeed, or (for
+/// a query that finds nothing) exit 1; none may be a usage error or an unavailable daemon.
+#[test]
+fn the_readme_quick_start_runs_as_written() {
+    crate::support::require_python_modules(&["pylsp"], "pip install python-lsp-server");
+    let readme = workspace().join("README.md");
+    let quick_start = snippets(&readme)
+        .into_iter()
+        .find(|s| s.language == "sh" && s.text.contains("warm call daemon/ping"))
+        .expect("the Quick start block");
+    let env = TestEnv::new();
+    let p = &env.project;
+    std::fs::create_dir_all(p.join("src")).expect("src");
+    std::fs::create_dir_all(p.join("mytool")).expect("mytool");
+    std::fs::write(p.join("Makefile"), "test:\n\t@true\n").expect("Makefile");
+    std::fs::write(p.join("mytool/__init__.py"), "").expect("package");
+    std::fs::write(
+        p.join("mytool/worker.py"),
+        "import json, sys\nfor line in sys.stdin:\n    m = json.loads(line)\n    if 'id' in m:\n        print(json.dumps({'jsonrpc': '2.0', 'id': m['id'], 'result': None}), flush=True)\n",
+    )
+    .expect("worker");
+    std::fs::write(p.join("src/config.rs"), "fn parse_config() {}\n").expect("rust");
+    let app: String = (1..=11)
+        .map(|i| format!("x{i} = {i}\n"))
+        .collect::<String>()
+        + "print(x1)\n";
+    std::fs::write(p.join("src/app.py"), app).expect("app.py");
+    // python3 -m must find mytool in the project, and pylsp must be on PATH.
+    let bin = env.tmp.path().join("bin");
+    std::fs::create_dir(&bin).expect("bin");
+    for (name, module) in [("pylsp", "pylsp"), ("python3", "")] {
+        let script = if module.is_empty() {
+            format!("#!/bin/sh\nexec {} \"$@\"\n", crate::support::python())
+        } else {
+            format!(
+                "#!/bin/sh\nexec {} -m {module} \"$@\"\n",
+                crate::support::python()
+            )
+        };
+        std::fs::write(bin.join(name), script).expect("wrapper");
+        std::fs::set_permissions(
+            bin.join(name),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod");
+    }
+    let warm_dir = Path::new(WARM).parent().expect("warm's directory");
+    let path = format!(
+        "{}:{}:{}",
+        warm_dir.display(),
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for line in quick_start
+        .text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("warm "))
+    {
+        let output = std::process::Command::new("sh")
+            .args(["-c", line])
+            .current_dir(p)
+            .env("PATH", &path)
+            .env("WARM_RUNTIME_DIR", &env.runtime_dir)
+            .env("XDG_CONFIG_HOME", env.tmp.path().join("config"))
+            .env_remove("WARM_TRUST_ALL")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run sh");
+        let code = output.status.code();
+        assert!(
+            matches!(code, Some(0 | 1)),
+            "README: `{line}` exited {code:?}:\n{}\n{}",
+            stdout_of(&output),
+            stderr_of(&output)
+        );
+    }
 }
