@@ -326,9 +326,10 @@ impl Index {
     }
 
     /// Whether dead entries are worth a rebuild.
+    /// Dead entries past half the live ones cost more memory than a rebuild costs time.
     pub fn needs_compaction(&self) -> bool {
         let dead = self.entries.len() - self.live_files;
-        dead > 1024 && dead > self.live_files
+        dead > 1024 && dead * 2 > self.live_files
     }
 
     pub fn root(&self) -> &Path {

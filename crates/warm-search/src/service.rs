@@ -301,6 +301,9 @@ impl Shared {
             *slot = Some(index);
         }
         self.built.send_replace(true);
+        // The old index and the build's buffers are free now, but scattered through the heap:
+        // give the pages back, or the daemon's memory ratchets up with every rebuild.
+        return_free_memory();
     }
 
     /// Applies a batch of watch events in order, then releases the barriers they carried.
@@ -325,6 +328,9 @@ impl Shared {
         }
         if rebuild {
             self.rebuild("change");
+        } else if changed.len() > 1000 {
+            // A checkout's worth of refreshes: give back what the replaced entries freed.
+            return_free_memory();
         }
         if let Ok(mut waiting) = self.cookies.lock() {
             for cookie in cookies {
@@ -529,6 +535,22 @@ impl Shared {
                 .unwrap_or_default());
         }
         status
+    }
+}
+
+/// Returns the allocator's free pages to the system (glibc's `malloc_trim`; elsewhere a
+/// no-op).
+fn return_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> std::ffi::c_int;
+        }
+        // SAFETY: malloc_trim takes a plain size, touches only the allocator's own state (it
+        // is thread-safe: it takes each arena's lock) and has no preconditions.
+        unsafe {
+            malloc_trim(0);
+        }
     }
 }
 
