@@ -184,6 +184,35 @@ mod tests {
         assert!(watcher.is_finished(), "did not expire after the TTL");
     }
 
+    /// Whether `remaining()` drops below the full TTL within a second: at once when idle.
+    fn counts_down(activity: &Activity, ttl: Duration) -> bool {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(1) {
+            if activity.remaining().is_some_and(|left| left < ttl) {
+                return true;
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn a_request_or_a_lease_reports_the_full_ttl_and_idleness_counts_down() {
+        let ttl = Duration::from_secs(100);
+        let activity = Activity::new(ttl);
+        assert_eq!(activity.in_flight(), 0);
+        assert!(counts_down(&activity, ttl), "idle from the start");
+        activity.begin_request();
+        assert_eq!(activity.in_flight(), 1);
+        assert_eq!(activity.remaining(), Some(ttl), "a request holds the full TTL");
+        activity.end_request();
+        assert_eq!(activity.in_flight(), 0);
+        assert!(counts_down(&activity, ttl), "idle again once it ends");
+        activity.lease_acquired();
+        assert_eq!(activity.remaining(), Some(ttl), "a lease holds the full TTL");
+        activity.lease_released(1);
+        assert!(counts_down(&activity, ttl), "idle again once released");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn zero_ttl_never_expires_and_lease_holds() {
         let activity = std::sync::Arc::new(Activity::new(Duration::ZERO));
