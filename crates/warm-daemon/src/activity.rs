@@ -203,12 +203,20 @@ mod tests {
         assert!(counts_down(&activity, ttl), "idle from the start");
         activity.begin_request();
         assert_eq!(activity.in_flight(), 1);
-        assert_eq!(activity.remaining(), Some(ttl), "a request holds the full TTL");
+        assert_eq!(
+            activity.remaining(),
+            Some(ttl),
+            "a request holds the full TTL"
+        );
         activity.end_request();
         assert_eq!(activity.in_flight(), 0);
         assert!(counts_down(&activity, ttl), "idle again once it ends");
         activity.lease_acquired();
-        assert_eq!(activity.remaining(), Some(ttl), "a lease holds the full TTL");
+        assert_eq!(
+            activity.remaining(),
+            Some(ttl),
+            "a lease holds the full TTL"
+        );
         activity.lease_released(1);
         assert!(counts_down(&activity, ttl), "idle again once released");
     }
