@@ -170,13 +170,7 @@ impl Pool {
         if is_restart {
             self.admit_restart(gone.as_deref())?;
         }
-        match WorkerProcess::spawn(
-            &self.config,
-            slot,
-            self.events.clone(),
-            Some(self.exited_tx.clone()),
-            self.hook.clone(),
-        ) {
+        match self.spawn_worker(slot) {
             Ok(worker) => {
                 if is_restart {
                     entry.restarts += 1;
@@ -203,6 +197,17 @@ impl Pool {
                 Err(error)
             }
         }
+    }
+
+    /// A new worker process for `slot`, reporting its exit to the supervisor.
+    fn spawn_worker(&self, slot: usize) -> std::io::Result<Arc<WorkerProcess>> {
+        WorkerProcess::spawn(
+            &self.config,
+            slot,
+            self.events.clone(),
+            Some(self.exited_tx.clone()),
+            self.hook.clone(),
+        )
     }
 
     /// Applies the restart policy: at most `attempts` restarts within `window` of workers
@@ -345,13 +350,7 @@ impl Pool {
         replaced.retain(|w| !w.has_exited());
         let mut slots = self.lock_slots();
         for (slot, entry) in slots.iter_mut().enumerate() {
-            match WorkerProcess::spawn(
-                &self.config,
-                slot,
-                self.events.clone(),
-                Some(self.exited_tx.clone()),
-                self.hook.clone(),
-            ) {
+            match self.spawn_worker(slot) {
                 Ok(worker) => {
                     if let Some(old) = entry.worker.replace(worker) {
                         old.retire_when_idle(self.config.request_timeout);

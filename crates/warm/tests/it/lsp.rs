@@ -108,6 +108,17 @@ impl Project {
         self.json(&["raw", method, &params.to_string()])
     }
 
+    /// Declares the fake language server (tests/it/workers/fake_lsp.py) for `*.txt` files,
+    /// with `extra` lines in its table.
+    fn use_fake_server(&self, extra: &str) {
+        let server = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/workers/fake_lsp.py");
+        self.env.write_config(&format!(
+            "[services.fake]\ncommand = [\"{}\", \"{}\"]\nframing = \"lsp\"\nfiles = [\"*.txt\"]\n{extra}\n",
+            python(),
+            server.display()
+        ));
+    }
+
     fn write(&self, name: &str, text: &str) {
         std::fs::write(self.env.project.join(name), text).expect("write source");
     }
@@ -359,12 +370,7 @@ fn missing_servers_bad_locations_and_outside_files_are_clear_errors() {
 #[test]
 fn server_progress_is_shown_and_the_negotiated_encoding_is_used() {
     let project = Project::new();
-    let server = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/workers/fake_lsp.py");
-    project.env.write_config(&format!(
-        "[services.fake]\ncommand = [\"{}\", \"{}\"]\nframing = \"lsp\"\nfiles = [\"*.txt\"]\n",
-        python(),
-        server.display()
-    ));
+    project.use_fake_server("");
     project.write("notes.txt", "é x\n");
     let output = project
         .command(&["hover", "notes.txt:1:3"])
@@ -395,13 +401,10 @@ fn format_prints_the_formatted_file() {
 #[test]
 fn a_rename_that_edits_a_file_outside_the_project_writes_nothing() {
     let project = Project::new();
-    let server = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/workers/fake_lsp.py");
     let outside = project.env.tmp.path().join("outside.txt");
     std::fs::write(&outside, "outside\n").expect("outside.txt");
-    project.env.write_config(&format!(
-        "[services.fake]\ncommand = [\"{}\", \"{}\"]\nframing = \"lsp\"\nfiles = [\"*.txt\"]\nenv = {{ FAKE_RENAME_ALSO = \"{}\" }}\n",
-        python(),
-        server.display(),
+    project.use_fake_server(&format!(
+        "env = {{ FAKE_RENAME_ALSO = \"{}\" }}",
         outside.display()
     ));
     project.write("notes.txt", "inside\n");
@@ -421,11 +424,7 @@ fn a_rename_that_edits_a_file_outside_the_project_writes_nothing() {
     );
 
     // Without the outside edit, --apply writes the file.
-    project.env.write_config(&format!(
-        "[services.fake]\ncommand = [\"{}\", \"{}\"]\nframing = \"lsp\"\nfiles = [\"*.txt\"]\n",
-        python(),
-        server.display()
-    ));
+    project.use_fake_server("");
     let output = project.run(&["rename", "notes.txt:1:1", "renamed", "--apply"]);
     assert!(output.status.success(), "{}", stderr_of(&output));
     assert_eq!(
@@ -437,12 +436,7 @@ fn a_rename_that_edits_a_file_outside_the_project_writes_nothing() {
 #[test]
 fn a_replaced_server_gets_every_document_opened_again() {
     let project = Project::new();
-    let server = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/workers/fake_lsp.py");
-    project.env.write_config(&format!(
-        "[services.fake]\ncommand = [\"{}\", \"{}\"]\nframing = \"lsp\"\nfiles = [\"*.txt\"]\n",
-        python(),
-        server.display()
-    ));
+    project.use_fake_server("");
     project.write("notes.txt", "some notes\n");
     let uri = format!("file://{}/notes.txt", project.env.project.display());
     let seen = || project.json(&["raw", "test/seen"]);
