@@ -15,8 +15,8 @@ import time
 MUTANTS = [
     ("barrier returns at once",
      "crates/warm-search/src/service.rs",
-     "    async fn barrier(&self) {\n",
-     "    async fn barrier(&self) {\n        if std::hint::black_box(true) { return; }\n",
+     "    async fn barrier(&self) -> bool {\n",
+     "    async fn barrier(&self) -> bool {\n        if std::hint::black_box(true) { return true; }\n",
      "search::the_barrier_makes_every_change_visible_even_when_the_indexer_lags"),
     ("the index is never used",
      "crates/warm-search/src/service.rs",
