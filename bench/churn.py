@@ -30,19 +30,17 @@ class Tree:
     def rel(self, path):
         return os.path.relpath(path, self.root)
 
-    def files(self):
-        out = []
+    def entries(self):
+        """The tree's files and directories (absolute paths), .git left out."""
+        files, dirs = [], []
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames[:] = [d for d in dirnames if d != ".git"]
-            out.extend(os.path.join(dirpath, f) for f in filenames)
-        return out
+            files.extend(os.path.join(dirpath, f) for f in filenames)
+            dirs.extend(os.path.join(dirpath, d) for d in dirnames)
+        return files, dirs
 
     def dirs(self):
-        out = []
-        for dirpath, dirnames, _ in os.walk(self.root):
-            dirnames[:] = [d for d in dirnames if d != ".git"]
-            out.extend(os.path.join(dirpath, d) for d in dirnames)
-        return out
+        return self.entries()[1]
 
     def text(self):
         return "\n".join(" ".join(self.rng.choice(WORDS) for _ in range(self.rng.randint(1, 6)))
@@ -55,7 +53,7 @@ class Tree:
 
     def op(self):
         rng = self.rng
-        files, dirs = self.files(), self.dirs()
+        files, dirs = self.entries()
         choice = rng.choice(["create", "create", "append", "truncate", "delete", "rename",
                              "mkdir", "rename_dir", "swap_dirs", "rm_dir", "recreate_dir",
                              "gitignore", "ignore", "chmod", "symlink", "commit", "checkout"])

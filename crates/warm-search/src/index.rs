@@ -298,12 +298,6 @@ impl Index {
         }
     }
 
-    /// Forgets what the index holds at `path` (a file, or a directory's files) and looks
-    /// again.
-    pub fn rescan(&mut self, path: &Path) -> Refresh {
-        self.refresh_all(&[path.to_owned()])
-    }
-
     /// Drops `relative` and everything under it.
     fn forget(&mut self, relative: &Path) {
         if let Some(id) = self.by_path.remove(relative) {
@@ -515,22 +509,28 @@ mod tests {
         let root = dir.path();
         let mut index = Index::build(root, 1, &|_, _| {});
         std::fs::write(root.join("src/b.rs"), "fn parse_config_too() {}\n").expect("b");
-        assert_eq!(index.rescan(&root.join("src/b.rs")), Refresh::Done);
+        assert_eq!(index.refresh_all(&[root.join("src/b.rs")]), Refresh::Done);
         assert_eq!(find(&index, "parse_config").len(), 2);
         std::fs::remove_file(root.join("src/a.rs")).expect("rm a");
-        assert_eq!(index.rescan(&root.join("src/a.rs")), Refresh::Done);
+        assert_eq!(index.refresh_all(&[root.join("src/a.rs")]), Refresh::Done);
         assert_eq!(find(&index, "parse_config"), [Path::new("src/b.rs")]);
         std::fs::create_dir_all(root.join("src/new")).expect("new dir");
         std::fs::write(root.join("src/new/d.rs"), "fn parse_config() {}\n").expect("d");
         assert_eq!(
-            index.rescan(&root.join("src/new")),
+            index.refresh_all(&[root.join("src/new")]),
             Refresh::Directories(vec![root.join("src/new")])
         );
         assert_eq!(find(&index, "parse_config").len(), 2);
         std::fs::write(root.join("target/e.rs"), "fn parse_config() {}\n").expect("e");
-        assert_eq!(index.rescan(&root.join("target/e.rs")), Refresh::Done);
+        assert_eq!(
+            index.refresh_all(&[root.join("target/e.rs")]),
+            Refresh::Done
+        );
         assert_eq!(find(&index, "parse_config").len(), 2, "ignored stays out");
-        assert_eq!(index.rescan(&root.join(".gitignore")), Refresh::Rebuild);
+        assert_eq!(
+            index.refresh_all(&[root.join(".gitignore")]),
+            Refresh::Rebuild
+        );
         assert_eq!(index.stats().files, 3, "b.rs, new/d.rs and .gitignore");
     }
 

@@ -428,16 +428,14 @@ impl Shared {
             if let Some(shutdown) = &self.shutdown {
                 shutdown.trigger("the project directory was deleted or replaced");
             }
-            QueryCounters::count(&self.queries.unwatched);
-            return Ok(json!({ "unwatched": reason }));
+            return Ok(self.scan_instead(reason));
         }
         let unwatched = self
             .refused
             .map(str::to_owned)
             .or_else(|| self.watch_error.lock().ok().and_then(|e| e.clone()));
         if let Some(reason) = unwatched {
-            QueryCounters::count(&self.queries.unwatched);
-            return Ok(json!({ "unwatched": reason }));
+            return Ok(self.scan_instead(reason));
         }
         // Until the first build is done, the client scans: a first query answered at
         // ripgrep's speed beats one that waits for the whole index.
@@ -448,11 +446,10 @@ impl Shared {
         }
         if !self.barrier().await {
             // Never an answer from an index that may be stale: the client scans instead.
-            QueryCounters::count(&self.queries.unwatched);
-            return Ok(json!({ "unwatched": format!(
+            return Ok(self.scan_instead(format!(
                 "the index could not be shown current within {}s (the watcher lags, or the tree is read-only)",
                 COOKIE_WAIT.as_secs()
-            ) }));
+            )));
         }
         QueryCounters::count(&self.queries.index);
         let shared = self.clone();
@@ -474,6 +471,12 @@ impl Shared {
         })
         .await
         .map_err(|e| internal(&e.to_string()))?
+    }
+
+    /// The answer that tells the client to scan, and why; counted.
+    fn scan_instead(&self, reason: String) -> Value {
+        QueryCounters::count(&self.queries.unwatched);
+        json!({ "unwatched": reason })
     }
 
     /// Returns once every change made to the tree before the call has been indexed: true. False
