@@ -4,7 +4,7 @@ and compare every answer of `warm search` (from its warm, watched index) with ri
 same tree at the same moment. On a difference it prints the seed, the operations so far and
 both answers, and exits 1.
 
-Usage: churn.py WARM SECONDS [SEED]
+Usage: churn.py WARM REFERENCE_RG SECONDS [SEED]
 """
 import json
 import os
@@ -16,10 +16,10 @@ import tempfile
 import time
 
 WORDS = ["alpha", "beta", "gamma", "delta", "needle", "Needle", "haystack", "fn_main", "tok42"]
-# Names with a newline are left out while the reference is Debian's ripgrep 13: its gitignore
-# globs do not match across a newline in a directory name, and the ignore crate warm uses
-# (0.4.34) does, so the two differ on `q*` for `new\nline/q8.rs` whatever warm does.
-NAMES = ["a", "b", "c", "dir x", "sub", "deep", "n\u00e9", "q", "l" * 200]
+# Hidden names (some whitelisted by the .gitignore below), a newline and bytes that are not
+# UTF-8 (a surrogate escape: the name on disk is b"x\xff").
+NAMES = ["a", "b", "c", "dir x", "sub", "deep", "n\u00e9", "q", "l" * 200, ".h", ".k",
+         "new\nline", os.fsdecode(b"x\xff")]
 
 
 class Tree:
@@ -144,7 +144,8 @@ class Tree:
                 return f"git checkout -f HEAD~{back} ({'ok' if done.returncode == 0 else 'no such commit'})"
             if choice == "gitignore":
                 with open(os.path.join(self.root, ".gitignore"), "w") as f:
-                    f.write("\n".join(rng.sample(["*.py", "sub*/", "deep*", "*.txt", "q*"], rng.randint(0, 2))) + "\n")
+                    f.write("\n".join(rng.sample(["*.py", "sub*/", "deep*", "*.txt", "q*", "!.h*"],
+                                                  rng.randint(0, 3))) + "\n")
                 return "edit .gitignore"
         except (FileNotFoundError, OSError) as e:
             return f"{choice} failed: {e}"
@@ -165,13 +166,14 @@ def daemon_rss_mb(warm, root, env):
 
 
 def run(cmd, cwd, env=None):
+    """Exit code and output bytes: warm's order is the reference's `--sort path` order."""
     p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True)
-    return p.returncode, sorted(p.stdout.decode("utf-8", "replace").splitlines())
+    return p.returncode, p.stdout
 
 
 def main():
-    warm, seconds = sys.argv[1], float(sys.argv[2])
-    seed = int(sys.argv[3]) if len(sys.argv) > 3 else random.randrange(1 << 30)
+    warm, rg, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    seed = int(sys.argv[4]) if len(sys.argv) > 4 else random.randrange(1 << 30)
     rng = random.Random(seed)
     runtime = tempfile.mkdtemp(prefix="warm-churn-rt-")
     os.chmod(runtime, 0o700)
@@ -190,7 +192,9 @@ def main():
             break
         time.sleep(0.05)
     queries = [["needle"], ["-i", "needle"], ["-w", "alpha"], ["-F", "fn_main"], ["tok4\\d"],
-               ["-t", "py", "beta"], ["-g", "!*.txt", "gamma"], ["-l", "delta"], ["-c", "haystack"]]
+               ["-t", "py", "beta"], ["-g", "!*.txt", "gamma"], ["-l", "delta"], ["-c", "haystack"],
+               ["-n", "--column", "beta"], ["-o", "-i", "needle"], ["-C", "1", "gamma"],
+               ["--heading", "-n", "alpha"], ["-v", "-c", "alpha"]]
     ops, compared, started = [], 0, time.time()
     rss_start = daemon_rss_mb(warm, root, env)
     try:
@@ -199,8 +203,7 @@ def main():
                 ops.append(tree.op())
             query = rng.choice(queries)
             warm_rc, warm_out = run([warm, "search"] + query, root, env)
-            rg_rc, rg_out = run(["rg", "-n", "--no-heading"] + query if "-l" not in query and "-c" not in query
-                                else ["rg"] + query, root)
+            rg_rc, rg_out = run([rg, "--sort", "path"] + query, root)
             compared += 1
             if (warm_rc, warm_out) != (rg_rc, rg_out):
                 source = subprocess.run([warm, "search", "--json"] + query, cwd=root, env=env,
@@ -215,14 +218,15 @@ def main():
                 later = run([warm, "search"] + query, root, env)
                 print("warm 3 s later:", "the same" if later == (warm_rc, warm_out) else f"{later}")
                 files_warm = run([warm, "search", "-l", ""], root, env)[1]
-                files_rg = run(["rg", "-l", ""], root)[1]
-                print("files only in warm:", sorted(set(files_warm) - set(files_rg))[:10],
-                      "files only in rg:", sorted(set(files_rg) - set(files_warm))[:10])
+                files_rg = run([rg, "-l", ""], root)[1]
+                files_warm, files_rg = set(files_warm.splitlines()), set(files_rg.splitlines())
+                print("files only in warm:", sorted(files_warm - files_rg)[:10],
+                      "files only in rg:", sorted(files_rg - files_warm)[:10])
                 if os.environ.get("CHURN_KEEP"):
                     print("tree kept at", root)
                     os._exit(1)
-                only_warm = set(warm_out) - set(rg_out)
-                only_rg = set(rg_out) - set(warm_out)
+                only_warm = set(warm_out.splitlines()) - set(rg_out.splitlines())
+                only_rg = set(rg_out.splitlines()) - set(warm_out.splitlines())
                 print("only in warm:", sorted(only_warm)[:10], "only in rg:", sorted(only_rg)[:10])
                 sys.exit(1)
         status = json.loads(subprocess.run([warm, "search", "--status", "--json"], cwd=root, env=env,

@@ -32,8 +32,10 @@ enum FileRead {
         size: u64,
         trigrams: Vec<u32>,
     },
-    /// It exists but cannot be read (permissions): a candidate for every query, so that the
-    /// search reports the error as rg does, rather than skipping the file in silence.
+    /// A candidate for every query: it exists but cannot be read (permissions), so that the
+    /// search reports the error as rg does rather than skipping the file in silence; or its
+    /// bytes are not the text ripgrep searches (UTF-16 with a byte-order mark, which ripgrep
+    /// transcodes).
     Unreadable,
     /// Gone, or not a regular file: not part of the index.
     Skipped,
@@ -330,6 +332,12 @@ impl Index {
         &self.root
     }
 
+    /// Whether ripgrep's walk from the root enters `dir` (relative; `""` is the root), so
+    /// that the index holds its files.
+    pub fn has_dir(&self, dir: &Path) -> bool {
+        dir.as_os_str().is_empty() || self.dirs.contains(dir)
+    }
+
     /// Files that may match `query`, as paths relative to the root, in path order.
     pub fn candidates(&self, query: &Query) -> Vec<&Path> {
         let ids = match self.evaluate(query) {
@@ -399,21 +407,19 @@ pub fn lower_priority() {
     let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10);
 }
 
-/// ripgrep's default walk (.gitignore, .ignore and .rgignore, hidden directories skipped,
-/// symlinks not followed, and never into `/proc`, `/sys` and the like: see [`special`](crate::special)),
-/// except that hidden *files* are kept: ripgrep searches those that
-/// a `-t TYPE` selects, so the index holds them and the client decides.
+/// ripgrep's default walk exactly (.gitignore, .ignore and .rgignore, hidden files and
+/// directories skipped unless an ignore file whitelists them, symlinks not followed), and
+/// never into `/proc`, `/sys` and the like: see [`special`](crate::special). A search that
+/// may reach other files (`--hidden`, a `-t` that can select a hidden file, ...) scans.
 fn walker(dir: &Path) -> ignore::WalkBuilder {
     let mut builder = ignore::WalkBuilder::new(dir);
     builder
         .add_custom_ignore_filename(".rgignore")
-        .hidden(false)
         .filter_entry(|entry| {
             let name = entry.file_name().as_encoded_bytes();
             let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
-            let hidden_dir = is_dir && entry.depth() > 0 && name.starts_with(b".");
             let pseudo = is_dir && crate::special::is_pseudo_mount(entry.path());
-            !hidden_dir && !pseudo && !name.starts_with(b".warm-cookie-")
+            !pseudo && !name.starts_with(b".warm-cookie-")
         });
     builder
 }
@@ -436,6 +442,10 @@ fn read_trigrams(path: &Path, extractor: &mut Extractor, buffer: &mut [u8]) -> F
     loop {
         match file.read(buffer) {
             Ok(0) => break,
+            Ok(n) if size == 0 && has_utf16_bom(&buffer[..n]) => {
+                extractor.finish();
+                return FileRead::Unreadable;
+            }
             Ok(n) => {
                 // ripgrep stops reading a file at its first NUL byte (a binary file): nothing
                 // after it can match, so nothing after it is indexed.
@@ -461,6 +471,11 @@ fn read_trigrams(path: &Path, extractor: &mut Extractor, buffer: &mut [u8]) -> F
         size,
         trigrams: extractor.finish(),
     }
+}
+
+/// UTF-16's byte-order marks, which make ripgrep transcode a file before searching it.
+fn has_utf16_bom(start: &[u8]) -> bool {
+    start.starts_with(&[0xFF, 0xFE]) || start.starts_with(&[0xFE, 0xFF])
 }
 
 #[cfg(test)]
@@ -490,15 +505,10 @@ mod tests {
         let index = Index::build(dir.path(), 2, &|_, _| {});
         assert_eq!(find(&index, "parse_config"), [Path::new("src/a.rs")]);
         assert_eq!(find(&index, "RENDER"), [Path::new("src/b.rs")]);
-        // No trigram: every file, hidden files included (the client drops them unless a
-        // file type selects them), hidden directories not.
+        // No trigram: every file ripgrep's walk reaches (hidden files are not).
         assert_eq!(
             find(&index, "fn"),
-            [
-                Path::new(".gitignore"),
-                Path::new("src/a.rs"),
-                Path::new("src/b.rs")
-            ]
+            [Path::new("src/a.rs"), Path::new("src/b.rs")]
         );
         assert!(find(&index, "nowhere_at_all").is_empty());
     }
@@ -531,7 +541,43 @@ mod tests {
             index.refresh_all(&[root.join(".gitignore")]),
             Refresh::Rebuild
         );
-        assert_eq!(index.stats().files, 3, "b.rs, new/d.rs and .gitignore");
+        assert_eq!(
+            index.stats().files,
+            2,
+            "b.rs and new/d.rs (.gitignore is hidden)"
+        );
+    }
+
+    #[test]
+    fn hidden_files_are_indexed_exactly_where_ripgrep_walks_them() {
+        let dir = tree();
+        let root = dir.path();
+        std::fs::write(
+            root.join(".gitignore"),
+            "target/\n!.github/\n!.env.example\n",
+        )
+        .expect("ignore");
+        std::fs::create_dir_all(root.join(".github")).expect(".github");
+        std::fs::create_dir_all(root.join(".cache")).expect(".cache");
+        for file in [".github/ci.yml", ".cache/x", ".env.example", ".secret"] {
+            std::fs::write(root.join(file), "needle_hidden\n").expect("write");
+        }
+        // UTF-16 with a byte-order mark: ripgrep transcodes it, so it is always a candidate.
+        let utf16: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain("needle_utf".encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        std::fs::write(root.join("src/wide.txt"), utf16).expect("utf16");
+        let index = Index::build(root, 1, &|_, _| {});
+        assert_eq!(
+            find(&index, "needle_hidden"),
+            [
+                Path::new(".env.example"),
+                Path::new(".github/ci.yml"),
+                Path::new("src/wide.txt")
+            ]
+        );
+        assert!(find(&index, "needle_utf").contains(&Path::new("src/wide.txt")));
     }
 
     #[test]

@@ -7,17 +7,23 @@
 //! - [`index`]: [`Index`], the project's files by ripgrep's rules and their trigrams.
 //! - [`special`]: what the index never reads (FIFOs, devices, `/proc` and the like).
 //! - [`service`]: [`SearchService`], the daemon side: build, watch, barrier, candidates.
+//! - [`wire`]: paths between daemon and client, as bytes when they are not UTF-8.
 //! - [`budget`]: the user's inotify instances: a reserve kept free, idle daemons evicted.
-//! - [`scan`]: the client side: matching and printing like ripgrep, over candidates or a walk.
+//! - [`rg`]: ripgrep's command line: its flags, parsed by its rules, and how each is answered.
+//! - [`scan`]: the client side: which files a search reads, by a walk or over candidates.
+//! - [`output`]: the client side: matching and printing like ripgrep.
 
 pub mod budget;
 pub mod index;
 pub mod query;
 pub mod special;
 pub mod trigram;
+pub mod wire;
 
 pub use index::Index;
 pub use query::Query;
 pub mod service;
 pub use service::SearchService;
+pub mod output;
+pub mod rg;
 pub mod scan;

@@ -51,6 +51,11 @@ struct CandidatesParams {
     patterns: Vec<String>,
     #[serde(default)]
     fixed_strings: bool,
+    /// Directories (relative to the root) the search walks: those the index does not hold
+    /// (ignored or hidden, which ripgrep still walks when they are named) are answered in
+    /// `unindexed`, and the client scans.
+    #[serde(default)]
+    scopes: Vec<Value>,
 }
 
 struct Shared {
@@ -462,10 +467,19 @@ impl Shared {
             let index = guard
                 .as_ref()
                 .ok_or_else(|| internal("the index is not built"))?;
+            let unindexed: Vec<Value> = params
+                .scopes
+                .iter()
+                .filter(|scope| crate::wire::from_json(scope).is_none_or(|s| !index.has_dir(&s)))
+                .cloned()
+                .collect();
+            if !unindexed.is_empty() {
+                return Ok(json!({ "unindexed": unindexed }));
+            }
             let files: Vec<Value> = index
                 .candidates(&query)
                 .into_iter()
-                .map(|p| Value::String(p.to_string_lossy().into_owned()))
+                .map(crate::wire::to_json)
                 .collect();
             Ok(json!({ "root": shared.root.to_string_lossy(), "files": files, "all": query.is_all() }))
         })

@@ -83,7 +83,7 @@ pub enum Command {
     )]
     Bench(BenchArgs),
     /// Search code like ripgrep, from a warm index kept fresh by a file watcher.
-    #[command(after_help = SEARCH_HELP)]
+    #[command(after_help = SEARCH_HELP, disable_help_flag = true)]
     Search(SearchArgs),
     /// Ask a language server, kept warm per project: hover, definitions, diagnostics, ...
     #[command(after_help = LSP_HELP)]
@@ -96,6 +96,35 @@ pub enum Command {
         after_help = "Examples:\n  warm init --name index -- python3 -m mytool.worker\n  warm init --name py --lsp -- pylsp\n  warm init                      (all commented out, to fill in)"
     )]
     Init(InitArgs),
+    /// Make every `rg` call warm: install a link named `rg` to warm in a directory on PATH.
+    #[command(after_help = SHIM_HELP)]
+    Shim(ShimArgs),
+}
+
+const SHIM_HELP: &str = "\
+A link named rg to the warm binary answers exactly as ripgrep does (same flags, same output,
+same exit codes), from the project's warm index. Put its directory before the real rg on
+PATH: for a shell, in ~/.bashrc; for a coding agent, in the environment it runs commands
+with; in CI, in the job's PATH. What warm does not implement, and any call it cannot answer,
+goes to the real rg found further down PATH (or WARM_RG).
+
+Examples:
+  warm shim install ~/.local/warm-shim && export PATH=~/.local/warm-shim:$PATH
+  warm shim remove ~/.local/warm-shim
+  rg --debug -l TODO          says whether the index, a scan or the real rg answered";
+
+#[derive(Debug, Args)]
+pub struct ShimArgs {
+    #[command(subcommand)]
+    pub command: ShimCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShimCommand {
+    /// Create DIR/rg, a link to this warm binary (DIR is created if missing).
+    Install { dir: PathBuf },
+    /// Remove DIR/rg if it is a link to warm.
+    Remove { dir: PathBuf },
 }
 
 const TRUST_HELP: &str = "\
@@ -112,17 +141,30 @@ Examples:
 
 WARM_TRUST_ALL=1 trusts every project: for CI and throwaway containers.";
 
-const SEARCH_HELP: &str = "\
-Same matches and output as ripgrep (rg) with the same flags, answered from the project's
-search daemon: its first query indexes the tree (progress on stderr), later ones take
-milliseconds. The daemon watches the tree: every query sees the files as they are when it
-starts. --hidden, --no-ignore and --no-daemon search by scanning, as rg does.
+pub const SEARCH_HELP: &str = "\
+Search code like ripgrep, from a warm index kept fresh by a file watcher.
+
+Usage: warm search [RG FLAGS] PATTERN [PATH ...]
+       rg [RG FLAGS] PATTERN [PATH ...]       (after `warm shim install DIR`)
+
+ripgrep's command line and output, byte for byte (ripgrep 15.2.0: every flag, its defaults,
+its exit codes), answered from the project's search daemon: its first query indexes the tree
+(progress on stderr), later ones take milliseconds. The daemon watches the tree: every query
+sees the files as they are when it starts. Flags that change which files are searched in a
+way the index does not record (--hidden, --no-ignore, -t, --files, -v, ...) scan the tree in
+process; the few warm does not implement (--pre, -P, --stats, -z, ...) are handed to the
+real rg on PATH. `--debug` says which. docs/search.md has the table of every flag.
+
+warm's own options:
+  --status        the index: files, bytes, index size, last update (--json for scripts)
+  --no-daemon     scan in process, without the daemon and its index
 
 Examples:
   warm search parse_config
   warm search -i 'fn\\s+main' -t rust
   warm search -w Greeter -g '!tests/' src
   warm search --json TODO                 rg's JSON lines
+  warm search -l -e -test -- src          patterns and paths as rg takes them
   warm search --status                    files, bytes, index size, last update
 
 Exit codes (as rg): 0 a match, 1 no match, 2 error.";
@@ -178,66 +220,13 @@ pub struct BenchArgs {
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
-    /// A regular expression (Rust regex syntax, as in ripgrep).
-    #[arg(value_name = "PATTERN", required_unless_present_any = ["regexp", "status"])]
-    pub pattern: Option<String>,
-    /// Files or directories to search (default: the current directory).
-    #[arg(value_name = "PATH")]
-    pub paths: Vec<PathBuf>,
-    /// A pattern to search for; repeat for several (then PATTERN is a path).
-    #[arg(short = 'e', long = "regexp", value_name = "PATTERN")]
-    pub regexp: Vec<String>,
-    /// Case-insensitive.
-    #[arg(short = 'i', long)]
-    pub ignore_case: bool,
-    /// Case-insensitive unless the pattern has an upper-case letter.
-    #[arg(short = 'S', long)]
-    pub smart_case: bool,
-    /// Patterns are literal strings, not regexes.
-    #[arg(short = 'F', long)]
-    pub fixed_strings: bool,
-    /// Only whole-word matches.
-    #[arg(short = 'w', long)]
-    pub word_regexp: bool,
-    /// Include (or with `!`, exclude) files and directories matching a glob.
-    #[arg(short = 'g', long = "glob", value_name = "GLOB")]
-    pub globs: Vec<String>,
-    /// Only files of this type (rg's types: rust, py, js, c, ...).
-    #[arg(short = 't', long = "type", value_name = "TYPE")]
-    pub types: Vec<String>,
-    /// Print only the paths of files with a match.
-    #[arg(short = 'l', long)]
-    pub files_with_matches: bool,
-    /// Print the number of matching lines per file.
-    #[arg(short = 'c', long)]
-    pub count: bool,
-    /// At most N matching lines per file.
-    #[arg(short = 'm', long, value_name = "N")]
-    pub max_count: Option<u64>,
-    /// Lines of context after each match.
-    #[arg(short = 'A', long, value_name = "N")]
-    pub after_context: Option<usize>,
-    /// Lines of context before each match.
-    #[arg(short = 'B', long, value_name = "N")]
-    pub before_context: Option<usize>,
-    /// Lines of context around each match.
-    #[arg(short = 'C', long, value_name = "N")]
-    pub context: Option<usize>,
-    /// Search hidden files and directories too.
-    #[arg(long)]
-    pub hidden: bool,
-    /// Do not respect .gitignore, .ignore or .rgignore.
-    #[arg(long)]
-    pub no_ignore: bool,
-    /// Colours: auto (on a terminal), always, never.
-    #[arg(long, default_value = "auto", value_name = "WHEN")]
-    pub color: String,
-    /// Search by scanning in this process, without the daemon and its index.
-    #[arg(long)]
-    pub no_daemon: bool,
-    /// Print the index's state: files, bytes, index size, last update.
-    #[arg(long)]
-    pub status: bool,
+    /// ripgrep's command line: flags, pattern, paths (see SEARCH FLAGS below).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "RG_ARGS"
+    )]
+    pub args: Vec<OsString>,
 }
 
 #[derive(Debug, Args)]

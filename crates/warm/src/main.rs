@@ -21,6 +21,11 @@ fn main() -> ExitCode {
     // Taken before anything else, so that even a usage error reaches a spawning client.
     let ready =
         std::env::var_os(warm_client::READY_FD_ENV).map(|_| warm_daemon::ReadyReporter::from_env());
+    // ripgrep's command line is not clap's (`-s` is rg's, a pattern may start with `-`, the
+    // last of two flags wins): `warm search` and the `rg` shim parse their own.
+    if let Some((global, args, invocation)) = search_command_line(std::env::args_os().collect()) {
+        return ExitCode::from(commands::search::run(&global, args, invocation));
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
@@ -40,13 +45,63 @@ fn main() -> ExitCode {
     }
 }
 
+/// The arguments of a search: everything after `search` (warm's global options before it
+/// taken), or everything when warm was called as `rg`.
+fn search_command_line(
+    mut argv: Vec<std::ffi::OsString>,
+) -> Option<(
+    cli::GlobalArgs,
+    Vec<std::ffi::OsString>,
+    commands::search::Invocation,
+)> {
+    use commands::search::Invocation;
+    let mut global = cli::GlobalArgs {
+        service: None,
+        root: None,
+        json: false,
+    };
+    let program = argv.first().map(std::path::PathBuf::from)?;
+    if program.file_name().is_some_and(|name| name == "rg") {
+        argv.remove(0);
+        return Some((global, argv, Invocation::Shim));
+    }
+    let mut rest = argv.into_iter().skip(1);
+    loop {
+        let arg = rest.next()?;
+        let text = arg.to_str()?;
+        match text {
+            "search" => return Some((global, rest.collect(), Invocation::Warm)),
+            "--json" => global.json = true,
+            "--root" => global.root = Some(rest.next()?.into()),
+            "-s" | "--service" => global.service = Some(rest.next()?.into_string().ok()?),
+            _ => {
+                if let Some(root) = text.strip_prefix("--root=") {
+                    global.root = Some(root.into());
+                } else if let Some(service) = text.strip_prefix("--service=") {
+                    global.service = Some(service.to_owned());
+                } else {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
 fn run(cli: Cli, ready: Option<warm_daemon::ReadyReporter>) -> Result<u8, Failure> {
     // These resolve their own service: from the files asked about, or `search`.
     if let Command::Lsp(args) = &cli.command {
         return commands::lsp::run(&cli.global, args);
     }
     if let Command::Search(args) = &cli.command {
-        return commands::search::run(&cli.global, args);
+        let invocation = commands::search::Invocation::Warm;
+        return Ok(commands::search::run(
+            &cli.global,
+            args.args.clone(),
+            invocation,
+        ));
+    }
+    if let Command::Shim(args) = &cli.command {
+        return commands::shim::run(&args.command).map(|()| 0);
     }
     let context = Context::resolve(&cli.global);
     if let Command::Serve(args) = &cli.command {
@@ -84,6 +139,7 @@ fn run(cli: Cli, ready: Option<warm_daemon::ReadyReporter>) -> Result<u8, Failur
         | Command::Init(_)
         | Command::Trust(_)
         | Command::Lsp(_)
+        | Command::Shim(_)
         | Command::Search(_) => {}
     }
     Ok(0)

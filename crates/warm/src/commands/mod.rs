@@ -11,6 +11,7 @@ pub mod ping;
 pub mod restart;
 pub mod search;
 pub mod serve;
+pub mod shim;
 pub mod start;
 pub mod status;
 pub mod stop;

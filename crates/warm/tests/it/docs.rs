@@ -305,6 +305,8 @@ fn the_readme_quick_start_runs_as_written() {
             .env("PATH", &path)
             .env("WARM_RUNTIME_DIR", &env.runtime_dir)
             .env("XDG_CONFIG_HOME", env.tmp.path().join("config"))
+            // `~` is the test's (`warm shim install ~/...`).
+            .env("HOME", env.tmp.path())
             .env_remove("WARM_TRUST_ALL")
             .stdin(std::process::Stdio::null())
             .output()

@@ -14,6 +14,7 @@ mod load;
 mod lsp;
 mod onboarding;
 mod recovery;
+mod rg_compat;
 mod search;
 mod trust;
 mod ttl;

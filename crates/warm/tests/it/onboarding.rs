@@ -240,7 +240,7 @@ fn fifos_in_the_tree_never_block_the_index() {
     let output = env.run(&["search", "needle"]);
     assert_eq!(
         stdout_of(&output),
-        "a.txt:1:needle one\n",
+        "a.txt:needle one\n",
         "{}",
         stderr_of(&output)
     );

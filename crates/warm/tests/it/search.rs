@@ -15,10 +15,8 @@ const TREE_BYTES: u64 = 24 * 1024 * 1024;
 
 fn run_in(env: &TestEnv, dir: &Path, program: Option<&str>, args: &[&str]) -> Output {
     let mut command = match program {
-        Some(program) => {
-            crate::support::require_program(program, "apt-get install ripgrep");
-            Command::new(program)
-        }
+        // The reference ripgrep, whatever `rg` is on PATH.
+        Some(_) => Command::new(crate::support::reference_rg()),
         None => {
             let mut warm = env.warm();
             warm.arg("search");
@@ -212,6 +210,51 @@ const LINE_SUITE: &[&[&str]] = &[
     &["-l", "-i", "todo"],
 ];
 
+/// More of ripgrep's printing flags, compared byte for byte.
+const EXACT_SUITE: &[&[&str]] = &[
+    &["-n", "fn main"],
+    &["-o", r"0x[0-9a-f]{8}"],
+    &["--column", "-w", "new"],
+    &["--vimgrep", "unsafe impl"],
+    &["-c", "-w", "-i", "self"],
+    &["-l", "-F", "HashMap<"],
+    &["--heading", "-n", "-C", "1", "unreachable!"],
+    &["-r", "XX", "-F", "unwrap()"],
+    &["--count-matches", "fn"],
+    &["-N", "-B", "2", "panic!"],
+    &["-x", "}"],
+    &["-b", "-o", "-F", "Self"],
+    &["--null", "-l", "async"],
+    &["-e", "-> Self", "-F"],
+    &["--trim", "-M", "40", "-n", "impl"],
+    &["-T", "rust", "version"],
+    &["-g", "!**/tests/**", "-w", "assert_eq"],
+];
+
+/// `warm search ARGS` prints exactly what `rg --sort path ARGS` prints (warm's order is
+/// ripgrep's single-threaded order), and exits with the same code.
+fn assert_same_bytes(env: &TestEnv, dir: &Path, args: &[&str]) {
+    let expected = run_in(env, dir, Some("rg"), &[&["--sort", "path"], args].concat());
+    let actual = run_in(env, dir, None, args);
+    assert_eq!(
+        actual.status.code(),
+        expected.status.code(),
+        "exit code of {args:?}; warm stderr: {}",
+        stderr_of(&actual)
+    );
+    if actual.stdout != expected.stdout {
+        let (a, e) = (stdout_of(&actual), stdout_of(&expected));
+        let first = a.lines().zip(e.lines()).position(|(x, y)| x != y);
+        panic!(
+            "{args:?}: {} bytes from warm, {} from rg; first differing line {first:?}: warm {:?}, rg {:?}",
+            actual.stdout.len(),
+            expected.stdout.len(),
+            first.and_then(|i| a.lines().nth(i)),
+            first.and_then(|i| e.lines().nth(i)),
+        );
+    }
+}
+
 #[test]
 fn matches_equal_ripgreps_on_a_real_tree() {
     let env = TestEnv::new();
@@ -240,11 +283,8 @@ fn matches_equal_ripgreps_on_a_real_tree() {
             actual.difference(&expected).take(3).collect::<Vec<_>>()
         );
     }
-    for args in LINE_SUITE {
-        let expected = run_in(&env, &env.project, Some("rg"), args);
-        let actual = run_in(&env, &env.project, None, args);
-        assert_eq!(actual.status.code(), expected.status.code(), "{args:?}");
-        assert_eq!(sorted_lines(&actual), sorted_lines(&expected), "{args:?}");
+    for args in SUITE.iter().chain(LINE_SUITE).chain(EXACT_SUITE) {
+        assert_same_bytes(&env, &env.project, args);
     }
     // From a subdirectory, with a path argument: paths print as rg prints them.
     let sub = env.project.join("edge");
@@ -293,15 +333,15 @@ fn every_change_is_seen_by_the_next_query() {
     small_project(&env);
     let project = &env.project;
     wait_for_index(&env);
-    assert_eq!(found(&env, "fn alpha"), "src/a.rs:1:fn alpha() {}");
+    assert_eq!(found(&env, "fn alpha"), "src/a.rs:fn alpha() {}");
 
     std::fs::write(project.join("src/c.rs"), "fn gamma_new() {}\n").expect("create");
-    assert_eq!(found(&env, "gamma_new"), "src/c.rs:1:fn gamma_new() {}");
+    assert_eq!(found(&env, "gamma_new"), "src/c.rs:fn gamma_new() {}");
 
     std::fs::write(project.join("src/a.rs"), "fn alpha_changed() {}\n").expect("modify");
     assert_eq!(
         found(&env, "alpha_changed"),
-        "src/a.rs:1:fn alpha_changed() {}"
+        "src/a.rs:fn alpha_changed() {}"
     );
     assert_eq!(found(&env, "fn alpha\\(\\)"), "");
 
@@ -309,19 +349,19 @@ fn every_change_is_seen_by_the_next_query() {
     assert_eq!(found(&env, "beta"), "");
 
     std::fs::rename(project.join("src/c.rs"), project.join("src/d.rs")).expect("rename");
-    assert_eq!(found(&env, "gamma_new"), "src/d.rs:1:fn gamma_new() {}");
+    assert_eq!(found(&env, "gamma_new"), "src/d.rs:fn gamma_new() {}");
 
     std::fs::create_dir_all(project.join("src/deep/er")).expect("mkdir");
     std::fs::write(project.join("src/deep/er/e.rs"), "fn epsilon_deep() {}\n").expect("deep");
     assert_eq!(
         found(&env, "epsilon_deep"),
-        "src/deep/er/e.rs:1:fn epsilon_deep() {}"
+        "src/deep/er/e.rs:fn epsilon_deep() {}"
     );
 
     std::fs::rename(project.join("src/deep"), project.join("src/moved")).expect("rename dir");
     assert_eq!(
         found(&env, "epsilon_deep"),
-        "src/moved/er/e.rs:1:fn epsilon_deep() {}"
+        "src/moved/er/e.rs:fn epsilon_deep() {}"
     );
 
     std::fs::write(project.join(".gitignore"), "src/moved/\n").expect("ignore");
@@ -329,7 +369,7 @@ fn every_change_is_seen_by_the_next_query() {
     std::fs::write(project.join(".gitignore"), "").expect("unignore");
     assert_eq!(
         found(&env, "epsilon_deep"),
-        "src/moved/er/e.rs:1:fn epsilon_deep() {}"
+        "src/moved/er/e.rs:fn epsilon_deep() {}"
     );
     env.only_daemon();
 }
@@ -346,7 +386,7 @@ fn twenty_cold_searches_share_one_daemon() {
         assert!(output.status.success(), "{}", stderr_of(&output));
         assert_eq!(
             stdout_of(&output),
-            "src/a.rs:1:fn alpha() {}\nsrc/b.rs:1:fn beta() {}\n"
+            "src/a.rs:fn alpha() {}\nsrc/b.rs:fn beta() {}\n"
         );
     }
     env.only_daemon();
@@ -412,7 +452,7 @@ fn without_a_daemon_the_same_search_runs_in_process() {
         .output()
         .expect("run");
     assert_exit(&output, 0, "searching without the index");
-    assert_eq!(stdout_of(&output), "src/a.rs:1:fn alpha() {}\n");
+    assert_eq!(stdout_of(&output), "src/a.rs:fn alpha() {}\n");
     let output = env.run(&["search", "("]);
     assert_exit(&output, 2, "regex");
     let status = env.json(&["search", "--status"]);
@@ -485,18 +525,17 @@ fn each_answer_says_whether_the_index_or_a_scan_served_it() {
 }
 
 /// `warm search ARGS` and `rg -n ARGS` in the project: both outputs, sorted.
+/// The lines warm and the reference ripgrep print for `args`, in the order printed: warm's
+/// order is ripgrep's `--sort path`.
 fn both(env: &TestEnv, args: &[&str]) -> (Vec<String>, Vec<String>) {
-    let sorted = |output: Output| {
-        let mut lines: Vec<String> = stdout_of(&output).lines().map(str::to_owned).collect();
-        lines.sort();
-        lines
-    };
-    let warm = sorted(run_in(env, &env.project, None, args));
-    let rg = sorted(run_in(
+    let lines =
+        |output: Output| -> Vec<String> { stdout_of(&output).lines().map(str::to_owned).collect() };
+    let warm = lines(run_in(env, &env.project, None, args));
+    let rg = lines(run_in(
         env,
         &env.project,
         Some("rg"),
-        &[&["-n"], args].concat(),
+        &[&["--sort", "path"], args].concat(),
     ));
     (warm, rg)
 }
@@ -521,7 +560,7 @@ fn swapped_and_recreated_directories_are_indexed_as_they_are_now() {
     std::fs::rename(p.join("t"), p.join("b")).expect("mv");
     let (warm, rg) = both(&env, &["token_of"]);
     assert_eq!(warm, rg);
-    assert_eq!(warm, ["a/fb.txt:1:token_of_b", "b/fa.txt:1:token_of_a"]);
+    assert_eq!(warm, ["a/fb.txt:token_of_b", "b/fa.txt:token_of_a"]);
     // rm -rf a; mkdir a; files in it at once.
     for round in 0..5 {
         std::fs::remove_dir_all(p.join("a")).expect("rm -rf");
@@ -665,7 +704,7 @@ fn a_project_directory_deleted_and_recreated_is_never_answered_from_the_old_tree
     );
     let (warm, rg) = both(&env, &["alpha"]);
     assert_eq!(warm, rg);
-    assert_eq!(warm, ["src/a.rs:1:fn alpha_recloned() {}"]);
+    assert_eq!(warm, ["src/a.rs:fn alpha_recloned() {}"]);
     // The old daemon stopped; the next one indexes the new directory.
     assert!(
         wait_until(Duration::from_secs(10), || !crate::support::is_running(old)),
@@ -686,7 +725,7 @@ fn symlinks_created_after_the_build_are_not_followed_as_rg_does_not() {
     std::os::unix::fs::symlink("src", env.project.join("linkdir")).expect("dir link");
     let (warm, rg) = both(&env, &["alpha"]);
     assert_eq!(warm, rg);
-    assert_eq!(warm, ["src/a.rs:1:fn alpha() {}"]);
+    assert_eq!(warm, ["src/a.rs:fn alpha() {}"]);
 }
 
 #[test]
@@ -701,7 +740,7 @@ fn an_edit_of_gits_global_excludes_file_is_seen_by_the_next_query() {
     std::fs::write(&excludes, "").expect("global excludes");
     let search = |args: &[&str], program: Option<&str>| {
         let mut command = match program {
-            Some(program) => Command::new(program),
+            Some(_) => Command::new(crate::support::reference_rg()),
             None => {
                 let mut warm = env.warm();
                 warm.arg("search");
@@ -724,6 +763,6 @@ fn an_edit_of_gits_global_excludes_file_is_seen_by_the_next_query() {
     assert_eq!(search(&["fn"], None).len(), 2);
     std::fs::write(&excludes, "b.rs\n").expect("edit global excludes");
     let warm = search(&["fn"], None);
-    assert_eq!(warm, search(&["-n", "fn"], Some("rg")));
-    assert_eq!(warm, ["src/a.rs:1:fn alpha() {}"]);
+    assert_eq!(warm, search(&["fn"], Some("rg")));
+    assert_eq!(warm, ["src/a.rs:fn alpha() {}"]);
 }

@@ -235,15 +235,24 @@ pub fn python() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// Fails the test, naming what to install, unless `program` is on `PATH`.
+/// The reference ripgrep: the release warm follows (scripts/reference-rg installs it), never
+/// whatever `rg` happens to be on PATH.
 #[track_caller]
-pub fn require_program(program: &str, install: &str) {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()));
-    assert!(
-        found,
-        "this test needs `{program}`, which is not on PATH: {install} (or run scripts/setup-tests)"
+pub fn reference_rg() -> PathBuf {
+    let root = std::env::var_os("WARM_REFERENCE_RG_ROOT").map_or_else(
+        || {
+            let home = std::env::var_os("HOME").unwrap_or_default();
+            PathBuf::from(home).join(".cache/warm/ripgrep-15.2.0")
+        },
+        PathBuf::from,
     );
+    let rg = root.join("bin/rg");
+    assert!(
+        rg.is_file(),
+        "this test needs the reference ripgrep at {}: run scripts/reference-rg (or scripts/setup-tests)",
+        rg.display()
+    );
+    rg
 }
 
 /// Fails the test, naming what to install, unless the real Python can import `modules`.

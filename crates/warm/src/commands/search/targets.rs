@@ -1,0 +1,237 @@
+//! The files a search reads: named by the index when it can choose them (the daemon's
+//! `search/candidates`, filtered by the paths, globs and types given), else found by ripgrep's
+//! walk in process; and how each search was answered, for `--debug`, `--json` and the
+//! suite's log.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use warm_client::Client;
+use warm_search::output::message;
+use warm_search::rg::{Search, Support};
+use warm_search::scan::{self, Target};
+use warm_search::service::CANDIDATES;
+
+use crate::cli::GlobalArgs;
+use crate::context::{project, Context};
+use crate::failure::Failure;
+
+/// Where a search's files came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Index,
+    Scan(String),
+}
+
+impl Source {
+    /// `data.warm` of the `--json` summary, so that a test or a user can tell a fallback
+    /// from the path they meant.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Source::Index => json!({ "source": "index" }),
+            Source::Scan(why) => json!({ "source": "scan", "why": why }),
+        }
+    }
+}
+
+/// Appends where the search's files came from to `WARM_SEARCH_LOG`, when set: how the
+/// ripgrep test suite counts the searches the index answered.
+pub fn log_source(source: &Source) {
+    let Some(path) = std::env::var_os("WARM_SEARCH_LOG") else {
+        return;
+    };
+    let line = match source {
+        Source::Index => "index\n".to_owned(),
+        Source::Scan(why) => format!("scan\t{why}\n"),
+    };
+    append_log(Path::new(&path), &line);
+}
+
+pub fn append_log(path: &Path, line: &str) {
+    use std::io::Write;
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = file.write_all(line.as_bytes());
+    }
+}
+
+/// The files to search and whether finding them failed somewhere (rg then exits 2).
+#[derive(Debug, Default)]
+pub struct Targets {
+    pub targets: Vec<Target>,
+    pub errored: bool,
+}
+
+/// The files to search: from the index when it can choose them, else from a walk.
+pub fn targets(
+    global: &GlobalArgs,
+    search: &Search,
+    no_daemon: bool,
+) -> Result<(Targets, Source), String> {
+    let why_scan = match &search.support {
+        _ if no_daemon => Some("--no-daemon".to_owned()),
+        (Support::Index, _) => None,
+        (_, why) => Some(why.clone()),
+    };
+    if why_scan.is_none() {
+        match indexed_targets(global, search) {
+            Ok(targets) => return Ok((targets, Source::Index)),
+            Err(why) => return walk(search).map(|t| (t, Source::Scan(why))),
+        }
+    }
+    let why = why_scan.unwrap_or_default();
+    walk(search).map(|t| (t, Source::Scan(why)))
+}
+
+fn walk(search: &Search) -> Result<Targets, String> {
+    let walked = scan::walk(search)?;
+    for error in &walked.errors {
+        if !search.args.no_messages {
+            message(error);
+        }
+    }
+    Ok(Targets {
+        errored: !walked.errors.is_empty(),
+        targets: walked.targets,
+    })
+}
+
+/// The files to search, from the index; `Err(why)` when the index cannot serve this search (a
+/// path outside the project, the index still building, no watcher, no daemon), which then
+/// scans.
+fn indexed_targets(global: &GlobalArgs, search: &Search) -> Result<Targets, String> {
+    let (root, config) = project(global).map_err(|f| broken(search, f.message()))?;
+    let root = root
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", root.display()))?;
+    let cwd = std::env::current_dir().map_err(|e| format!("the current directory: {e}"))?;
+    let mut scopes = Vec::new();
+    let mut found = Targets::default();
+    for (index, path) in search.paths.iter().enumerate() {
+        let Ok(absolute) = cwd.join(path).canonicalize() else {
+            // Not there (or not readable): the walk says so in ripgrep's words.
+            return Err(format!("{} cannot be read", path.display()));
+        };
+        let Ok(relative) = absolute.strip_prefix(&root) else {
+            return Err(format!("{} is outside the project", path.display()));
+        };
+        if absolute.is_dir() {
+            scopes.push((index, relative.to_owned(), path.clone()));
+        } else {
+            // Named files are searched whatever the ignore rules say, as rg does.
+            found.targets.push(Target {
+                root: index,
+                shown: path.clone(),
+                open: path.clone(),
+                explicit: true,
+            });
+        }
+    }
+    if !scopes.is_empty() {
+        let context = Context::for_service(global, root.clone(), &config, Some("search"))
+            .map_err(|f| broken(search, f.message()))?;
+        let dirs: Vec<&Path> = scopes.iter().map(|(_, scope, _)| scope.as_path()).collect();
+        let files = candidates(&context, search, &dirs)?;
+        let filters = scan::filters(search, Path::new("."))?;
+        for file in &files {
+            for (index, scope, given) in &scopes {
+                let Ok(inside) = file.strip_prefix(scope) else {
+                    continue;
+                };
+                let shown = if search.implicit_path {
+                    inside.to_owned()
+                } else {
+                    given.join(inside)
+                };
+                // Under every path given that holds it: rg searches a file once per path
+                // it is reached by (`rg x src .`).
+                if filters.admits(&shown) {
+                    found.targets.push(Target {
+                        root: *index,
+                        open: root.join(file),
+                        shown,
+                        explicit: false,
+                    });
+                }
+            }
+        }
+    }
+    scan::order(search, &mut found.targets);
+    found.targets.dedup();
+    Ok(found)
+}
+
+/// The files that may match, from the daemon; `Err(why)` when it cannot say.
+fn candidates(
+    context: &Context,
+    search: &Search,
+    scopes: &[&Path],
+) -> Result<Vec<PathBuf>, String> {
+    let mut client = Client::new(context.spec(&[]).map_err(|f| broken(search, f.message()))?)
+        .map_err(|e| broken(search, format!("no daemon: {e}")))?;
+    let params = json!({
+        "patterns": search.patterns,
+        "fixed_strings": search.args.fixed_strings,
+        "scopes": scopes.iter().map(|s| warm_search::wire::to_json(s)).collect::<Vec<_>>(),
+    });
+    // For tests and benchmarks: wait for the index rather than scan while it builds.
+    let wait = std::env::var_os("WARM_SEARCH_WAIT").is_some();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let answer = client
+            .call(CANDIDATES, Some(params.clone()))
+            .map_err(|e| broken(search, format!("no daemon: {}", Failure::from(e).message())))?;
+        if let Some(building) = answer.get("building") {
+            if wait && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+            note(&format!(
+                "indexing in the background ({} files, {:.1} MB so far); this search scans",
+                building["files"],
+                building["bytes"].as_f64().unwrap_or(0.0) / 1e6
+            ));
+            return Err("the index is building".into());
+        }
+        if let Some(dirs) = answer.get("unindexed") {
+            return Err(format!("{dirs} is not in the index (ignored or hidden)"));
+        }
+        if let Some(reason) = answer.get("unwatched").and_then(Value::as_str) {
+            note(&format!("{reason}; this search scans"));
+            return Err(reason.to_owned());
+        }
+        return Ok(answer
+            .get("files")
+            .and_then(Value::as_array)
+            .map(|files| {
+                files
+                    .iter()
+                    .filter_map(warm_search::wire::from_json)
+                    .collect()
+            })
+            .unwrap_or_default());
+    }
+}
+
+/// Why the index cannot answer when something is wrong (a bad `.warm.toml`, no daemon): said
+/// on stderr, where it can be fixed, and the search scans; nothing about the daemon makes a
+/// search fail.
+fn broken(search: &Search, why: String) -> String {
+    if !search.args.no_messages {
+        message(&format!("{why}; searching without the index"));
+    }
+    why
+}
+
+/// A note about the index on stderr, where people see it: on a terminal, or when
+/// `WARM_PROGRESS` is set; never in the way of scripts.
+fn note(text: &str) {
+    if std::io::stderr().is_terminal() || std::env::var_os("WARM_PROGRESS").is_some() {
+        message(text);
+    }
+}

@@ -1,0 +1,271 @@
+//! The `rg` shim against the reference ripgrep (scripts/reference-rg): same command line, same
+//! moment, byte-identical output and the same exit code, with answers from the index, and no
+//! call failing that ripgrep would answer. ripgrep's own suite runs in CI (scripts/rg-suite);
+//! these are the cases that broke before, each in the situation a user meets it in.
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use crate::support::{reference_rg, stderr_of, stdout_of, TestEnv, WARM};
+
+/// `warm shim install` into the test's directory: the path of the `rg` link.
+fn install_shim(env: &TestEnv) -> PathBuf {
+    let dir = env.tmp.path().join("shim");
+    let output = env.run(&["shim", "install", dir.to_str().expect("utf-8 tmp")]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let rg = dir.join("rg");
+    assert_eq!(
+        rg.canonicalize().expect("link"),
+        Path::new(WARM).canonicalize().expect("warm")
+    );
+    rg
+}
+
+/// Runs `program ARGS` in `dir` with the test's environment, `stdin` fed to it.
+fn run(env: &TestEnv, program: &Path, dir: &Path, args: &[&OsStr], stdin: Option<&[u8]>) -> Output {
+    let mut command = Command::new(program);
+    command
+        .current_dir(dir)
+        .env("WARM_RUNTIME_DIR", &env.runtime_dir)
+        .env("WARM_TRUST_ALL", "1")
+        .env("XDG_CONFIG_HOME", env.tmp.path().join("config"))
+        .env("HOME", env.tmp.path())
+        .env("WARM_RG", reference_rg())
+        // Each query waits for the index instead of scanning while it builds.
+        .env("WARM_SEARCH_WAIT", "1")
+        // How each search was answered, one line per call of the shim.
+        .env("WARM_SEARCH_LOG", env.tmp.path().join("sources.log"))
+        .env_remove("RIPGREP_CONFIG_PATH")
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("write stdin");
+    }
+    child.wait_with_output().expect("wait")
+}
+
+fn os(args: &[&str]) -> Vec<&'static OsStr> {
+    args.iter()
+        .map(|a| OsStr::new(Box::leak(a.to_string().into_boxed_str())))
+        .collect()
+}
+
+/// The shim prints what `rg --sort path ARGS` prints, byte for byte, with its exit code.
+fn assert_same(env: &TestEnv, shim: &Path, dir: &Path, args: &[&OsStr], stdin: Option<&[u8]>) {
+    let sorted: Vec<&OsStr> = [OsStr::new("--sort"), OsStr::new("path")]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    let expected = run(env, &reference_rg(), dir, &sorted, stdin);
+    let actual = run(env, shim, dir, args, stdin);
+    assert_eq!(
+        (actual.status.code(), stdout_of(&actual)),
+        (expected.status.code(), stdout_of(&expected)),
+        "{args:?}; shim stderr: {}; rg stderr: {}",
+        stderr_of(&actual),
+        stderr_of(&expected)
+    );
+    assert_eq!(actual.stdout, expected.stdout, "{args:?}: bytes");
+}
+
+/// A project holding what broke before: a hidden file an ignore file whitelists, UTF-16 with
+/// a byte-order mark, a name that is not UTF-8, a binary file, flags rg reads its own way.
+fn tricky_project(env: &TestEnv) {
+    let p = &env.project;
+    std::fs::create_dir_all(p.join(".git")).expect(".git");
+    std::fs::create_dir_all(p.join("src")).expect("src");
+    std::fs::write(p.join(".gitignore"), "target/\n!.foo\n").expect(".gitignore");
+    std::fs::write(p.join(".foo"), "needle in a whitelisted hidden file\n").expect(".foo");
+    std::fs::write(p.join(".bar"), "needle in a hidden file\n").expect(".bar");
+    std::fs::write(
+        p.join("src/main.rs"),
+        "fn main() {}\n// Main: the needle -test\nlet x = needle;\n",
+    )
+    .expect("main.rs");
+    let utf16: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain("Шерлок needle\n".encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    std::fs::write(p.join("src/wide.txt"), utf16).expect("utf16");
+    std::fs::write(
+        p.join(OsStr::from_bytes(b"src/foo\xFFbar.txt")),
+        "needle in a non-UTF-8 name\n",
+    )
+    .expect("non-utf8 name");
+    std::fs::write(
+        p.join("bin.dat"),
+        b"needle first\n\x00needle after the NUL\n",
+    )
+    .expect("bin");
+}
+
+#[test]
+fn the_shim_answers_as_ripgrep_from_the_index() {
+    let env = TestEnv::new();
+    tricky_project(&env);
+    let shim = install_shim(&env);
+    let log = env.tmp.path().join("sources.log");
+    let cases: &[&[&str]] = &[
+        &["needle"],
+        &["Шерлок"],
+        &["-l", "needle"],
+        &["-c", "needle"],
+        &["-s", "-i", "main", "-s"],
+        &["-e", "-test"],
+        &["-i", "MAIN", "-i"],
+        &["-C", "1", "needle", "-C", "0"],
+        &["--no-heading", "-n", "--column", "needle"],
+        &["-o", "-w", "needle"],
+        &["needle", "bin.dat"],
+        &["-uu", "needle"],
+        &["--files"],
+        &["-v", "needle", "src"],
+        &["needle", "src", "."],
+        &["-x", "fn main\\(\\) \\{\\}"],
+        // rg's -s (case-sensitive), not warm's --service: a path named main, which is missing.
+        &["-s", "Main", "main"],
+    ];
+    for args in cases {
+        assert_same(&env, &shim, &env.project, &os(args), None);
+    }
+    // The index answered those it can: every one of the first eight.
+    let sources = std::fs::read_to_string(&log).expect("sources log");
+    let first: Vec<&str> = sources.lines().take(8).collect();
+    assert!(
+        first.iter().all(|line| *line == "index"),
+        "expected answers from the index: {sources}"
+    );
+    // The same with no path and standard input: rg reads it.
+    assert_same(
+        &env,
+        &shim,
+        &env.project,
+        &os(&["a"]),
+        Some(b"a.json\na.txt\nb.txt\n"),
+    );
+}
+
+#[test]
+fn the_shim_never_fails_a_call_ripgrep_answers() {
+    let env = TestEnv::new();
+    tricky_project(&env);
+    let shim = install_shim(&env);
+    // A plain directory outside every project.
+    let plain = env.tmp.path().join("plain");
+    std::fs::create_dir_all(plain.join("d")).expect("plain");
+    std::fs::write(plain.join("d/x.txt"), "plain needle\n").expect("x");
+    assert_same(&env, &shim, &plain, &os(&["needle"]), None);
+    assert_same(&env, &shim, &plain, &os(&["nothing_matches"]), None);
+    // An unusable runtime directory: the same answer, and a note saying why.
+    let mut command = Command::new(&shim);
+    let output = command
+        .current_dir(&env.project)
+        .env("WARM_RUNTIME_DIR", "/proc/warm-cannot-be-here")
+        .env("WARM_RG", reference_rg())
+        .args(["--sort", "path", "needle", "src"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("shim");
+    let expected = run(
+        &env,
+        &reference_rg(),
+        &env.project,
+        &os(&["--sort", "path", "needle", "src"]),
+        None,
+    );
+    assert_eq!(stdout_of(&output), stdout_of(&expected));
+    assert_eq!(output.status.code(), Some(0));
+    assert!(stderr_of(&output).contains("searching without the index"));
+    // A flag warm does not know: the real rg's own answer, its error included.
+    let unknown = os(&["--no-such-flag", "needle"]);
+    let actual = run(&env, &shim, &env.project, &unknown, None);
+    let expected = run(&env, &reference_rg(), &env.project, &unknown, None);
+    assert_eq!(actual.status.code(), Some(2));
+    assert_eq!(stderr_of(&actual), stderr_of(&expected));
+    // A flag only rg implements (--pre) goes to rg; with none installed, a clear error.
+    assert_same(
+        &env,
+        &shim,
+        &env.project,
+        &os(&["--pre", "cat", "needle", "src/main.rs"]),
+        None,
+    );
+    let output = Command::new(&shim)
+        .current_dir(&env.project)
+        .env("WARM_RUNTIME_DIR", &env.runtime_dir)
+        .env_remove("WARM_RG")
+        .env("PATH", shim.parent().expect("shim dir"))
+        .args(["--pre", "cat", "needle"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("shim");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr_of(&output)
+            .contains("--pre is answered by ripgrep itself, and no ripgrep is installed"),
+        "{}",
+        stderr_of(&output)
+    );
+}
+
+#[test]
+fn ripgreps_config_file_and_errors_are_ripgreps() {
+    let env = TestEnv::new();
+    tricky_project(&env);
+    let shim = install_shim(&env);
+    let config = env.tmp.path().join("ripgreprc");
+    std::fs::write(&config, "# case\n--ignore-case\n\n--max-count=1\n").expect("config");
+    let with_config = |program: &Path, args: &[&str]| {
+        Command::new(program)
+            .current_dir(&env.project)
+            .env("WARM_RUNTIME_DIR", &env.runtime_dir)
+            .env("RIPGREP_CONFIG_PATH", &config)
+            .env("WARM_RG", reference_rg())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run")
+    };
+    let actual = with_config(&shim, &["MAIN", "src"]);
+    let expected = with_config(&reference_rg(), &["--sort", "path", "MAIN", "src"]);
+    assert_eq!(stdout_of(&actual), stdout_of(&expected));
+    assert!(!actual.stdout.is_empty());
+    let actual = with_config(&shim, &["--no-config", "MAIN", "src"]);
+    assert_eq!(actual.status.code(), Some(1), "--no-config drops the file");
+    // Errors: rg's exit code and words.
+    for args in [
+        &["\\x00"][..],
+        &["("],
+        &["a\\nb"],
+        &["needle", "no/such/path"],
+    ] {
+        let actual = run(&env, &shim, &env.project, &os(args), None);
+        let expected = run(&env, &reference_rg(), &env.project, &os(args), None);
+        assert_eq!(actual.status.code(), expected.status.code(), "{args:?}");
+        assert_eq!(stderr_of(&actual), stderr_of(&expected), "{args:?}");
+    }
+    // Every file ignored: "No files were searched", exit 2.
+    let ignored = env.tmp.path().join("ignored");
+    std::fs::create_dir_all(ignored.join(".git")).expect("dir");
+    std::fs::write(ignored.join(".gitignore"), "*.txt\n").expect("ignore");
+    std::fs::write(ignored.join("a.txt"), "needle\n").expect("a");
+    let actual = run(&env, &shim, &ignored, &os(&["needle"]), None);
+    let expected = run(&env, &reference_rg(), &ignored, &os(&["needle"]), None);
+    assert_eq!(actual.status.code(), Some(2));
+    assert_eq!(stderr_of(&actual), stderr_of(&expected));
+}
