@@ -13,6 +13,8 @@ import tempfile
 import time
 
 WARM = sys.argv[1]
+# The reference ripgrep (scripts/reference-rg), whatever `rg` is on PATH.
+RG = sys.argv[2] if len(sys.argv) > 2 else "rg"
 RUNS = int(os.environ.get("WARM_BENCH_RUNS", "10"))
 QUERIES = [
     ("selective literal", ["SO_PEERCRED"]),
@@ -54,8 +56,8 @@ def main():
     warm = [WARM, "search"]
     try:
         # Warm page cache for both, then the cold first query: daemon start and index build.
-        subprocess.run(["rg", "-c", "SO_PEERCRED"], cwd=root, stdout=subprocess.DEVNULL)
-        rg_pass = median(["rg", "SO_PEERCRED"], root, env, 5)
+        subprocess.run([RG, "-c", "SO_PEERCRED"], cwd=root, stdout=subprocess.DEVNULL)
+        rg_pass = median([RG, "SO_PEERCRED"], root, env, 5)
         started = time.perf_counter()
         cold = timed(warm + ["SO_PEERCRED"], root, env)
         while True:
@@ -69,7 +71,7 @@ def main():
         for name, args in QUERIES:
             subprocess.run(warm + args, cwd=root, env=env, stdout=subprocess.DEVNULL)
             w = median(warm + args, root, env)
-            r = median(["rg"] + args, root, env)
+            r = median([RG] + args, root, env)
             rows.append((name, args[0], w, r))
         # An edit, then a query at once: the barrier makes it see the edit.
         target = os.path.join(root, "include", "stdio.h")
@@ -107,7 +109,7 @@ def main():
 
 
 def rg_version():
-    return subprocess.run(["rg", "--version"], capture_output=True, text=True).stdout.split()[1]
+    return subprocess.run([RG, "--version"], capture_output=True, text=True).stdout.split()[1]
 
 
 if __name__ == "__main__":
