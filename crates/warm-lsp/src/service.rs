@@ -417,8 +417,18 @@ impl Drop for Watching {
     }
 }
 
+/// How long a document no query touched stays open: `IDLE_DOCUMENT`, or for tests
+/// `WARM_LSP_TEST_IDLE_DOCUMENT_MS`.
+fn idle_document() -> Duration {
+    std::env::var("WARM_LSP_TEST_IDLE_DOCUMENT_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(IDLE_DOCUMENT, Duration::from_millis)
+}
+
 async fn close_idle_documents(pool: Weak<Pool>, shared: Weak<Shared>, stop: CancellationToken) {
-    let mut ticks = tokio::time::interval(IDLE_DOCUMENT / 10);
+    let idle = idle_document();
+    let mut ticks = tokio::time::interval(idle / 10);
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
@@ -428,10 +438,7 @@ async fn close_idle_documents(pool: Weak<Pool>, shared: Weak<Shared>, stop: Canc
             return;
         };
         let worker = pool.worker().ok();
-        let closed = shared
-            .documents
-            .close_idle(worker.as_deref(), IDLE_DOCUMENT)
-            .await;
+        let closed = shared.documents.close_idle(worker.as_deref(), idle).await;
         if closed > 0 {
             tracing::info!(closed, "closed idle documents");
         }

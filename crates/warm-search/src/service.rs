@@ -69,7 +69,7 @@ struct Shared {
     next_cookie: AtomicU64,
     watch_error: Mutex<Option<String>>,
     /// Why this root is never indexed (`/`), if it is not: every query scans.
-    refused: Option<&'static str>,
+    refused: Option<String>,
     /// git's global excludes file (`core.excludesFile`, else `~/.config/git/ignore`): a change
     /// to it rebuilds the index.
     global_excludes: Option<PathBuf>,
@@ -137,9 +137,15 @@ impl SearchService {
         let root_identity = identity_of(&root);
         // The whole file system is nobody's project: watching it needs an inotify watch per
         // directory of the machine, and an index of it is as large as the disk.
-        let refused = (root == Path::new("/")).then_some(
-            "refusing to index / (the whole file system): each search scans, as rg does; run warm search inside a project instead",
-        );
+        let refused = if root == Path::new("/") {
+            Some("refusing to index / (the whole file system): each search scans, as rg does; run warm search inside a project instead".to_owned())
+        } else {
+            // Changes there may never reach inotify: an index could answer stale.
+            crate::special::unwatchable_file_system(&root).map(|fs| format!(
+                "{} is on a {fs} file system, whose changes inotify does not see (made on another machine, or behind the mount): each search scans, as rg does",
+                root.display()
+            ))
+        };
         let shared = Arc::new(Shared {
             root: root.clone(),
             index: RwLock::new(None),
@@ -162,7 +168,7 @@ impl SearchService {
                 .and_then(|ms| ms.parse().ok())
                 .map_or(Duration::ZERO, Duration::from_millis),
         });
-        if let Some(reason) = refused {
+        if let Some(reason) = &shared.refused {
             tracing::warn!("{reason}");
             return SearchService {
                 shared,
@@ -437,7 +443,7 @@ impl Shared {
         }
         let unwatched = self
             .refused
-            .map(str::to_owned)
+            .clone()
             .or_else(|| self.watch_error.lock().ok().and_then(|e| e.clone()));
         if let Some(reason) = unwatched {
             return Ok(self.scan_instead(reason));

@@ -35,6 +35,39 @@ const PSEUDO_FILE_SYSTEMS: &[&str] = &[
     "nsfs",
 ];
 
+/// File systems whose changes inotify does not report, or not all of them: network file
+/// systems (a change made on another machine never reaches this kernel's watches) and FUSE
+/// (sshfs, bindfs, ...: the data may change behind the mount). `statfs` magic numbers.
+const UNWATCHABLE_FILE_SYSTEMS: &[(u32, &str)] = &[
+    (0x6969, "nfs"),
+    (0x517B, "smb"),
+    (0xFF53_4D42, "cifs"),
+    (0xFE53_4D42, "smb2"),
+    (0x0102_1997, "9p"),
+    (0x6573_5546, "fuse"),
+    (0x00C3_6400, "ceph"),
+    (0x5346_414F, "afs"),
+    (0x7375_7245, "coda"),
+    (0x0BD0_0BD0, "lustre"),
+    (0x4750_4653, "gpfs"),
+];
+
+/// The name of `dir`'s file system when inotify cannot be trusted to report its changes.
+pub fn unwatchable_file_system(dir: &Path) -> Option<&'static str> {
+    let stat = rustix::fs::statfs(dir).ok()?;
+    // The magic numbers are 32-bit; the field is wider on some targets.
+    #[allow(clippy::unnecessary_cast)]
+    let magic = stat.f_type as u32;
+    name_of_unwatchable(magic)
+}
+
+fn name_of_unwatchable(magic: u32) -> Option<&'static str> {
+    UNWATCHABLE_FILE_SYSTEMS
+        .iter()
+        .find(|(m, _)| *m == magic)
+        .map(|(_, name)| *name)
+}
+
 /// Opens `path` for reading if it is a regular file (`Ok(None)` if it is anything else),
 /// without ever blocking in `open` (a FIFO with no writer would block there forever).
 ///
@@ -120,6 +153,21 @@ mod tests {
             ["/proc", "/sys", "/my dir/dev"].map(PathBuf::from).to_vec()
         );
         assert!(is_pseudo_mount(Path::new("/proc")), "this machine's /proc");
+    }
+
+    #[test]
+    fn network_and_fuse_file_systems_are_named_and_local_ones_are_not() {
+        assert_eq!(name_of_unwatchable(0x6969), Some("nfs"));
+        assert_eq!(name_of_unwatchable(0xFF53_4D42), Some("cifs"));
+        assert_eq!(name_of_unwatchable(0x6573_5546), Some("fuse"));
+        assert_eq!(name_of_unwatchable(0xEF53), None, "ext4");
+        assert_eq!(name_of_unwatchable(0x0102_1994), None, "tmpfs");
+        let tmp = tempfile::tempdir().expect("tempdir");
+        assert_eq!(
+            unwatchable_file_system(tmp.path()),
+            None,
+            "this machine's /tmp"
+        );
     }
 
     #[test]

@@ -433,6 +433,61 @@ fn a_rename_that_edits_a_file_outside_the_project_writes_nothing() {
     );
 }
 
+/// The server gets a document's content once per change, in full, with versions that only go
+/// up; an unchanged file sends nothing; a document no query used for the idle time is closed,
+/// and opened again by the next query.
+#[test]
+fn documents_sync_only_changes_with_rising_versions_and_close_when_idle() {
+    let project = Project::new();
+    project.use_fake_server("");
+    project.write("notes.txt", "one\n");
+    project.write("other.txt", "other\n");
+    let uri = format!("file://{}/notes.txt", project.env.project.display());
+    let seen = || project.json(&["raw", "test/seen"]);
+    project.expect(0, &["hover", "notes.txt:1:1"]);
+    project.expect(0, &["hover", "notes.txt:1:1"]);
+    assert_eq!(seen()["changed"], json!([]), "unchanged: nothing sent");
+    project.write("notes.txt", "two\n");
+    project.expect(0, &["hover", "notes.txt:1:1"]);
+    project.write("notes.txt", "three\n");
+    project.expect(0, &["hover", "notes.txt:1:1"]);
+    project.expect(0, &["hover", "notes.txt:1:1"]);
+    let after = seen();
+    assert_eq!(after["changed"], json!([[uri, 2], [uri, 3]]), "{after}");
+    assert_eq!(after["opened"], json!([uri]));
+    assert_eq!(after["closed"], json!([]));
+}
+
+#[test]
+fn idle_documents_are_closed_and_opened_again_when_queried() {
+    let project = Project::new();
+    project.use_fake_server("");
+    project.write("notes.txt", "one\n");
+    project.write("other.txt", "other\n");
+    let uri = format!("file://{}/notes.txt", project.env.project.display());
+    let other = format!("file://{}/other.txt", project.env.project.display());
+    let seen = || project.json(&["raw", "test/seen"]);
+    // A daemon whose documents idle out after 1.5 s (it inherits the variable).
+    let run = |args: &[&str]| {
+        project
+            .command(args)
+            .env("WARM_LSP_TEST_IDLE_DOCUMENT_MS", "1500")
+            .output()
+            .expect("warm lsp")
+    };
+    assert!(run(&["hover", "notes.txt:1:1"]).status.success());
+    assert!(run(&["hover", "other.txt:1:1"]).status.success());
+    // Keep other.txt in use while notes.txt idles out.
+    let closed = wait_until(Duration::from_secs(20), || {
+        run(&["hover", "other.txt:1:1"]);
+        seen()["closed"] == json!([uri])
+    });
+    assert!(closed, "notes.txt was not closed: {}", seen());
+    assert!(run(&["hover", "notes.txt:1:1"]).status.success());
+    let after = seen();
+    assert_eq!(after["opened"], json!([uri, other, uri]), "{after}");
+}
+
 #[test]
 fn a_replaced_server_gets_every_document_opened_again() {
     let project = Project::new();

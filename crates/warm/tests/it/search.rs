@@ -766,3 +766,49 @@ fn an_edit_of_gits_global_excludes_file_is_seen_by_the_next_query() {
     assert_eq!(warm, search(&["fn"], Some("rg")));
     assert_eq!(warm, ["src/a.rs:fn alpha() {}"]);
 }
+
+/// Unmounts a FUSE mount when the test ends, however it ends (lazily: a daemon may still have
+/// it open until the TestEnv kills it).
+struct Mount(PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A project on a file system whose changes inotify does not see (a FUSE mount here; NFS,
+/// SMB and 9p alike): a change made behind the mount, in the backing directory, is seen by the
+/// next query, because the daemon never answers from an index there.
+#[test]
+fn a_project_on_a_fuse_mount_never_answers_from_a_stale_index() {
+    let env = TestEnv::new();
+    let backing = env.tmp.path().join("backing");
+    std::fs::create_dir_all(backing.join(".git")).expect("backing");
+    std::fs::write(backing.join("a.txt"), "alpha_before\n").expect("a.txt");
+    let mounted = Command::new("bindfs")
+        .arg(&backing)
+        .arg(&env.project)
+        .status()
+        .expect("bindfs is installed by scripts/setup-tests");
+    assert!(mounted.success(), "bindfs mount failed");
+    let _mount = Mount(env.project.clone());
+    assert_eq!(found(&env, "alpha_before"), "a.txt:alpha_before");
+    // Whatever the daemon decided (an index, or none), it has decided.
+    assert!(wait_until(Duration::from_secs(60), || {
+        let status = env.json(&["search", "--status"]);
+        status["ready"] == true || status["refused"].is_string()
+    }));
+    // Behind the mount: inotify on the mount never hears of it.
+    std::fs::write(backing.join("a.txt"), "alpha_after\n").expect("edit behind the mount");
+    assert_eq!(found(&env, "alpha_after"), "a.txt:alpha_after");
+    let status = env.json(&["search", "--status"]);
+    assert!(
+        status["refused"]
+            .as_str()
+            .is_some_and(|r| r.contains("fuse file system")),
+        "{status}"
+    );
+    let (warm, rg) = both(&env, &["alpha"]);
+    assert_eq!(warm, rg);
+}

@@ -2,7 +2,8 @@
 
 It answers `initialize`, asks its client `workspace/configuration` and
 `window/workDoneProgress/create` after `initialized`, and reports everything it saw on
-`test/seen` (with the documents opened in this process, and its pid). Its hover reports work-done progress, then answers with the position it got,
+`test/seen` (the documents opened, changed with their versions, and closed in this process,
+and its pid). Its hover reports work-done progress, then answers with the position it got,
 in the position encoding it chose (UTF-8 when the client offers it). Its rename edits the
 document, and also the file named by $FAKE_RENAME_ALSO if set (wherever it is). It exits on `exit`, with code 0 only if `shutdown` came first (as the LSP says).
 """
@@ -34,7 +35,8 @@ def send(message):
 
 
 seen = {"initialize": None, "initialize_count": 0, "initialized": False, "settings": None,
-        "answers": {}, "shutdown": False, "opened": [], "pid": os.getpid()}
+        "answers": {}, "shutdown": False, "opened": [], "changed": [], "closed": [],
+        "pid": os.getpid()}
 while True:
     msg = read()
     if msg is None:
@@ -56,6 +58,11 @@ while True:
               "params": {"token": "t1"}})
     elif method == "textDocument/didOpen":
         seen["opened"].append(msg["params"]["textDocument"]["uri"])
+    elif method == "textDocument/didChange":
+        document = msg["params"]["textDocument"]
+        seen["changed"].append([document["uri"], document["version"]])
+    elif method == "textDocument/didClose":
+        seen["closed"].append(msg["params"]["textDocument"]["uri"])
     elif method == "workspace/didChangeConfiguration":
         seen["settings"] = msg["params"]["settings"]
     elif method is None and "id" in msg:
