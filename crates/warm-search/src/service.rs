@@ -321,6 +321,7 @@ impl Shared {
     fn apply(&self, batch: Vec<notify::Result<notify::Event>>) {
         let (cookies, changed, mut rebuild) = self.sort_events(batch);
         let rescan = !cookies.is_empty() && self.has_recent_dirs();
+        let mut compacted = false;
         // A batch of barrier cookies only (one per query) leaves the index as it is: no write
         // lock, so the queries reading it are not held up.
         if !rebuild && (!changed.is_empty() || rescan) {
@@ -332,15 +333,19 @@ impl Shared {
                     }
                     if !rebuild && !changed.is_empty() {
                         index.updated_at = SystemTime::now();
-                        rebuild = index.needs_compaction();
+                        if index.needs_compaction() {
+                            index.compact();
+                            compacted = true;
+                        }
                     }
                 }
             }
         }
         if rebuild {
             self.rebuild("change");
-        } else if changed.len() > 1000 {
-            // A checkout's worth of refreshes: give back what the replaced entries freed.
+        } else if compacted || changed.len() > 1000 {
+            // A compaction, or a checkout's worth of refreshes: give back what the replaced
+            // entries freed.
             return_free_memory();
         }
         if let Ok(mut waiting) = self.cookies.lock() {
