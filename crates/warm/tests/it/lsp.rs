@@ -458,6 +458,27 @@ fn documents_sync_only_changes_with_rising_versions_and_close_when_idle() {
     assert_eq!(after["closed"], json!([]));
 }
 
+/// Diagnostics from a server that sends no version belong to the content synced before they
+/// arrived: after an edit, the previous content's diagnostics are never the answer.
+#[test]
+fn unversioned_diagnostics_are_for_the_content_just_synced() {
+    let project = Project::new();
+    project.use_fake_server("");
+    for round in ["first", "second", "third"] {
+        project.write("notes.txt", &format!("{round} content\n"));
+        let output = project.run(&["diagnostics", "notes.txt"]);
+        assert!(output.status.success(), "{}", stderr_of(&output));
+        let printed = stdout_of(&output);
+        assert!(
+            printed.contains(&format!("content: {round} content")),
+            "{round}: {printed}"
+        );
+        // And known to be for this content, not the last ones after the wait ran out.
+        let answer = project.json(&["diagnostics", "notes.txt"]);
+        assert_eq!(answer[0]["complete"], true, "{round}: {answer}");
+    }
+}
+
 #[test]
 fn idle_documents_are_closed_and_opened_again_when_queried() {
     let project = Project::new();
@@ -486,6 +507,13 @@ fn idle_documents_are_closed_and_opened_again_when_queried() {
     assert!(run(&["hover", "notes.txt:1:1"]).status.success());
     let after = seen();
     assert_eq!(after["opened"], json!([uri, other, uri]), "{after}");
+    // The daemon counts what it closed.
+    let logs = project.env.run(&["-s", "fake", "logs"]);
+    assert!(
+        stdout_of(&logs).contains("closed idle documents closed=1"),
+        "{}",
+        stdout_of(&logs)
+    );
 }
 
 #[test]

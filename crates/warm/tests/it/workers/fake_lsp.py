@@ -3,7 +3,8 @@
 It answers `initialize`, asks its client `workspace/configuration` and
 `window/workDoneProgress/create` after `initialized`, and reports everything it saw on
 `test/seen` (the documents opened, changed with their versions, and closed in this process,
-and its pid). Its hover reports work-done progress, then answers with the position it got,
+and its pid). On every didOpen and didChange it publishes diagnostics, without a version,
+quoting the content's first line. Its hover reports work-done progress, then answers with the position it got,
 in the position encoding it chose (UTF-8 when the client offers it). Its rename edits the
 document, and also the file named by $FAKE_RENAME_ALSO if set (wherever it is). It exits on `exit`, with code 0 only if `shutdown` came first (as the LSP says).
 """
@@ -34,6 +35,16 @@ def send(message):
     out.flush()
 
 
+def publish(uri, text):
+    """Diagnostics without a version (as many servers send them): one warning quoting the
+    document's first line, so a test can tell which content they were for."""
+    first = text.splitlines()[0] if text else ""
+    send({"jsonrpc": "2.0", "method": "textDocument/publishDiagnostics",
+          "params": {"uri": uri, "diagnostics": [{
+              "range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 1}},
+              "severity": 2, "source": "fake", "message": "content: " + first}]}})
+
+
 seen = {"initialize": None, "initialize_count": 0, "initialized": False, "settings": None,
         "answers": {}, "shutdown": False, "opened": [], "changed": [], "closed": [],
         "pid": os.getpid()}
@@ -57,10 +68,13 @@ while True:
         send({"jsonrpc": "2.0", "id": "wdp", "method": "window/workDoneProgress/create",
               "params": {"token": "t1"}})
     elif method == "textDocument/didOpen":
-        seen["opened"].append(msg["params"]["textDocument"]["uri"])
+        document = msg["params"]["textDocument"]
+        seen["opened"].append(document["uri"])
+        publish(document["uri"], document["text"])
     elif method == "textDocument/didChange":
         document = msg["params"]["textDocument"]
         seen["changed"].append([document["uri"], document["version"]])
+        publish(document["uri"], msg["params"]["contentChanges"][-1]["text"])
     elif method == "textDocument/didClose":
         seen["closed"].append(msg["params"]["textDocument"]["uri"])
     elif method == "workspace/didChangeConfiguration":
