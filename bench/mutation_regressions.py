@@ -53,6 +53,21 @@ MUTANTS = [
      "                let _ = pool.fill(slot, true);",
      "                let _ = std::hint::black_box(slot);",
      "workers::an_idle_worker_that_dies_is_replaced_before_any_request_needs_it"),
+    ("UTF-16 files indexed as their bytes (rg transcodes them)",
+     "crates/warm-search/src/index.rs",
+     "Ok(n) if size == 0 && has_utf16_bom(&buffer[..n]) => {",
+     "Ok(n) if size == 0 && has_utf16_bom(&buffer[..n]) && std::hint::black_box(false) => {",
+     "rg_compat::the_shim_answers_as_ripgrep_from_the_index"),
+    ("a FUSE or network file system indexed as a local one",
+     "crates/warm-search/src/special.rs",
+     "        .find(|(m, _)| *m == magic)",
+     "        .find(|(m, _)| *m == magic && std::hint::black_box(false))",
+     "search::a_project_on_a_fuse_mount_never_answers_from_a_stale_index"),
+    ("unversioned diagnostics of the previous content accepted",
+     "crates/warm-lsp/src/documents.rs",
+     "self.sync_counter.fetch_add(1, Ordering::SeqCst) + 1",
+     "self.sync_counter.fetch_add(1, Ordering::SeqCst) * std::hint::black_box(1)",
+     "lsp::unversioned_diagnostics_are_for_the_content_just_synced"),
 ]
 
 

@@ -406,16 +406,15 @@ fn apply_matching(
         "dfa-size-limit" => a.dfa_size_limit = Some(usize_size(value)?),
         "regex-size-limit" => a.regex_size_limit = Some(usize_size(value)?),
         "encoding" => {
-            a.encoding = if on {
-                let label = text(value)?;
-                if label == "auto" {
-                    None
-                } else {
-                    grep_searcher::Encoding::new(&label).map_err(|e| e.to_string())?;
-                    Some(Some(label))
+            // `auto` sniffs a byte-order mark; `none` (as --no-encoding) reads bytes as they are.
+            let label = if on { text(value)? } else { "none".to_owned() };
+            a.encoding = match label.as_str() {
+                "none" => Some(None),
+                "auto" => None,
+                label => {
+                    grep_searcher::Encoding::new(label).map_err(|e| e.to_string())?;
+                    Some(Some(label.to_owned()))
                 }
-            } else {
-                Some(None)
             }
         }
         "engine" => match text(value)?.as_str() {
@@ -642,6 +641,17 @@ mod tests {
         assert_eq!(parsed.context.after, Some(1));
         assert_eq!(parsed.positional, vec![OsString::from("-path")]);
         assert_eq!(args(&["--glob=*.rs", "x"]).globs, vec!["*.rs".to_owned()]);
+    }
+
+    #[test]
+    fn encoding_auto_none_and_labels() {
+        assert_eq!(args(&["-E", "none", "x"]).encoding, Some(None));
+        assert_eq!(args(&["--no-encoding", "x"]).encoding, Some(None));
+        assert_eq!(args(&["-E", "none", "-E", "auto", "x"]).encoding, None);
+        assert_eq!(
+            args(&["-E", "utf-16le", "x"]).encoding,
+            Some(Some("utf-16le".into()))
+        );
     }
 
     #[test]

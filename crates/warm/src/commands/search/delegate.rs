@@ -41,12 +41,16 @@ pub fn delegate(args: &[OsString], why: &str, debug: bool) -> u8 {
     }
 }
 
-/// A command line ripgrep refuses. A flag warm does not know goes to the real ripgrep (a
-/// newer release may know it; if not, it says so with its suggestions); other errors are
-/// worded as ripgrep words them.
+/// A command line warm's parser refuses: the real ripgrep, when there is one, answers it,
+/// in its own words if it refuses it too (a flag of a newer release, or a value warm's parser
+/// reads differently, then still gets an answer); else warm's words, as ripgrep's.
 pub fn delegate_error(args: &[OsString], error: &str) -> u8 {
-    if error.starts_with("unrecognized flag") && real_ripgrep().is_some() {
-        return delegate(args, error, false);
+    if real_ripgrep().is_some() {
+        return delegate(
+            args,
+            &format!("warm cannot parse this command line ({error})"),
+            false,
+        );
     }
     message(error);
     ERROR
