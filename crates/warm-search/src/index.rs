@@ -102,8 +102,17 @@ impl Index {
     }
 
     /// Files under `dir` (absolute) by the rules, recording the directories entered.
+    ///
+    /// A walk follows its starting path when it is a symlink, which rg's walk never does
+    /// below the root: a directory that became a link (to an ancestor, say) between the read
+    /// of its parent and this walk is not walked, and one that became a link during the walk
+    /// yields nothing (its replacement has events of its own).
     fn walk(&mut self, dir: &Path) -> Vec<PathBuf> {
+        if dir != self.root && is_symlink(dir) {
+            return Vec::new();
+        }
         let mut files = Vec::new();
+        let mut dirs = Vec::new();
         for entry in walker(dir).build().flatten() {
             let Some(kind) = entry.file_type() else {
                 continue;
@@ -114,11 +123,15 @@ impl Index {
                 .unwrap_or(entry.path())
                 .to_owned();
             if kind.is_dir() {
-                self.dirs.insert(relative);
+                dirs.push(relative);
             } else if kind.is_file() {
                 files.push(relative);
             }
         }
+        if dir != self.root && is_symlink(dir) {
+            return Vec::new();
+        }
+        self.dirs.extend(dirs);
         files
     }
 
@@ -515,6 +528,11 @@ fn read_trigrams(path: &Path, extractor: &mut Extractor, buffer: &mut [u8]) -> F
     }
 }
 
+fn is_symlink(path: &Path) -> bool {
+    path.symlink_metadata()
+        .is_ok_and(|m| m.file_type().is_symlink())
+}
+
 /// UTF-16's byte-order marks, which make ripgrep transcode a file before searching it.
 fn has_utf16_bom(start: &[u8]) -> bool {
     start.starts_with(&[0xFF, 0xFE]) || start.starts_with(&[0xFE, 0xFF])
@@ -671,6 +689,24 @@ mod tests {
         std::fs::write(root.join("src/f3.rs"), "fn after_compaction() {}\n").expect("edit");
         let _ = index.refresh_all(&[root.join("src/f3.rs")]);
         assert_eq!(find(&index, "after_compaction"), [Path::new("src/f3.rs")]);
+    }
+
+    #[test]
+    fn a_directory_replaced_by_a_link_to_an_ancestor_is_never_walked() {
+        let dir = tree();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("b")).expect("b");
+        std::fs::write(root.join("b/x.rs"), "fn in_b() {}\n").expect("x");
+        let mut index = Index::build(root, 1, &|_, _| {});
+        std::fs::remove_dir_all(root.join("b")).expect("rm b");
+        std::os::unix::fs::symlink(".", root.join("b")).expect("b -> .");
+        // As when the parent was read while b was still a directory.
+        assert!(index.walk(&root.join("b")).is_empty());
+        let _ = index.refresh_all(&[root.join("b")]);
+        assert!(find(&index, "parse_config")
+            .iter()
+            .all(|p| !p.starts_with("b")));
+        assert!(find(&index, "in_b").is_empty());
     }
 
     #[test]
