@@ -224,6 +224,8 @@ pub fn search(
     let mut stats = Stats::new();
     let mut write_error = None;
     let separator = file_separator(search);
+    // Parsed once: every file's printer gets a copy.
+    let colors = &colors(search);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             let (tx, next, stop) = (tx.clone(), &next, &stop);
@@ -236,7 +238,7 @@ pub fn search(
                     let Some(target) = targets.get(i) else {
                         return;
                     };
-                    let result = search_one(search, matcher, &mut searcher, target);
+                    let result = search_one(search, matcher, colors, &mut searcher, target);
                     if quit_after_match && result.matched {
                         stop.store(true, Ordering::Relaxed);
                     }
@@ -342,6 +344,7 @@ fn summary_kind(search: &Search) -> Option<SummaryKind> {
 fn search_one(
     search: &Search,
     matcher: &RegexMatcher,
+    colors: &ColorSpecs,
     searcher: &mut Searcher,
     target: &Target,
 ) -> FileResult {
@@ -360,7 +363,7 @@ fn search_one(
     if search.mode == Mode::Files {
         let mut output = buffer(search);
         let written = PathPrinterBuilder::new()
-            .color_specs(colors(search))
+            .color_specs(colors.clone())
             .separator(args.path_separator)
             .terminator(if args.null { b'\x00' } else { b'\n' })
             .build(&mut output)
@@ -395,7 +398,7 @@ fn search_one(
     }
     let done = if let Some(kind) = summary_kind(search) {
         let mut printer = SummaryBuilder::new()
-            .color_specs(colors(search))
+            .color_specs(colors.clone())
             .exclude_zero(!args.include_zero)
             .kind(kind)
             .path(search.with_filename)
@@ -429,7 +432,7 @@ fn search_one(
     } else {
         let mut printer = StandardBuilder::new()
             .byte_offset(args.byte_offset)
-            .color_specs(colors(search))
+            .color_specs(colors.clone())
             .column(search.column)
             .heading(search.heading)
             .max_columns_preview(args.max_columns_preview)

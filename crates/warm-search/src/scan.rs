@@ -216,9 +216,6 @@ impl Filters {
             if self.overrides.matched(d, true).is_ignore() {
                 return false;
             }
-            if self.types.matched(d, true).is_ignore() {
-                return false;
-            }
             dir = d.parent();
         }
         match self.overrides.matched(relative, false) {

@@ -2,7 +2,7 @@
 //! or an agent runs is answered from the project's warm index (see `main`, which looks at
 //! the name it was called by).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::cli::ShimCommand;
 use crate::failure::Failure;
@@ -45,7 +45,8 @@ fn install(warm: &Path, dir: &Path) -> Result<(), Failure> {
             dir.display()
         );
     }
-    if real_rg_after(&dir).is_none() {
+    // The same search as a delegated call makes (the link itself is warm, never a candidate).
+    if super::search::real_ripgrep().is_none() {
         outln!("No other rg is on PATH: the few flags warm hands to ripgrep (--pre, -P, --stats, ...) will fail until it is installed (cargo install ripgrep --version {}).", warm_search::rg::RIPGREP_VERSION);
     }
     Ok(())
@@ -69,12 +70,4 @@ fn points_to(link: &Path, target: &Path) -> bool {
     link.symlink_metadata()
         .is_ok_and(|m| m.file_type().is_symlink())
         && link.canonicalize().is_ok_and(|p| p == target)
-}
-
-fn real_rg_after(dir: &Path) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .filter(|d| d != dir)
-        .map(|d| d.join("rg"))
-        .find(|rg| rg.is_file())
 }

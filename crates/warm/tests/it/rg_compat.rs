@@ -24,8 +24,9 @@ fn install_shim(env: &TestEnv) -> PathBuf {
     rg
 }
 
-/// Runs `program ARGS` in `dir` with the test's environment, `stdin` fed to it.
-fn run(env: &TestEnv, program: &Path, dir: &Path, args: &[&OsStr], stdin: Option<&[u8]>) -> Output {
+/// `program ARGS` in `dir` with the test's environment; a case that needs another sets it on
+/// the command.
+fn command(env: &TestEnv, program: &Path, dir: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(program);
     command
         .current_dir(dir)
@@ -39,7 +40,13 @@ fn run(env: &TestEnv, program: &Path, dir: &Path, args: &[&OsStr], stdin: Option
         // How each search was answered, one line per call of the shim.
         .env("WARM_SEARCH_LOG", env.tmp.path().join("sources.log"))
         .env_remove("RIPGREP_CONFIG_PATH")
-        .args(args)
+        .args(args);
+    command
+}
+
+/// Runs `command` to completion with `stdin` fed to it (none: /dev/null).
+fn output(mut command: Command, stdin: Option<&[u8]>) -> Output {
+    command
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -59,18 +66,13 @@ fn run(env: &TestEnv, program: &Path, dir: &Path, args: &[&OsStr], stdin: Option
     child.wait_with_output().expect("wait")
 }
 
-fn os(args: &[&str]) -> Vec<&'static OsStr> {
-    args.iter()
-        .map(|a| OsStr::new(Box::leak(a.to_string().into_boxed_str())))
-        .collect()
+fn run(env: &TestEnv, program: &Path, dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    output(command(env, program, dir, args), stdin)
 }
 
 /// The shim prints what `rg --sort path ARGS` prints, byte for byte, with its exit code.
-fn assert_same(env: &TestEnv, shim: &Path, dir: &Path, args: &[&OsStr], stdin: Option<&[u8]>) {
-    let sorted: Vec<&OsStr> = [OsStr::new("--sort"), OsStr::new("path")]
-        .into_iter()
-        .chain(args.iter().copied())
-        .collect();
+fn assert_same(env: &TestEnv, shim: &Path, dir: &Path, args: &[&str], stdin: Option<&[u8]>) {
+    let sorted = [&["--sort", "path"][..], args].concat();
     let expected = run(env, &reference_rg(), dir, &sorted, stdin);
     let actual = run(env, shim, dir, args, stdin);
     assert_eq!(
@@ -141,7 +143,7 @@ fn the_shim_answers_as_ripgrep_from_the_index() {
         &["-s", "Main", "main"],
     ];
     for args in cases {
-        assert_same(&env, &shim, &env.project, &os(args), None);
+        assert_same(&env, &shim, &env.project, args, None);
     }
     // The index answered those it can: every one of the first eight.
     let sources = std::fs::read_to_string(&log).expect("sources log");
@@ -155,7 +157,7 @@ fn the_shim_answers_as_ripgrep_from_the_index() {
         &env,
         &shim,
         &env.project,
-        &os(&["a"]),
+        &["a"],
         Some(b"a.json\na.txt\nb.txt\n"),
     );
 }
@@ -169,32 +171,31 @@ fn the_shim_never_fails_a_call_ripgrep_answers() {
     let plain = env.tmp.path().join("plain");
     std::fs::create_dir_all(plain.join("d")).expect("plain");
     std::fs::write(plain.join("d/x.txt"), "plain needle\n").expect("x");
-    assert_same(&env, &shim, &plain, &os(&["needle"]), None);
-    assert_same(&env, &shim, &plain, &os(&["nothing_matches"]), None);
+    assert_same(&env, &shim, &plain, &["needle"], None);
+    assert_same(&env, &shim, &plain, &["nothing_matches"], None);
     // An unusable runtime directory: the same answer, and a note saying why.
-    let mut command = Command::new(&shim);
-    let output = command
-        .current_dir(&env.project)
-        .env("WARM_RUNTIME_DIR", "/proc/warm-cannot-be-here")
-        .env("WARM_RG", reference_rg())
-        .args(["--sort", "path", "needle", "src"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("shim");
+    let mut unusable = command(
+        &env,
+        &shim,
+        &env.project,
+        &["--sort", "path", "needle", "src"],
+    );
+    unusable.env("WARM_RUNTIME_DIR", "/proc/warm-cannot-be-here");
+    let scanned = output(unusable, None);
     let expected = run(
         &env,
         &reference_rg(),
         &env.project,
-        &os(&["--sort", "path", "needle", "src"]),
+        &["--sort", "path", "needle", "src"],
         None,
     );
-    assert_eq!(stdout_of(&output), stdout_of(&expected));
-    assert_eq!(output.status.code(), Some(0));
-    assert!(stderr_of(&output).contains("searching without the index"));
+    assert_eq!(stdout_of(&scanned), stdout_of(&expected));
+    assert_eq!(scanned.status.code(), Some(0));
+    assert!(stderr_of(&scanned).contains("searching without the index"));
     // A flag warm does not know: the real rg's own answer, its error included.
-    let unknown = os(&["--no-such-flag", "needle"]);
-    let actual = run(&env, &shim, &env.project, &unknown, None);
-    let expected = run(&env, &reference_rg(), &env.project, &unknown, None);
+    let unknown: &[&str] = &["--no-such-flag", "needle"];
+    let actual = run(&env, &shim, &env.project, unknown, None);
+    let expected = run(&env, &reference_rg(), &env.project, unknown, None);
     assert_eq!(actual.status.code(), Some(2));
     assert_eq!(stderr_of(&actual), stderr_of(&expected));
     // A flag only rg implements (--pre) goes to rg; with none installed, a clear error.
@@ -202,24 +203,20 @@ fn the_shim_never_fails_a_call_ripgrep_answers() {
         &env,
         &shim,
         &env.project,
-        &os(&["--pre", "cat", "needle", "src/main.rs"]),
+        &["--pre", "cat", "needle", "src/main.rs"],
         None,
     );
-    let output = Command::new(&shim)
-        .current_dir(&env.project)
-        .env("WARM_RUNTIME_DIR", &env.runtime_dir)
+    let mut without_rg = command(&env, &shim, &env.project, &["--pre", "cat", "needle"]);
+    without_rg
         .env_remove("WARM_RG")
-        .env("PATH", shim.parent().expect("shim dir"))
-        .args(["--pre", "cat", "needle"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("shim");
-    assert_eq!(output.status.code(), Some(2));
+        .env("PATH", shim.parent().expect("shim dir"));
+    let refused = output(without_rg, None);
+    assert_eq!(refused.status.code(), Some(2));
     assert!(
-        stderr_of(&output)
+        stderr_of(&refused)
             .contains("--pre is answered by ripgrep itself, and no ripgrep is installed"),
         "{}",
-        stderr_of(&output)
+        stderr_of(&refused)
     );
 }
 
@@ -231,15 +228,9 @@ fn ripgreps_config_file_and_errors_are_ripgreps() {
     let config = env.tmp.path().join("ripgreprc");
     std::fs::write(&config, "# case\n--ignore-case\n\n--max-count=1\n").expect("config");
     let with_config = |program: &Path, args: &[&str]| {
-        Command::new(program)
-            .current_dir(&env.project)
-            .env("WARM_RUNTIME_DIR", &env.runtime_dir)
-            .env("RIPGREP_CONFIG_PATH", &config)
-            .env("WARM_RG", reference_rg())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run")
+        let mut configured = command(&env, program, &env.project, args);
+        configured.env("RIPGREP_CONFIG_PATH", &config);
+        output(configured, None)
     };
     let actual = with_config(&shim, &["MAIN", "src"]);
     let expected = with_config(&reference_rg(), &["--sort", "path", "MAIN", "src"]);
@@ -254,8 +245,8 @@ fn ripgreps_config_file_and_errors_are_ripgreps() {
         &["a\\nb"],
         &["needle", "no/such/path"],
     ] {
-        let actual = run(&env, &shim, &env.project, &os(args), None);
-        let expected = run(&env, &reference_rg(), &env.project, &os(args), None);
+        let actual = run(&env, &shim, &env.project, args, None);
+        let expected = run(&env, &reference_rg(), &env.project, args, None);
         assert_eq!(actual.status.code(), expected.status.code(), "{args:?}");
         assert_eq!(stderr_of(&actual), stderr_of(&expected), "{args:?}");
     }
@@ -264,8 +255,8 @@ fn ripgreps_config_file_and_errors_are_ripgreps() {
     std::fs::create_dir_all(ignored.join(".git")).expect("dir");
     std::fs::write(ignored.join(".gitignore"), "*.txt\n").expect("ignore");
     std::fs::write(ignored.join("a.txt"), "needle\n").expect("a");
-    let actual = run(&env, &shim, &ignored, &os(&["needle"]), None);
-    let expected = run(&env, &reference_rg(), &ignored, &os(&["needle"]), None);
+    let actual = run(&env, &shim, &ignored, &["needle"], None);
+    let expected = run(&env, &reference_rg(), &ignored, &["needle"], None);
     assert_eq!(actual.status.code(), Some(2));
     assert_eq!(stderr_of(&actual), stderr_of(&expected));
 }

@@ -58,7 +58,7 @@ pub fn delegate_error(args: &[OsString], error: &str) -> u8 {
 
 /// The ripgrep to hand a search to: `WARM_RG`, else the first `rg` on `PATH` that is not
 /// this program (the shim is a link to warm named `rg`).
-fn real_ripgrep() -> Option<PathBuf> {
+pub fn real_ripgrep() -> Option<PathBuf> {
     if let Some(rg) = std::env::var_os("WARM_RG").filter(|v| !v.is_empty()) {
         return Some(PathBuf::from(rg));
     }

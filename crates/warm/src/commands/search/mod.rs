@@ -11,6 +11,7 @@
 //! without it, the search scans.
 
 mod delegate;
+pub use delegate::real_ripgrep;
 mod status;
 mod targets;
 

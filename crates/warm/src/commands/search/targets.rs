@@ -161,8 +161,9 @@ fn indexed_targets(global: &GlobalArgs, search: &Search) -> Result<Targets, Stri
             }
         }
     }
+    // No duplicates to drop: each path argument's targets carry its index (rg searches a file
+    // once per argument that reaches it).
     scan::order(search, &mut found.targets);
-    found.targets.dedup();
     Ok(found)
 }
 
