@@ -187,6 +187,13 @@ fn a_call_queued_behind_a_cancelled_one_says_why_it_waits() {
     // worker (which ignores $/cancelRequest) is still busy with it.
     kill(slow.id(), "INT");
     let _ = slow.wait();
+    // The client is gone when `wait` returns; the daemon notices the closed connection a
+    // moment later. Until then the next call would queue behind a live request, not a
+    // cancelled one.
+    assert!(
+        env.wait_in_flight("py", 0),
+        "the daemon never cancelled the request"
+    );
 
     let output = env
         .warm()
