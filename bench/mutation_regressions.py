@@ -14,12 +14,12 @@ import time
 # (name, file, original text, mutated text, nextest filter)
 MUTANTS = [
     ("barrier returns at once",
-     "crates/warm-search/src/service.rs",
+     "crates/warm-search/src/service/mod.rs",
      "    async fn barrier(&self) -> bool {\n",
      "    async fn barrier(&self) -> bool {\n        if std::hint::black_box(true) { return true; }\n",
      "search::the_barrier_makes_every_change_visible_even_when_the_indexer_lags"),
     ("the index is never used",
-     "crates/warm-search/src/service.rs",
+     "crates/warm-search/src/service/mod.rs",
      "        if !*self.built.borrow() {",
      "        if std::hint::black_box(true) || !*self.built.borrow() {",
      "search::each_answer_says_whether_the_index_or_a_scan_served_it"),

@@ -11,7 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::Semaphore;
 use warm_daemon::state::Shared;
-use warm_daemon::{echo::EchoService, DaemonOptions, DaemonPaths, Identity, Shutdown};
+use warm_daemon::{echo::EchoService, DaemonOptions, Shutdown};
+use warm_runtime::{DaemonPaths, Identity};
 use warm_protocol::Framing;
 
 struct Fixture {

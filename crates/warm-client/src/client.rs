@@ -24,11 +24,8 @@ use warm_protocol::{ErrorCode, ErrorObject, Framing, PROTOCOL_VERSION};
 
 use crate::connection::{Connection, RequestFailure};
 use crate::error::Error;
-use crate::events::EventLog;
-use crate::lock::LockFile;
-use crate::paths::{ensure_runtime_dir, DaemonPaths, Identity};
-use crate::settings::ClientSettings;
 use crate::spawn::{spawn_daemon, SpawnCommand};
+use warm_runtime::{ensure_runtime_dir, ClientSettings, DaemonPaths, EventLog, Identity, LockFile};
 
 /// Everything a client needs to know to reach (or start) one daemon.
 #[derive(Debug, Clone)]
@@ -218,7 +215,10 @@ impl Client {
         self.wait_for_exit()?;
         // The lock goes a moment before the process: wait for the process too, so that
         // "stopped" means gone.
-        crate::meta::wait_process_exit(pid, Instant::now() + self.spec.settings.lock_timeout);
+        warm_runtime::meta::wait_process_exit(
+            pid,
+            Instant::now() + self.spec.settings.lock_timeout,
+        );
         Ok(StopOutcome::Stopped { pid })
     }
 

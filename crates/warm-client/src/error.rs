@@ -47,3 +47,12 @@ impl Error {
         }
     }
 }
+
+impl From<warm_runtime::PathError> for Error {
+    fn from(error: warm_runtime::PathError) -> Error {
+        match error {
+            warm_runtime::PathError::UnsafeRuntimeDir(reason) => Error::UnsafeRuntimeDir(reason),
+            warm_runtime::PathError::Setup(reason) => Error::Setup(reason),
+        }
+    }
+}

@@ -23,10 +23,7 @@ use rustix::io::FdFlags;
 use rustix::pipe::{pipe_with, PipeFlags};
 
 use crate::error::Error;
-use crate::paths::DaemonPaths;
-
-/// Environment variable carrying the readiness pipe's descriptor number to the daemon.
-pub const READY_FD_ENV: &str = "WARM_READY_FD";
+use warm_runtime::{DaemonPaths, READY_FD_ENV};
 
 /// How to start the daemon: a program and its arguments (for the `warm` CLI,
 /// `warm serve -s S --root R`; for an embedding tool, itself with a serve flag).

@@ -21,12 +21,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use warm_client::{
-    ensure_runtime_dir, runtime_dir_location, Client, ClientSettings, DaemonPaths, DaemonSpec,
-    Identity, SpawnCommand,
-};
+use warm_client::{Client, DaemonSpec, SpawnCommand};
 use warm_daemon::{BoxFuture, Call, DaemonOptions, ReadyReporter, Service};
 use warm_protocol::{ErrorObject, Framing};
+use warm_runtime::{
+    ensure_runtime_dir, runtime_dir_location, ClientSettings, DaemonPaths, Identity,
+};
 
 const SERVICE: &str = "embedded-kv";
 const SERVE_FLAG: &str = "__serve";
@@ -80,7 +80,7 @@ impl KvService {
 
 fn identity() -> Result<Identity, String> {
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
-    Identity::new(SERVICE, &warm_client::find_root(&cwd, true)).map_err(|e| e.to_string())
+    Identity::new(SERVICE, &warm_runtime::find_root(&cwd, true)).map_err(|e| e.to_string())
 }
 
 /// Serve mode: what the client starts in the background.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use warm_runtime::sync::Recover;
 
 #[derive(Debug)]
 struct State {
@@ -42,7 +43,7 @@ impl Activity {
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
         // A poisoned lock only means a panic elsewhere mid-update of plain counters; the
         // counters are still meaningful, so keep going.
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state.recover();
         f(&mut state)
     }
 

@@ -13,8 +13,9 @@ use warm_protocol::methods::{
     self, HelloParams, HelloResult, LeaseResult, ReleaseParams, SetTtlParams, TtlReport,
 };
 use warm_protocol::{ErrorCode, ErrorObject, Request, Response, PROTOCOL_VERSION};
+use warm_runtime::sync::Recover;
 
-use crate::connection::ConnectionState;
+use crate::session::ConnectionState;
 use crate::state::Shared;
 
 /// The built-in methods, by name.
@@ -113,7 +114,7 @@ fn ttl_report(shared: &Shared) -> Value {
 
 fn set_ttl(shared: &Shared, params: Option<Value>) -> Result<Value, ErrorObject> {
     let SetTtlParams { ttl_secs } = parse(params)?;
-    let max = warm_client::duration::MAX_DURATION.as_secs();
+    let max = warm_runtime::duration::MAX_DURATION.as_secs();
     if ttl_secs > max {
         return Err(ErrorObject::new(
             ErrorCode::InvalidParams,
@@ -132,9 +133,7 @@ fn set_ttl(shared: &Shared, params: Option<Value>) -> Result<Value, ErrorObject>
 
 fn lease(shared: &Shared, state: &ConnectionState) -> Value {
     let lease_id = shared.next_lease_id.fetch_add(1, Ordering::Relaxed);
-    if let Ok(mut leases) = state.leases.lock() {
-        leases.push(lease_id);
-    }
+    state.leases.recover().push(lease_id);
     let leases = shared.activity.lease_acquired();
     shared.events.record(
         "lease.acquired",
@@ -149,8 +148,9 @@ fn release(
     params: Option<Value>,
 ) -> Result<Value, ErrorObject> {
     let ReleaseParams { lease_id } = parse(params)?;
-    let released: Vec<u64> = match state.leases.lock() {
-        Ok(mut leases) => match lease_id {
+    let released: Vec<u64> = {
+        let mut leases = state.leases.recover();
+        match lease_id {
             Some(id) => {
                 let before = leases.len();
                 leases.retain(|l| *l != id);
@@ -161,8 +161,7 @@ fn release(
                 }
             }
             None => leases.drain(..).collect(),
-        },
-        Err(_) => Vec::new(),
+        }
     };
     if let Some(id) = lease_id.filter(|_| released.is_empty()) {
         return Err(ErrorObject::invalid_params(format!(

@@ -6,14 +6,12 @@
 //! wait arrive on a bounded channel the same task also listens to. Closing the connection
 //! cancels its requests in flight and releases its leases: a dead client can hold nothing.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::unix::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::time::Instant;
@@ -21,16 +19,11 @@ use tokio_util::sync::CancellationToken;
 use warm_protocol::{
     encode, ErrorCode, ErrorObject, FrameDecoder, Framing, Message, RequestId, Response,
 };
+use warm_runtime::sync::Recover;
 
 use crate::dispatch::{handle_payload, Dispatcher};
+use crate::session::{ConnectionState, Outgoing};
 use crate::state::Shared;
-
-/// An answer or notification for the client: one message or a batch answer.
-#[derive(Debug)]
-pub enum Outgoing {
-    One(Message),
-    Batch(Vec<Message>),
-}
 
 /// Messages queued for one connection by requests that finished later. Bounded so that a
 /// client that stops reading stalls only its own requests.
@@ -42,19 +35,6 @@ const WRITE_BATCH_BYTES: usize = 64 * 1024;
 /// How long the last answers of a closing connection may take to write.
 const FINAL_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Per-connection state shared with the tasks running its requests.
-#[derive(Debug, Default)]
-pub struct ConnectionState {
-    /// Cancellation handles of this connection's requests in flight, by client id.
-    pub in_flight: Mutex<HashMap<RequestId, CancellationToken>>,
-    /// Ids of the leases this connection holds.
-    pub leases: Mutex<Vec<u64>>,
-    /// Set when the client's hello named another version or configuration: the client will
-    /// replace this daemon, so its service requests are refused (-32003, "did not run") rather
-    /// than run by the wrong daemon. Built-in methods still answer.
-    pub refuse_service: std::sync::atomic::AtomicBool,
-}
-
 /// Why the connection loop ended.
 enum Closed {
     /// The peer closed, reset, or we were told to close: nothing more to write.
@@ -64,20 +44,37 @@ enum Closed {
 }
 
 /// Serves one accepted connection until it closes.
+///
+/// # Cancellation safety
+/// Spawn it as a task of its own (the drain tracks it): dropped midway, the connection's
+/// requests in flight are not cancelled nor its leases released.
 pub async fn serve(stream: UnixStream, shared: Arc<Shared>, _permit: OwnedSemaphorePermit) {
-    shared.stats.connections.fetch_add(1, Ordering::Relaxed);
-    let _count = ConnectionCount(shared.clone());
     if !peer_is_same_user(&stream, &shared) {
         return;
     }
-    let (mut reader, mut writer) = stream.into_split();
+    let (reader, writer) = stream.into_split();
+    serve_stream(reader, writer, shared).await;
+}
+
+/// Serves one connection over any byte stream until it closes: a socket's two halves, or an
+/// in-memory pipe (see [`crate::memory`]).
+///
+/// # Cancellation safety
+/// As [`serve`].
+pub async fn serve_stream<R, W>(mut reader: R, mut writer: W, shared: Arc<Shared>)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    shared.stats.connections.fetch_add(1, Ordering::Relaxed);
+    let _count = ConnectionCount(shared.clone());
     let mut read_buf = BytesMut::with_capacity(4096);
 
     // The first byte decides the framing; a client that connects and says nothing is
     // allowed to wait (a persistent connection opened early), so no deadline here.
     let first = tokio::select! {
         read = reader.read_buf(&mut read_buf) => read,
-        _ = shared.close_connections.cancelled() => return,
+        _ = shared.drain.close_requested() => return,
     };
     match first {
         Ok(0) | Err(_) => return,
@@ -110,7 +107,7 @@ pub async fn serve(stream: UnixStream, shared: Arc<Shared>, _permit: OwnedSemaph
     let mut partial_since: Option<Instant> = None;
     // Created once: a fresh `cancelled()` per loop turn would register and unregister with the
     // token's waiter list on every request.
-    let close_requested = shared.close_connections.clone().cancelled_owned();
+    let close_requested = shared.drain.close_requested_owned();
     tokio::pin!(close_requested);
 
     let closed = loop {
@@ -196,14 +193,14 @@ fn decode_all(
 /// not past shutdown: the write is tried first (`biased`), so an answer is never dropped
 /// merely because shutdown began; only a write that cannot proceed is abandoned then.
 async fn flush(
-    writer: &mut OwnedWriteHalf,
+    writer: &mut (impl AsyncWrite + Unpin),
     write_buf: &mut BytesMut,
     shared: &Shared,
 ) -> std::io::Result<()> {
     let result = tokio::select! {
         biased;
         result = writer.write_all(write_buf) => result,
-        _ = shared.close_connections.cancelled() => Err(std::io::ErrorKind::TimedOut.into()),
+        _ = shared.drain.close_requested() => Err(std::io::ErrorKind::TimedOut.into()),
     };
     write_buf.clear();
     result
@@ -211,7 +208,7 @@ async fn flush(
 
 /// The last write before closing, bounded in time rather than by the shutdown signal (which
 /// has usually fired by then).
-async fn final_flush(writer: &mut OwnedWriteHalf, write_buf: &BytesMut) {
+async fn final_flush(writer: &mut (impl AsyncWrite + Unpin), write_buf: &BytesMut) {
     let _ = tokio::time::timeout(FINAL_FLUSH_TIMEOUT, writer.write_all(write_buf)).await;
 }
 
@@ -224,18 +221,16 @@ async fn sleep_until_some(deadline: Option<Instant>) {
 
 /// Cancels what the connection still has running and releases its leases.
 fn close(shared: &Shared, state: &ConnectionState) {
-    let tokens: Vec<CancellationToken> = match state.in_flight.lock() {
-        Ok(mut map) => map.drain().map(|(_, token)| token).collect(),
-        Err(_) => Vec::new(),
-    };
+    let tokens: Vec<CancellationToken> = state
+        .in_flight
+        .recover()
+        .drain()
+        .map(|(_, token)| token)
+        .collect();
     for token in tokens {
         token.cancel();
     }
-    let leases: Vec<u64> = state
-        .leases
-        .lock()
-        .map(|mut l| l.drain(..).collect())
-        .unwrap_or_default();
+    let leases: Vec<u64> = state.leases.recover().drain(..).collect();
     if !leases.is_empty() {
         let left = shared.activity.lease_released(leases.len() as u64);
         shared.events.record(

@@ -16,10 +16,11 @@ use warm_protocol::methods::{self, CancelParams};
 use warm_protocol::{
     ErrorCode, ErrorObject, Incoming, Message, Payload, Request, RequestId, Response,
 };
+use warm_runtime::sync::Recover;
 
 use crate::builtin;
-use crate::connection::{ConnectionState, Outgoing};
 use crate::service::{Call, Progress};
+use crate::session::{ConnectionState, Outgoing};
 use crate::state::Shared;
 
 /// What one connection dispatches with.
@@ -156,12 +157,8 @@ fn cancel_request(params: Option<serde_json::Value>, state: &ConnectionState) {
     let Some(CancelParams { id }) = params.and_then(|p| serde_json::from_value(p).ok()) else {
         return;
     };
-    if let Some(token) = state
-        .in_flight
-        .lock()
-        .ok()
-        .and_then(|m| m.get(&id).cloned())
-    {
+    let token = state.in_flight.recover().get(&id).cloned();
+    if let Some(token) = token {
         token.cancel();
     }
 }
@@ -204,14 +201,12 @@ fn start_service_request(
             result = crate::unwind::guarded_call(shared.service.as_ref(), call) => result,
             _ = cancel.cancelled() => Err(ErrorObject::new(ErrorCode::Cancelled, "request cancelled")),
             // Not -32003: that code promises the request never ran, and clients resend it.
-            _ = shared.drain_expired.cancelled() => Err(ErrorObject::new(
+            _ = shared.drain.deadline_passed() => Err(ErrorObject::new(
                 ErrorCode::Cancelled,
                 "cancelled: the daemon shut down before the request finished (drain deadline passed)",
             )),
         };
-        if let Ok(mut in_flight) = state.in_flight.lock() {
-            in_flight.remove(&id);
-        }
+        state.in_flight.recover().remove(&id);
         drop(permit);
         shared.activity.end_request();
         shared.stats.requests.fetch_add(1, Ordering::Relaxed);
@@ -228,7 +223,7 @@ fn start_service_request(
     match delivery {
         Delivery::Direct => {
             let out_tx = dispatcher.out_tx.clone();
-            shared.requests.spawn(async move {
+            shared.drain.spawn_request(async move {
                 let response = running.await;
                 let _ = out_tx.send(Outgoing::One(response.into())).await;
             });
@@ -236,7 +231,7 @@ fn start_service_request(
         }
         Delivery::Batch => {
             let (tx, rx) = oneshot::channel();
-            shared.requests.spawn(async move {
+            shared.drain.spawn_request(async move {
                 let _ = tx.send(running.await);
             });
             Some(Answer::Later(rx))
@@ -250,10 +245,7 @@ fn register(
     id: &RequestId,
     cancel: &CancellationToken,
 ) -> Result<(), ErrorObject> {
-    let mut in_flight = state
-        .in_flight
-        .lock()
-        .map_err(|_| ErrorObject::new(ErrorCode::InternalError, "connection state poisoned"))?;
+    let mut in_flight = state.in_flight.recover();
     if in_flight.contains_key(id) {
         return Err(ErrorObject::new(
             ErrorCode::InvalidRequest,

@@ -8,16 +8,22 @@
 //! - [`server`]: [`Daemon`] — lock, socket, accept loop, the shutdown sequence.
 //! - [`connection`]: one client connection (framing detection, reading, writing).
 //! - [`dispatch`]: what each message becomes: an answer, a service request, a cancellation.
+//! - [`session`]: what the daemon keeps per connection (requests in flight, leases, queued
+//!   answers).
 //! - [`builtin`]: the `daemon/*` methods.
 //! - [`service`]: the [`Service`] trait a daemon serves, [`Call`] and [`Progress`].
 //! - [`unwind`]: a service's panic answered as that request's error.
 //! - [`activity`]: idle TTL, in-flight requests and leases.
 //! - [`shutdown`]: [`Shutdown`], the explicit stop switch every loop watches.
+//! - [`drain`]: [`drain::Drain`], what a stopping daemon waits for, in order.
 //! - [`state`]: the state connection tasks share, and `daemon/status`.
 //! - [`ready`]: the readiness pipe back to the spawning client.
-//! - [`config`]: reading and validating `.warm.toml`.
 //! - [`echo`]: the built-in `echo` service.
+//! - [`memory`]: [`memory::MemoryDaemon`], a daemon over in-memory pipes, for fast tests.
 
+// A library never writes to the terminal of the program that embeds it: it logs (tracing)
+// or returns what it has to say.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
 // Every duration, count and size in the daemon can come from a request or a config: no
 // arithmetic on them may overflow (a `daemon/set_ttl` of u64::MAX once made `Instant + ttl`
 // panic on every later ping).
@@ -25,14 +31,16 @@
 
 pub mod activity;
 pub mod builtin;
-pub mod config;
 pub mod connection;
 pub mod dispatch;
+pub mod drain;
 pub mod echo;
+pub mod memory;
 pub mod options;
 pub mod ready;
 pub mod server;
 pub mod service;
+pub mod session;
 pub mod shutdown;
 pub mod state;
 pub mod unwind;
@@ -44,7 +52,6 @@ pub use ready::ReadyReporter;
 pub use server::{Daemon, ExitReport, StartError};
 pub use service::{BoxFuture, Call, NoService, Progress, Service};
 pub use shutdown::Shutdown;
-pub use warm_client::{DaemonPaths, Identity};
 
 /// Runs a daemon in this process until it shuts down, reporting readiness (or the reason it
 /// could not start) on the pipe named by `WARM_READY_FD` when a client spawned it.

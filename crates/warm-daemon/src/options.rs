@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use warm_client::{DaemonPaths, Identity};
 use warm_protocol::Limits;
+use warm_runtime::{DaemonPaths, Identity};
 
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {

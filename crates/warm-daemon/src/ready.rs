@@ -5,7 +5,7 @@ use std::io::Write;
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use rustix::io::FdFlags;
-use warm_client::READY_FD_ENV;
+use warm_runtime::READY_FD_ENV;
 
 /// Reports `ready` or the reason for failure, once, to whoever spawned the daemon.
 #[derive(Debug)]

@@ -18,9 +18,9 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
-use warm_client::meta::{process_start_ticks, write_atomic, Meta};
-use warm_client::LockFile;
 use warm_protocol::PROTOCOL_VERSION;
+use warm_runtime::meta::{process_start_ticks, write_atomic, Meta};
+use warm_runtime::LockFile;
 
 use crate::connection;
 use crate::options::DaemonOptions;
@@ -144,6 +144,10 @@ impl Daemon {
     }
 
     /// Serves until shutdown (idle TTL, signal, `daemon/shutdown` or `shutdown.trigger`).
+    ///
+    /// # Cancellation safety
+    /// Run it to its end: dropped, the daemon stops accepting without its shutdown sequence
+    /// (no drain, the socket file left behind; the next client cleans it up).
     pub async fn run(self) -> ExitReport {
         let Daemon {
             shared,
@@ -215,8 +219,8 @@ async fn accept_loop(listener: UnixListener, shared: &Arc<Shared>) -> UnixListen
             Ok((stream, _)) => {
                 failures.resumed(shared);
                 shared
-                    .connections
-                    .spawn(connection::serve(stream, shared.clone(), permit));
+                    .drain
+                    .spawn_connection(connection::serve(stream, shared.clone(), permit));
             }
             Err(error) => {
                 // Out of descriptors (EMFILE/ENFILE) or a transient error: pause briefly so
@@ -308,26 +312,12 @@ async fn shut_down(
             .saturating_add(service_stop_timeout)
             .saturating_add(Duration::from_secs(5)),
     );
-    shared.requests.close();
-    let drain_overran = tokio::time::timeout(drain_timeout, shared.requests.wait())
-        .await
-        .is_err();
-    if drain_overran {
-        tracing::warn!(
-            in_flight = shared.activity.in_flight(),
-            "drain deadline passed; cancelling what is left"
-        );
-        shared.drain_expired.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(1), shared.requests.wait()).await;
-    }
-    // 4. The service's own resources (workers).
-    let _ = tokio::time::timeout(service_stop_timeout, shared.service.shutdown()).await;
+    // 4. Then the service's own resources (workers).
+    let drain_overran = shared.drain_requests_and_stop_service().await;
     let _ = std::fs::remove_file(&paths.meta);
     let _ = std::fs::remove_file(&paths.health);
     // 5. Flush answers and close connections.
-    shared.close_connections.cancel();
-    shared.connections.close();
-    let _ = tokio::time::timeout(Duration::from_secs(1), shared.connections.wait()).await;
+    shared.drain.connections().await;
     tracing::info!(%reason, drain_overran, "daemon stopped");
     ExitReport {
         reason,
@@ -350,8 +340,8 @@ fn answer_backlog(listener: UnixListener, shared: &Arc<Shared>) {
         let permit = Arc::new(Semaphore::new(1)).try_acquire_owned();
         if let Ok(permit) = permit {
             shared
-                .connections
-                .spawn(connection::serve(stream, shared.clone(), permit));
+                .drain
+                .spawn_connection(connection::serve(stream, shared.clone(), permit));
         }
     }
 }

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use warm_protocol::methods::{ProgressParams, PROGRESS};
 use warm_protocol::{ErrorObject, Message, Notification, RequestId};
 
-use crate::connection::Outgoing;
+use crate::session::Outgoing;
 
 /// A boxed future, as [`Service`] methods return (the trait must stay object-safe).
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -74,6 +74,9 @@ impl Progress {
 
     /// Reports progress: `done` of `total` units, with a message. Waits while the client's
     /// outgoing queue is full (a slow reader slows its own requests, nobody else's).
+    ///
+    /// # Cancellation safety
+    /// Safe to drop: the notification is then not sent, and nothing else changes.
     pub async fn report(&self, message: Option<String>, done: Option<u64>, total: Option<u64>) {
         if let Some(out_tx) = &self.out_tx {
             let _ = out_tx.send(self.notification(message, done, total)).await;

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
+use warm_runtime::sync::Recover;
 
 /// A one-way switch with a reason. Cloning shares it; the first reason given wins.
 #[derive(Debug, Clone, Default)]
@@ -22,7 +23,8 @@ impl Shutdown {
 
     /// Starts the shutdown, recording why (ignored if it had already started).
     pub fn trigger(&self, reason: impl Into<String>) {
-        if let Ok(mut slot) = self.reason.lock() {
+        {
+            let mut slot = self.reason.recover();
             if slot.is_none() {
                 *slot = Some(reason.into());
             }
@@ -45,7 +47,7 @@ impl Shutdown {
 
     /// Why the daemon is stopping, once it is.
     pub fn reason(&self) -> Option<String> {
-        self.reason.lock().ok().and_then(|r| r.clone())
+        self.reason.recover().clone()
     }
 
     /// A token cancelled with the shutdown, for code that takes one.

@@ -6,13 +6,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use warm_client::events::EventLog;
 use warm_protocol::methods::Status;
 use warm_protocol::PROTOCOL_VERSION;
+use warm_runtime::events::EventLog;
+use warm_runtime::sync::Recover;
 
 use crate::activity::Activity;
+use crate::drain::Drain;
 use crate::options::DaemonOptions;
 use crate::service::Service;
 use crate::shutdown::Shutdown;
@@ -32,17 +32,9 @@ pub struct Shared {
     /// Permits for service requests in flight; a request that finds none is answered busy
     /// instead of queued, so a flood cannot grow memory without bound.
     pub in_flight_limit: Arc<Semaphore>,
-    /// Tracks running service requests, so graceful shutdown can drain them.
-    pub requests: TaskTracker,
     pub shutdown: Shutdown,
-    /// Cancelled when the drain deadline passes: requests still running are answered -32005
-    /// rather than dropped with their connection.
-    pub drain_expired: CancellationToken,
-    /// Cancelled at the end of the drain: idle connections stop reading and close after
-    /// their queued answers are written.
-    pub close_connections: CancellationToken,
-    /// Tracks connection tasks, so the daemon exits only after their answers are flushed.
-    pub connections: TaskTracker,
+    /// The connections and service requests running, for the shutdown to wait on.
+    pub drain: Drain,
     pub events: EventLog,
     pub stats: Stats,
     pub next_lease_id: AtomicU64,
@@ -55,19 +47,34 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The middle of every shutdown: waits for the service requests running (cancelling them
+    /// at the drain deadline), then lets the service stop its own resources (workers), each
+    /// within its deadline. True when the drain deadline passed.
+    pub async fn drain_requests_and_stop_service(&self) -> bool {
+        let overran = self
+            .drain
+            .requests(self.options.drain_timeout, || {
+                tracing::warn!(
+                    in_flight = self.activity.in_flight(),
+                    "drain deadline passed; cancelling what is left"
+                );
+            })
+            .await;
+        let _ =
+            tokio::time::timeout(self.options.service_stop_timeout, self.service.shutdown()).await;
+        overran
+    }
+
     pub fn new(options: DaemonOptions, service: Arc<dyn Service>, shutdown: Shutdown) -> Shared {
         Shared {
             activity: Activity::new(options.ttl),
             in_flight_limit: Arc::new(Semaphore::new(options.limits.max_in_flight)),
-            requests: TaskTracker::new(),
-            drain_expired: CancellationToken::new(),
-            close_connections: CancellationToken::new(),
-            connections: TaskTracker::new(),
+            drain: Drain::new(),
             events: EventLog::new(&options.paths.events),
             stats: Stats::default(),
             next_lease_id: AtomicU64::new(1),
             started: Instant::now(),
-            started_at: warm_client::events::unix_time_secs(),
+            started_at: warm_runtime::events::unix_time_secs(),
             pid: std::process::id(),
             last_busy_event: Mutex::new(None),
             options,
@@ -107,9 +114,7 @@ impl Shared {
             .busy
             .fetch_add(1, Ordering::Relaxed)
             .saturating_add(1);
-        let Ok(mut last) = self.last_busy_event.lock() else {
-            return;
-        };
+        let mut last = self.last_busy_event.recover();
         if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
             *last = Some(Instant::now());
             drop(last);

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::watch;
+use warm_runtime::sync::Recover;
 
 struct Entry {
     pid: u32,
@@ -59,14 +60,15 @@ impl Published {
             arrived_at: sync_counter,
             diagnostics: params.get("diagnostics").cloned().unwrap_or(Value::Null),
         };
-        if let Ok(mut latest) = self.latest.lock() {
-            latest.insert(uri, entry);
-        }
+        self.latest.recover().insert(uri, entry);
         self.changed.send_modify(|n| *n += 1);
     }
 
     /// The diagnostics for the wanted content, waiting up to `timeout` for them. `None` when
     /// none arrived in time.
+    ///
+    /// # Cancellation safety
+    /// Safe to drop: it only watches.
     pub async fn wait(&self, wanted: &Wanted<'_>, timeout: Duration) -> Option<Value> {
         let mut changes = self.changed.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
@@ -83,12 +85,12 @@ impl Published {
 
     /// The last diagnostics of a document, whatever content they were for.
     pub fn last(&self, uri: &str) -> Option<Value> {
-        let latest = self.latest.lock().ok()?;
+        let latest = self.latest.recover();
         latest.get(uri).map(|e| e.diagnostics.clone())
     }
 
     fn current(&self, wanted: &Wanted<'_>) -> Option<Value> {
-        let latest = self.latest.lock().ok()?;
+        let latest = self.latest.recover();
         let entry = latest.get(wanted.uri).filter(|e| e.pid == wanted.pid)?;
         let matches = match entry.version {
             Some(version) => version == i64::from(wanted.version),

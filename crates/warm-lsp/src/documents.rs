@@ -16,10 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::uri::file_uri;
 use serde_json::json;
 use tokio::sync::Mutex;
 use warm_protocol::{ErrorCode, ErrorObject};
-use warm_worker::lsp::file_uri;
 use warm_worker::WorkerProcess;
 
 use crate::servers::language_of;
@@ -65,6 +65,10 @@ impl Documents {
     ///
     /// # Errors
     /// -32602 when the file cannot be read; -32002 when the server takes no more input.
+    ///
+    /// # Cancellation safety
+    /// Safe to drop: the server is told of the new content and the document recorded at it in
+    /// one step after the last await, so a dropped sync leaves both as they were.
     pub async fn sync(&self, worker: &WorkerProcess, path: &Path) -> Result<Synced, ErrorObject> {
         let bytes = std::fs::read(path).map_err(|e| {
             ErrorObject::new(
@@ -134,6 +138,10 @@ impl Documents {
 
     /// Closes (`didClose`) the documents of `worker` no query has used for `idle`, and
     /// forgets those of servers that are gone. Returns how many were closed.
+    ///
+    /// # Cancellation safety
+    /// Dropped midway, a document may be forgotten here before its `didClose` was sent: the
+    /// next query about it opens it again, which servers accept.
     pub async fn close_idle(&self, worker: Option<&WorkerProcess>, idle: Duration) -> usize {
         let mut open = self.open.lock().await;
         let pid = worker.map(|w| w.pid);

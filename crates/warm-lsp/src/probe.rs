@@ -48,7 +48,7 @@ pub fn probe(program: &Path, args: &[&str]) -> Probe {
 /// `<runtime dir>/probes/<sha256 of the program's identity>`, when the runtime dir is usable.
 fn cache_marker(program: &Path, args: &[&str]) -> Option<PathBuf> {
     let meta = std::fs::metadata(program).ok()?;
-    let runtime = warm_client::ensure_runtime_dir(&warm_client::runtime_dir_location()).ok()?;
+    let runtime = warm_runtime::ensure_runtime_dir(&warm_runtime::runtime_dir_location()).ok()?;
     let mut hasher = Sha256::new();
     hasher.update(program.as_os_str().as_encoded_bytes());
     for arg in args {

@@ -8,12 +8,12 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::uri::path_from_uri;
 use lsp_types::{
     Diagnostic, DiagnosticSeverity, DocumentSymbol, GotoDefinitionResponse, Hover, HoverContents,
     MarkedString, OneOf, Position, Range, SymbolInformation, SymbolKind, TextEdit, WorkspaceSymbol,
 };
 use serde_json::Value;
-use warm_worker::lsp::path_from_uri;
 
 use crate::position::{Encoding, LineIndex};
 

@@ -8,7 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use warm_daemon::config::{Config, ServiceConfig};
+use warm_protocol::Framing;
+use warm_runtime::config::{Config, ResolvedService, ServiceConfig};
 
 use crate::probe::Probe;
 
@@ -110,6 +111,13 @@ impl BuiltinServer {
             (Some(path), None) => Probe::Works(path),
             (Some(path), Some(args)) => crate::probe::probe(&path, args),
         }
+    }
+
+    /// Makes `service` (the built-in server's service, `lsp-ID`, as `.warm.toml` resolves
+    /// it: TTL and limits) run this server: its command, LSP framing.
+    pub fn configure(&self, service: &mut ResolvedService) {
+        service.config = self.service_config();
+        service.framing = Framing::Lsp;
     }
 
     /// The `.warm.toml` table this server would have if it were configured.
@@ -242,11 +250,9 @@ pub fn choose(config: &Config, root: &Path, target: Target<'_>) -> Result<Choice
 /// `[services.*]` tables with `framing = "lsp"`, by name.
 pub fn lsp_services(config: &Config) -> Vec<(String, ServiceConfig)> {
     config
-        .file
-        .services
-        .iter()
-        .filter(|(_, s)| s.framing.as_deref() == Some("lsp") && s.command.is_some())
-        .map(|(name, s)| (name.clone(), s.clone()))
+        .services()
+        .filter(|s| s.framing == Framing::Lsp && s.config.command.is_some())
+        .map(|s| (s.name.clone(), s.config.clone()))
         .collect()
 }
 

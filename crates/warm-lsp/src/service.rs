@@ -23,10 +23,13 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
-use warm_client::EventLog;
 use warm_daemon::{BoxFuture, Call, Progress, Service};
 use warm_protocol::{ErrorCode, ErrorObject, Notification};
+use warm_runtime::sync::Recover;
+use warm_runtime::EventLog;
 use warm_worker::{Pool, WorkerConfig, WorkerProcess};
+
+use crate::dialect::{LspDialect, LspInit};
 
 use crate::diagnostics::{Published, Wanted};
 use crate::documents::{Documents, Synced};
@@ -86,8 +89,10 @@ pub struct LspService {
 }
 
 impl LspService {
-    /// Starts the server (inside the daemon's runtime).
-    pub fn start(config: WorkerConfig, events: EventLog) -> LspService {
+    /// Starts the server (inside the daemon's runtime), speaking LSP to it: the handshake
+    /// with `init`, answers to its requests, `shutdown` and `exit` when it stops.
+    pub fn start(mut config: WorkerConfig, init: LspInit, events: EventLog) -> LspService {
+        config.dialect = Some(Arc::new(LspDialect::new(init)));
         let shared = Arc::new(Shared {
             service: config.service.clone(),
             documents: Documents::default(),
@@ -167,7 +172,7 @@ impl Query {
             let params = &params;
             async move {
                 check_supported(&worker, &self.shared.service, &params.method)?;
-                let encoding = Encoding::from_capabilities(worker.server_capabilities());
+                let encoding = Encoding::from_capabilities(worker.handshake_answer());
                 if let Some(file) = &params.file {
                     let synced = self.shared.documents.sync(&worker, file).await?;
                     lsp_params["textDocument"] = json!({ "uri": synced.uri });
@@ -195,10 +200,10 @@ impl Query {
         self.with_retry(|worker| {
             let (call, params) = (&call, &params);
             async move {
-                let encoding = Encoding::from_capabilities(worker.server_capabilities());
+                let encoding = Encoding::from_capabilities(worker.handshake_answer());
                 let synced = self.shared.documents.sync(&worker, &params.file).await?;
                 let pull = worker
-                    .server_capabilities()
+                    .handshake_answer()
                     .is_some_and(|c| c.get("diagnosticProvider").is_some_and(|d| !d.is_null()));
                 let (diagnostics, complete) = if pull {
                     let params = json!({ "textDocument": { "uri": synced.uri } });
@@ -226,7 +231,7 @@ impl Query {
             .as_ref()
             .and_then(|p| p.pointer("/textDocument/uri"))
             .and_then(Value::as_str)
-            .and_then(warm_worker::lsp::path_from_uri)
+            .and_then(crate::uri::path_from_uri)
             .filter(|path| path.is_file());
         let method = call.method.clone();
         self.with_retry(|worker| {
@@ -360,9 +365,7 @@ impl Shared {
         };
         let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
         let title = {
-            let Ok(mut titles) = self.titles.lock() else {
-                return;
-            };
+            let mut titles = self.titles.recover();
             match value.get("kind").and_then(Value::as_str) {
                 Some("begin") => {
                     let title = text("title").unwrap_or_default();
@@ -379,11 +382,7 @@ impl Shared {
             (_, None) => title,
         };
         let percentage = value.get("percentage").and_then(Value::as_u64);
-        let waiting: Vec<Progress> = self
-            .waiting
-            .lock()
-            .map(|w| w.values().cloned().collect())
-            .unwrap_or_default();
+        let waiting: Vec<Progress> = self.waiting.recover().values().cloned().collect();
         for progress in waiting {
             progress.try_report(Some(message.clone()), percentage, percentage.map(|_| 100));
         }
@@ -392,9 +391,7 @@ impl Shared {
     /// Registers a query's progress reporter while the returned guard lives.
     fn watch_progress(self: &Arc<Self>, progress: &Progress) -> Watching {
         let key = self.next_waiter.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut waiting) = self.waiting.lock() {
-            waiting.insert(key, progress.clone());
-        }
+        self.waiting.recover().insert(key, progress.clone());
         Watching {
             shared: Arc::downgrade(self),
             key,
@@ -410,9 +407,7 @@ struct Watching {
 impl Drop for Watching {
     fn drop(&mut self) {
         if let Some(shared) = self.shared.upgrade() {
-            if let Ok(mut waiting) = shared.waiting.lock() {
-                waiting.remove(&self.key);
-            }
+            shared.waiting.recover().remove(&self.key);
         }
     }
 }
@@ -461,7 +456,7 @@ const CAPABILITIES: &[(&str, &str)] = &[
 /// Refuses a query the server said it does not support, with a message that says so (a
 /// server's own "method not found" names neither the server nor the reason).
 fn check_supported(worker: &WorkerProcess, service: &str, method: &str) -> Result<(), ErrorObject> {
-    let Some(capabilities) = worker.server_capabilities() else {
+    let Some(capabilities) = worker.handshake_answer() else {
         return Ok(());
     };
     let Some((_, key)) = CAPABILITIES.iter().find(|(m, _)| *m == method) else {

@@ -15,6 +15,10 @@
 //! - [`msgpack`]: MessagePack bodies to JSON values (raw bytes become base64 strings).
 //! - [`strict`]: JSON text to a value, refusing duplicate keys.
 
+// A library never writes to the terminal of the program that embeds it: it logs (tracing)
+// or returns what it has to say.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod codec;
 pub mod error;
 // Public only to the fuzz targets, which check it against the general parser.

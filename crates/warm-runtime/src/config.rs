@@ -1,7 +1,10 @@
 //! `.warm.toml`: per-service settings (`[services.NAME]`) and client behaviour (`[client]`).
 //!
-//! Unknown keys and bad values are errors that name the file, the key and what is allowed:
-//! a typo must not silently fall back to a default.
+//! Parsed and resolved once, when the file is loaded: every service becomes a
+//! [`ResolvedService`] of typed values (durations, framing, limits, restart policy), and
+//! nothing downstream reads the text again or falls back on its own. Unknown keys and bad
+//! values are errors that name the file, the key and what is allowed: a typo must not
+//! silently fall back to a default.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,9 +12,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use warm_client::duration::parse_duration;
-use warm_client::ClientSettings;
-use warm_protocol::Limits;
+use warm_protocol::{Framing, Limits};
+
+use crate::duration::parse_duration;
+use crate::settings::ClientSettings;
 
 /// The file name looked for in the project root.
 pub const CONFIG_FILE: &str = ".warm.toml";
@@ -106,6 +110,26 @@ pub struct Config {
     /// Where it was read from; `None` when there is no `.warm.toml`.
     pub path: Option<PathBuf>,
     pub file: ConfigFile,
+    /// Each configured service, resolved when the file was parsed.
+    services: BTreeMap<String, ResolvedService>,
+    client: ClientSettings,
+}
+
+/// Restarts allowed: `attempts` within any `window`; past that the service is unavailable
+/// until the window has passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestartPolicy {
+    pub attempts: u32,
+    pub window: Duration,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> RestartPolicy {
+        RestartPolicy {
+            attempts: 2,
+            window: Duration::from_secs(60),
+        }
+    }
 }
 
 /// One service's settings, resolved with defaults.
@@ -115,11 +139,106 @@ pub struct ResolvedService {
     pub ttl: Duration,
     pub limits: Limits,
     pub drain_timeout: Duration,
+    /// How the worker speaks (`ndjson` unless `framing = "lsp"`).
+    pub framing: Framing,
+    /// Worker pool size.
+    pub workers: usize,
+    /// How long a worker may take to answer one request.
+    pub request_timeout: Duration,
+    pub restart: RestartPolicy,
     /// Hash of the service's table, so a daemon started from an older `.warm.toml` is
     /// recognised and replaced.
     pub config_hash: Option<String>,
+    /// The table as written, for what needs no resolving (command, env, LSP settings).
     pub config: ServiceConfig,
 }
+
+impl ResolvedService {
+    /// A service that `.warm.toml` does not configure: every default.
+    pub fn defaults(name: &str) -> ResolvedService {
+        ResolvedService::resolve(name, None).unwrap_or_else(|_| ResolvedService {
+            // Unreachable: an absent table has nothing to parse. Spelled out all the same,
+            // so that no input can make this panic.
+            name: name.to_owned(),
+            ttl: DEFAULT_TTL,
+            limits: Limits::default(),
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            framing: Framing::Ndjson,
+            workers: 1,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            restart: RestartPolicy::default(),
+            config_hash: None,
+            config: ServiceConfig::default(),
+        })
+    }
+
+    /// Resolves a service's table (`None`: not configured) into typed values.
+    ///
+    /// # Errors
+    /// The key and what is wrong with its value.
+    fn resolve(name: &str, table: Option<&ServiceConfig>) -> Result<ResolvedService, String> {
+        let key = |k: &str| format!("services.{name}.{k}");
+        let duration = |field: &str, text: &Option<String>, default: Duration| match text {
+            Some(text) => parse_duration(text).map_err(|e| format!("{}: {e}", key(field))),
+            None => Ok(default),
+        };
+        let config = table.cloned().unwrap_or_default();
+        let defaults = Limits::default();
+        let framing = match config.framing.as_deref() {
+            None | Some("ndjson") => Framing::Ndjson,
+            Some("lsp") => Framing::Lsp,
+            Some(other) => {
+                return Err(format!(
+                    "{}: unknown framing {other:?}; allowed: \"ndjson\", \"lsp\"",
+                    key("framing")
+                ))
+            }
+        };
+        let restart = match &config.restart {
+            Some(restart) => RestartPolicy {
+                attempts: restart.attempts,
+                window: parse_duration(&restart.window)
+                    .map_err(|e| format!("{}: {e}", key("restart.window")))?,
+            },
+            None => RestartPolicy::default(),
+        };
+        Ok(ResolvedService {
+            name: name.to_owned(),
+            ttl: duration("ttl", &config.ttl, DEFAULT_TTL)?,
+            limits: Limits {
+                max_in_flight: config.max_in_flight.unwrap_or(defaults.max_in_flight),
+                max_connections: config.max_connections.unwrap_or(defaults.max_connections),
+                max_frame_bytes: config.max_frame_bytes.unwrap_or(defaults.max_frame_bytes),
+                max_batch: config.max_batch.unwrap_or(defaults.max_batch),
+                partial_frame_timeout: duration(
+                    "partial_frame_timeout",
+                    &config.partial_frame_timeout,
+                    defaults.partial_frame_timeout,
+                )?,
+                ..defaults
+            },
+            drain_timeout: duration(
+                "drain_timeout",
+                &config.drain_timeout,
+                DEFAULT_DRAIN_TIMEOUT,
+            )?,
+            framing,
+            workers: config.workers.map_or(1, |w| w.max(1) as usize),
+            request_timeout: duration(
+                "request_timeout",
+                &config.request_timeout,
+                DEFAULT_REQUEST_TIMEOUT,
+            )?,
+            restart,
+            config_hash: table.map(hash_service),
+            config,
+        })
+    }
+}
+
+const DEFAULT_TTL: Duration = Duration::from_secs(600);
+const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Config {
     /// Reads `<root>/.warm.toml` if it exists.
@@ -149,19 +268,20 @@ impl Config {
         };
         let file: ConfigFile =
             toml::from_str(text).map_err(|e| error(e.to_string().trim_end().to_owned()))?;
+        let mut services = BTreeMap::new();
         for (name, service) in &file.services {
-            warm_client::paths::validate_service_name(name)
+            crate::paths::validate_service_name(name)
                 .map_err(|e| error(format!("[services.{name}]: {e}")))?;
             validate_service(name, service).map_err(error)?;
+            let resolved = ResolvedService::resolve(name, Some(service)).map_err(error)?;
+            services.insert(name.clone(), resolved);
         }
-        if let Some(delays) = &file.client.retry_delays {
-            for delay in delays {
-                parse_duration(delay).map_err(|e| error(format!("client.retry_delays: {e}")))?;
-            }
-        }
+        let client = client_settings(&file.client).map_err(error)?;
         Ok(Config {
             path: Some(path.to_path_buf()),
             file,
+            services,
+            client,
         })
     }
 
@@ -170,36 +290,17 @@ impl Config {
         self.file.services.keys().cloned().collect()
     }
 
+    /// The configured services, resolved, by name.
+    pub fn services(&self) -> impl Iterator<Item = &ResolvedService> {
+        self.services.values()
+    }
+
     /// Settings for `name`: its table if configured, the defaults otherwise.
     pub fn service(&self, name: &str) -> ResolvedService {
-        let config = self.file.services.get(name).cloned();
-        let hash = config.as_ref().map(hash_service);
-        let config = config.unwrap_or_default();
-        let defaults = Limits::default();
-        // Validated in `parse`, so the fallbacks below are never taken for a loaded file.
-        let duration = |text: &Option<String>, default: Duration| {
-            text.as_deref()
-                .and_then(|t| parse_duration(t).ok())
-                .unwrap_or(default)
-        };
-        ResolvedService {
-            name: name.to_owned(),
-            ttl: duration(&config.ttl, Duration::from_secs(600)),
-            limits: Limits {
-                max_in_flight: config.max_in_flight.unwrap_or(defaults.max_in_flight),
-                max_connections: config.max_connections.unwrap_or(defaults.max_connections),
-                max_frame_bytes: config.max_frame_bytes.unwrap_or(defaults.max_frame_bytes),
-                max_batch: config.max_batch.unwrap_or(defaults.max_batch),
-                partial_frame_timeout: duration(
-                    &config.partial_frame_timeout,
-                    defaults.partial_frame_timeout,
-                ),
-                ..defaults
-            },
-            drain_timeout: duration(&config.drain_timeout, Duration::from_secs(10)),
-            config_hash: hash,
-            config,
-        }
+        self.services
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| ResolvedService::defaults(name))
     }
 
     /// Client settings: defaults, then `[client]`, then `WARM_*` environment variables.
@@ -207,44 +308,31 @@ impl Config {
     /// # Errors
     /// A bad environment variable, named.
     pub fn client_settings(&self) -> Result<ClientSettings, String> {
-        let mut settings = ClientSettings::default();
-        let client = &self.file.client;
-        if let Some(delays) = &client.retry_delays {
-            settings.retry_delays = delays
-                .iter()
-                .filter_map(|d| parse_duration(d).ok())
-                .collect();
-        }
-        if let Some(max) = client.max_restarts {
-            settings.max_restarts = max;
-        }
-        if let Some(fallback) = client.fallback {
-            settings.fallback = fallback;
-        }
-        settings.apply_env()
+        self.client.clone().apply_env()
     }
 }
 
+/// `[client]` over the defaults.
+fn client_settings(client: &ClientConfig) -> Result<ClientSettings, String> {
+    let mut settings = ClientSettings::default();
+    if let Some(delays) = &client.retry_delays {
+        settings.retry_delays = delays
+            .iter()
+            .map(|d| parse_duration(d).map_err(|e| format!("client.retry_delays: {e}")))
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(max) = client.max_restarts {
+        settings.max_restarts = max;
+    }
+    if let Some(fallback) = client.fallback {
+        settings.fallback = fallback;
+    }
+    Ok(settings)
+}
+
 fn validate_service(name: &str, service: &ServiceConfig) -> Result<(), String> {
+    // Durations and framing are checked as they are resolved (`ResolvedService::resolve`).
     let key = |k: &str| format!("services.{name}.{k}");
-    for (field, value) in [
-        ("ttl", &service.ttl),
-        ("request_timeout", &service.request_timeout),
-        ("drain_timeout", &service.drain_timeout),
-        ("partial_frame_timeout", &service.partial_frame_timeout),
-    ] {
-        if let Some(text) = value {
-            parse_duration(text).map_err(|e| format!("{}: {e}", key(field)))?;
-        }
-    }
-    if let Some(framing) = &service.framing {
-        if framing != "ndjson" && framing != "lsp" {
-            return Err(format!(
-                "{}: unknown framing {framing:?}; allowed: \"ndjson\", \"lsp\"",
-                key("framing")
-            ));
-        }
-    }
     if let Some(command) = &service.command {
         if BUILTIN_SERVICES.contains(&name) {
             return Err(format!(
@@ -270,9 +358,6 @@ fn validate_service(name: &str, service: &ServiceConfig) -> Result<(), String> {
         if value == Some(0) {
             return Err(format!("{}: must be at least 1", key(field)));
         }
-    }
-    if let Some(restart) = &service.restart {
-        parse_duration(&restart.window).map_err(|e| format!("{}: {e}", key("restart.window")))?;
     }
     Ok(())
 }
@@ -316,6 +401,69 @@ fallback = true
         assert_eq!(service.ttl, Duration::from_secs(600));
         assert!(service.config_hash.is_some());
         assert_eq!(config.service("other").config_hash, None);
+    }
+
+    #[test]
+    fn each_service_is_resolved_once_into_typed_values() {
+        let config = parse(
+            r#"
+[services.py]
+command = ["pylsp"]
+framing = "lsp"
+workers = 3
+request_timeout = "5s"
+restart = { attempts = 4, window = "2m" }
+[client]
+retry_delays = ["50ms"]
+"#,
+        )
+        .expect("parses");
+        let py = config.service("py");
+        assert_eq!(py.framing, Framing::Lsp);
+        assert_eq!(py.workers, 3);
+        assert_eq!(py.request_timeout, Duration::from_secs(5));
+        assert_eq!(
+            py.restart,
+            RestartPolicy {
+                attempts: 4,
+                window: Duration::from_secs(120)
+            }
+        );
+        let names: Vec<&str> = config.services().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["py"]);
+        let other = config.service("other");
+        assert_eq!((other.framing, other.workers), (Framing::Ndjson, 1));
+        assert_eq!(other, ResolvedService::defaults("other"));
+        assert_eq!(
+            config.client.retry_delays,
+            [Duration::from_millis(50)],
+            "[client] resolved with the file"
+        );
+    }
+
+    #[test]
+    fn every_bad_value_is_an_error_naming_its_key() {
+        for (text, key) in [
+            (
+                "[services.a]\nframing = \"xml\"\n",
+                "services.a.framing: unknown framing",
+            ),
+            (
+                "[services.a]\nrestart = { attempts = 1, window = \"soon\" }\n",
+                "services.a.restart.window",
+            ),
+            (
+                "[services.a]\nrequest_timeout = \"1 minute\"\n",
+                "services.a.request_timeout",
+            ),
+            (
+                "[client]\nretry_delays = [\"1s\", \"x\"]\n",
+                "client.retry_delays",
+            ),
+        ] {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
     }
 
     #[test]

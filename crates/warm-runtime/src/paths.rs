@@ -11,7 +11,16 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::error::Error;
+/// Why a daemon's paths cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PathError {
+    /// The runtime directory is unsafe to use.
+    #[error("{0}")]
+    UnsafeRuntimeDir(String),
+    /// Bad arguments or environment (service name, root, socket path length).
+    #[error("{0}")]
+    Setup(String),
+}
 
 /// `sun_path` holds 108 bytes including the terminating NUL.
 const MAX_SOCKET_PATH: usize = 107;
@@ -28,11 +37,11 @@ impl Identity {
     /// An identity for `service` at `root`, canonicalising the root.
     ///
     /// # Errors
-    /// [`Error::Setup`] when the service name is not a plain name or the root does not exist.
-    pub fn new(service: &str, root: &Path) -> Result<Identity, Error> {
+    /// [`PathError::Setup`] when the service name is not a plain name or the root does not exist.
+    pub fn new(service: &str, root: &Path) -> Result<Identity, PathError> {
         validate_service_name(service)?;
         let root = root.canonicalize().map_err(|e| {
-            Error::Setup(format!(
+            PathError::Setup(format!(
                 "project root {} is not usable: {e}",
                 root.display()
             ))
@@ -52,7 +61,7 @@ impl Identity {
 }
 
 /// Service names become file names and CLI words: keep them plain.
-pub fn validate_service_name(service: &str) -> Result<(), Error> {
+pub fn validate_service_name(service: &str) -> Result<(), PathError> {
     let is_plain = !service.is_empty()
         && service.len() <= 64
         && service
@@ -62,7 +71,7 @@ pub fn validate_service_name(service: &str) -> Result<(), Error> {
     if is_plain {
         Ok(())
     } else {
-        Err(Error::Setup(format!(
+        Err(PathError::Setup(format!(
             "invalid service name {service:?}: use 1-64 letters, digits, '-', '_' or '.'"
         )))
     }
@@ -83,8 +92,8 @@ pub fn runtime_dir_location() -> PathBuf {
 /// Creates the runtime directory if needed and checks that only this user can use it.
 ///
 /// # Errors
-/// [`Error::UnsafeRuntimeDir`] naming the problem and the fix.
-pub fn ensure_runtime_dir(dir: &Path) -> Result<PathBuf, Error> {
+/// [`PathError::UnsafeRuntimeDir`] naming the problem and the fix.
+pub fn ensure_runtime_dir(dir: &Path) -> Result<PathBuf, PathError> {
     match fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -92,7 +101,7 @@ pub fn ensure_runtime_dir(dir: &Path) -> Result<PathBuf, Error> {
     {
         Ok(()) => {}
         Err(e) => {
-            return Err(Error::UnsafeRuntimeDir(format!(
+            return Err(PathError::UnsafeRuntimeDir(format!(
                 "cannot create runtime directory {}: {e}",
                 dir.display()
             )))
@@ -103,18 +112,19 @@ pub fn ensure_runtime_dir(dir: &Path) -> Result<PathBuf, Error> {
 }
 
 /// Refuses a directory that is a symlink, owned by someone else, or open to group or others.
-pub fn check_private_dir(dir: &Path) -> Result<(), Error> {
-    let meta = fs::symlink_metadata(dir)
-        .map_err(|e| Error::UnsafeRuntimeDir(format!("cannot inspect {}: {e}", dir.display())))?;
+pub fn check_private_dir(dir: &Path) -> Result<(), PathError> {
+    let meta = fs::symlink_metadata(dir).map_err(|e| {
+        PathError::UnsafeRuntimeDir(format!("cannot inspect {}: {e}", dir.display()))
+    })?;
     if meta.file_type().is_symlink() {
-        return Err(Error::UnsafeRuntimeDir(format!(
+        return Err(PathError::UnsafeRuntimeDir(format!(
             "runtime directory {} is a symbolic link; remove it (or point WARM_RUNTIME_DIR at a real directory)",
             dir.display()
         )));
     }
     let uid = rustix::process::geteuid().as_raw();
     if meta.uid() != uid {
-        return Err(Error::UnsafeRuntimeDir(format!(
+        return Err(PathError::UnsafeRuntimeDir(format!(
             "runtime directory {} is owned by uid {}, not by you (uid {uid}); remove it or set WARM_RUNTIME_DIR to a directory you own",
             dir.display(),
             meta.uid()
@@ -122,7 +132,7 @@ pub fn check_private_dir(dir: &Path) -> Result<(), Error> {
     }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(Error::UnsafeRuntimeDir(format!(
+        return Err(PathError::UnsafeRuntimeDir(format!(
             "runtime directory {} has mode {mode:o}, open to other users; run `chmod 700 {}`",
             dir.display(),
             dir.display()
@@ -148,18 +158,18 @@ impl DaemonPaths {
     /// The paths of the daemon for `identity` under `runtime_dir`.
     ///
     /// # Errors
-    /// [`Error::Setup`] when the socket path would not fit in `sun_path`: checked up front so
+    /// [`PathError::Setup`] when the socket path would not fit in `sun_path`: checked up front so
     /// the failure names the cause instead of surfacing as an obscure bind error.
-    pub fn new(runtime_dir: &Path, identity: &Identity) -> Result<DaemonPaths, Error> {
+    pub fn new(runtime_dir: &Path, identity: &Identity) -> Result<DaemonPaths, PathError> {
         DaemonPaths::from_dir(runtime_dir.join(identity.dir_name()))
     }
 
     /// The paths inside an existing daemon directory.
-    pub fn from_dir(dir: PathBuf) -> Result<DaemonPaths, Error> {
+    pub fn from_dir(dir: PathBuf) -> Result<DaemonPaths, PathError> {
         let sock = dir.join("sock");
         let sock_len = sock.as_os_str().len();
         if sock_len > MAX_SOCKET_PATH {
-            return Err(Error::Setup(format!(
+            return Err(PathError::Setup(format!(
                 "socket path {} is {sock_len} bytes, over the {MAX_SOCKET_PATH}-byte limit of Unix sockets; set WARM_RUNTIME_DIR to a shorter directory",
                 sock.display()
             )));

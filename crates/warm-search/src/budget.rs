@@ -14,8 +14,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use warm_client::{Connection, DaemonPaths, EventLog, LockFile};
+use warm_client::Connection;
 use warm_protocol::Framing;
+use warm_runtime::{DaemonPaths, EventLog, LockFile};
 
 /// How many of the user's inotify instances warm leaves to other programs: a quarter of the
 /// limit, at least 8.

@@ -6,12 +6,17 @@
 //! - [`query`]: from a regex to the trigrams a matching file must contain.
 //! - [`index`]: [`Index`], the project's files by ripgrep's rules and their trigrams.
 //! - [`special`]: what the index never reads (FIFOs, devices, `/proc` and the like).
+//! - [`protocol`]: the `search/*` requests and answers, typed for both sides.
 //! - [`service`]: [`SearchService`], the daemon side: build, watch, barrier, candidates.
 //! - [`wire`]: paths between daemon and client, as bytes when they are not UTF-8.
 //! - [`budget`]: the user's inotify instances: a reserve kept free, idle daemons evicted.
 //! - [`rg`]: ripgrep's command line: its flags, parsed by its rules, and how each is answered.
 //! - [`scan`]: the client side: which files a search reads, by a walk or over candidates.
 //! - [`output`]: the client side: matching and printing like ripgrep.
+
+// A library never writes to the terminal of the program that embeds it: it logs (tracing)
+// or returns what it has to say.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod budget;
 pub mod index;
@@ -22,6 +27,7 @@ pub mod wire;
 
 pub use index::Index;
 pub use query::Query;
+pub mod protocol;
 pub mod service;
 pub use service::SearchService;
 pub mod output;

@@ -2,28 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use warm_client::duration::parse_duration;
-use warm_daemon::config::ResolvedService;
 use warm_protocol::Framing;
+use warm_runtime::config::{ResolvedService, RestartPolicy};
 
-/// Restarts allowed: `attempts` within any `window`; past that the service is unavailable
-/// until the window has passed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RestartPolicy {
-    pub attempts: u32,
-    pub window: Duration,
-}
-
-impl Default for RestartPolicy {
-    fn default() -> RestartPolicy {
-        RestartPolicy {
-            attempts: 2,
-            window: Duration::from_secs(60),
-        }
-    }
-}
+use crate::dialect::Dialect;
 
 /// Deadlines of the shutdown sequence, one per stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +28,7 @@ impl Default for ShutdownDeadlines {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub service: String,
     pub program: String,
@@ -60,17 +45,11 @@ pub struct WorkerConfig {
     pub shutdown: ShutdownDeadlines,
     /// Largest frame accepted from a worker; a worker that sends more is cut off.
     pub max_frame_bytes: usize,
-    /// For LSP workers: what the handshake sends.
-    pub lsp: Option<LspInit>,
+    /// What the worker's protocol adds to plain JSON-RPC (the LSP handshake, ...); set by the
+    /// service that hosts it (`warm-lsp` for language servers).
+    pub dialect: Option<Arc<dyn Dialect>>,
     /// Globs (relative to `cwd`) of files whose change replaces the workers.
     pub watch: Vec<String>,
-}
-
-/// What an LSP worker is told when it starts.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct LspInit {
-    pub initialization_options: Option<serde_json::Value>,
-    pub settings: Option<serde_json::Value>,
 }
 
 impl WorkerConfig {
@@ -78,46 +57,21 @@ impl WorkerConfig {
     pub fn from_service(service: &ResolvedService, root: PathBuf) -> Option<WorkerConfig> {
         let config = &service.config;
         let (program, args) = config.command.as_ref()?.split_first()?;
-        // Values were validated when `.warm.toml` was loaded.
-        let duration = |text: &Option<String>, default: Duration| {
-            text.as_deref()
-                .and_then(|t| parse_duration(t).ok())
-                .unwrap_or(default)
-        };
-        let restart = config
-            .restart
-            .as_ref()
-            .map_or_else(RestartPolicy::default, |r| RestartPolicy {
-                attempts: r.attempts,
-                window: parse_duration(&r.window).unwrap_or(Duration::from_secs(60)),
-            });
         Some(WorkerConfig {
             service: service.name.clone(),
             program: program.clone(),
             args: args.to_vec(),
             env: config.env.clone(),
             cwd: root,
-            framing: match config.framing.as_deref() {
-                Some("lsp") => Framing::Lsp,
-                _ => Framing::Ndjson,
-            },
-            workers: config.workers.map_or(1, |w| w.max(1) as usize),
+            framing: service.framing,
+            workers: service.workers,
             exclusive: config.exclusive.clone(),
-            request_timeout: duration(&config.request_timeout, Duration::from_secs(60)),
-            restart,
+            request_timeout: service.request_timeout,
+            restart: service.restart.clone(),
             shutdown: ShutdownDeadlines::default(),
             max_frame_bytes: service.limits.max_frame_bytes,
             watch: config.watch.clone(),
-            lsp: (config.framing.as_deref() == Some("lsp")).then(|| LspInit {
-                initialization_options: config
-                    .initialization_options
-                    .as_ref()
-                    .and_then(|v| serde_json::to_value(v).ok()),
-                settings: config
-                    .settings
-                    .as_ref()
-                    .and_then(|v| serde_json::to_value(v).ok()),
-            }),
+            dialect: None,
         })
     }
 }

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
-use warm_client::EventLog;
 use warm_daemon::Progress;
 use warm_protocol::{ErrorCode, ErrorObject};
+use warm_runtime::EventLog;
 
 use crate::config::WorkerConfig;
 use crate::process::WorkerProcess;
@@ -15,8 +15,8 @@ use crate::process::WorkerProcess;
 /// Starts the worker, sends one request, stops the worker (the full shutdown sequence), and
 /// returns the answer. Blocking: it runs its own small runtime.
 ///
-/// For LSP-framed workers no `initialize` handshake is made here; that belongs to the LSP
-/// service.
+/// A worker with a [`Dialect`](crate::Dialect) (a language server) is started with it: its
+/// handshake first, then the request, then its goodbye.
 ///
 /// # Errors
 /// The worker's error answer, or -32002 when it cannot be started or fails.

@@ -8,12 +8,17 @@
 //! - [`pool`]: [`Pool`] — the workers of a service: picking, exclusive methods, restarts.
 //! - [`reload`]: noticing changed worker code: the command's files, the `watch` globs.
 //! - [`fallback`]: one request on a fresh worker, when no daemon can be reached.
-//! - [`lsp`]: the LSP handshake and answers to a language server's own requests.
+//! - [`dialect`]: [`Dialect`], what a protocol over JSON-RPC adds (the LSP one is
+//!   `warm-lsp`'s): a handshake, answers to the worker's own requests, a goodbye.
 //! - [`WorkerService`]: the pool as a daemon [`Service`].
 
+// A library never writes to the terminal of the program that embeds it: it logs (tracing)
+// or returns what it has to say.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod config;
+pub mod dialect;
 pub mod fallback;
-pub mod lsp;
 pub mod pool;
 pub mod process;
 pub mod reload;
@@ -21,11 +26,12 @@ pub mod reload;
 use std::sync::Arc;
 
 use serde_json::Value;
-use warm_client::EventLog;
 use warm_daemon::{BoxFuture, Call, Service};
 use warm_protocol::ErrorObject;
+use warm_runtime::EventLog;
 
-pub use config::{LspInit, RestartPolicy, ShutdownDeadlines, WorkerConfig};
+pub use config::{ShutdownDeadlines, WorkerConfig};
+pub use dialect::Dialect;
 pub use pool::Pool;
 pub use process::{ExitInfo, NotificationHook, WorkerProcess};
 

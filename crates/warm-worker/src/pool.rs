@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, RwLock};
-use warm_client::EventLog;
 use warm_daemon::Call;
 use warm_protocol::{ErrorCode, ErrorObject};
+use warm_runtime::sync::Recover;
+use warm_runtime::EventLog;
 
 use crate::config::WorkerConfig;
 use crate::process::{NotificationHook, WorkerProcess};
@@ -99,6 +100,9 @@ impl Pool {
     }
 
     /// Runs one request on a worker.
+    ///
+    /// # Cancellation safety
+    /// As [`WorkerProcess::call`]: dropping it cancels the request.
     pub async fn call(&self, call: Call) -> Result<Value, ErrorObject> {
         let exclusive = self.config.exclusive.contains(&call.method);
         let _turn = if exclusive {
@@ -184,9 +188,7 @@ impl Pool {
                     );
                 }
                 entry.worker = Some(worker);
-                if let Ok(mut unavailable) = self.unavailable.lock() {
-                    *unavailable = None;
-                }
+                *self.unavailable.recover() = None;
                 Ok(())
             }
             Err(error) => {
@@ -215,8 +217,8 @@ impl Pool {
     /// policy began refusing.
     fn admit_restart(&self, gone: Option<&WorkerProcess>) -> Result<(), ErrorObject> {
         let policy = &self.config.restart;
-        let mut restarts = self.restarts.lock().unwrap_or_else(|p| p.into_inner());
-        let mut lockout = self.lockout.lock().unwrap_or_else(|p| p.into_inner());
+        let mut restarts = self.restarts.recover();
+        let mut lockout = self.lockout.recover();
         if let Some(before) = lockout.as_ref() {
             if *before != CommandFingerprint::of(&self.config) {
                 self.events.record(
@@ -284,20 +286,17 @@ impl Pool {
     }
 
     fn restart_backoff(&self) -> Duration {
-        let recent = self.restarts.lock().map(|r| r.len()).unwrap_or(0) as u32;
+        let recent = self.restarts.recover().len() as u32;
         Duration::from_millis(100u64 << recent.min(5)).min(Duration::from_secs(2))
     }
 
     fn set_unavailable(&self, error: &ErrorObject) {
-        let changed = self
-            .unavailable
-            .lock()
-            .map(|mut u| {
-                let changed = u.as_ref().map(|e| &e.message) != Some(&error.message);
-                *u = Some(error.clone());
-                changed
-            })
-            .unwrap_or(false);
+        let changed = {
+            let mut unavailable = self.unavailable.recover();
+            let changed = unavailable.as_ref().map(|e| &e.message) != Some(&error.message);
+            *unavailable = Some(error.clone());
+            changed
+        };
         if changed {
             tracing::error!(service = %self.config.service, "{}", error.message);
             self.events.record(
@@ -315,16 +314,16 @@ impl Pool {
     }
 
     fn lock_slots(&self) -> std::sync::MutexGuard<'_, Vec<Slot>> {
-        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+        self.slots.recover()
     }
 
     /// How long the restart policy still refuses to start a worker, if it does.
     fn lockout_remaining(&self) -> Option<Duration> {
-        let locked = self.lockout.lock().map(|l| l.is_some()).unwrap_or(false);
+        let locked = self.lockout.recover().is_some();
         if !locked {
             return None;
         }
-        let restarts = self.restarts.lock().unwrap_or_else(|p| p.into_inner());
+        let restarts = self.restarts.recover();
         let oldest = restarts.front()?;
         Some(self.config.restart.window.saturating_sub(oldest.elapsed()))
     }
@@ -336,17 +335,14 @@ impl Pool {
         if self.stopping.load(Ordering::Relaxed) {
             return;
         }
-        self.restarts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
-        *self.lockout.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.restarts.recover().clear();
+        *self.lockout.recover() = None;
         self.events.record(
             "service.reload",
             json!({ "service": self.config.service, "reason": why }),
         );
         tracing::info!(service = %self.config.service, %why, "replacing the workers");
-        let mut replaced = self.replaced.lock().unwrap_or_else(|p| p.into_inner());
+        let mut replaced = self.replaced.recover();
         replaced.retain(|w| !w.has_exited());
         let mut slots = self.lock_slots();
         for (slot, entry) in slots.iter_mut().enumerate() {
@@ -362,9 +358,7 @@ impl Pool {
                 }
             }
         }
-        if let Ok(mut unavailable) = self.unavailable.lock() {
-            *unavailable = None;
-        }
+        *self.unavailable.recover() = None;
     }
 
     /// Starts the watcher of the `watch` globs, if any: a change reloads the workers. The
@@ -379,7 +373,7 @@ impl Pool {
         });
         match watch {
             Ok(watch) => {
-                *self.watch.lock().unwrap_or_else(|p| p.into_inner()) = Some(watch);
+                *self.watch.recover() = Some(watch);
             }
             Err(error) => {
                 tracing::warn!(service = %self.config.service, %error, "watch globs ignored");
@@ -402,7 +396,7 @@ impl Pool {
 
     /// One JSON object per worker slot, plus the service's availability.
     pub fn status(&self) -> Vec<Value> {
-        let unavailable = self.unavailable.lock().ok().and_then(|u| u.clone());
+        let unavailable = self.unavailable.recover().clone();
         let retry_in = self.lockout_remaining();
         self.lock_slots()
             .iter()
@@ -425,15 +419,19 @@ impl Pool {
 
     /// Stops every worker with the shutdown sequence, concurrently; returns when all are
     /// reaped.
+    ///
+    /// # Cancellation safety
+    /// Run it to its end: dropped midway, workers not yet reaped are killed when the pool is
+    /// dropped (`kill_on_drop`), without their shutdown sequence.
     pub async fn shutdown(&self) {
         self.stopping.store(true, Ordering::Relaxed);
-        self.watch.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.watch.recover().take();
         let mut workers: Vec<Arc<WorkerProcess>> = self
             .lock_slots()
             .iter()
             .filter_map(|s| s.worker.clone())
             .collect();
-        workers.append(&mut self.replaced.lock().unwrap_or_else(|p| p.into_inner()));
+        workers.append(&mut self.replaced.recover());
         let stops: Vec<_> = workers
             .into_iter()
             .map(|w| tokio::spawn(async move { w.stop().await }))

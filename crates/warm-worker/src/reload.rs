@@ -18,7 +18,7 @@ use crate::config::WorkerConfig;
 /// replacement.
 type Stamp = Option<(SystemTime, u64, u64)>;
 
-/// The files a worker command runs, each with its [`Stamp`].
+/// The files a worker command runs, each with its `Stamp`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandFingerprint(Vec<(PathBuf, Stamp)>);
 

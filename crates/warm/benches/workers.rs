@@ -278,13 +278,13 @@ fn stop_times(python: &str, script: &Path, cwd: &Path, runs: usize) -> Vec<Strin
         workers: 1,
         exclusive: vec![],
         request_timeout: Duration::from_secs(120),
-        restart: warm_worker::RestartPolicy::default(),
+        restart: warm_runtime::config::RestartPolicy::default(),
         shutdown: ShutdownDeadlines::default(),
         max_frame_bytes: 1 << 24,
-        lsp: None,
+        dialect: None,
         watch: Vec::new(),
     };
-    let events = warm_client::EventLog::new("/dev/null");
+    let events = warm_runtime::EventLog::new("/dev/null");
     let mut rows = Vec::new();
     for (mode, label, busy) in [
         ("", "healthy worker", false),

@@ -3,9 +3,10 @@
 
 use std::path::PathBuf;
 
-use warm_client::{runtime_dir_location, ClientSettings, DaemonSpec, Identity, SpawnCommand};
-use warm_daemon::config::{Config, ResolvedService, BUILTIN_SERVICES};
+use warm_client::{DaemonSpec, SpawnCommand};
 use warm_protocol::Framing;
+use warm_runtime::config::{Config, ResolvedService, BUILTIN_SERVICES};
+use warm_runtime::{runtime_dir_location, ClientSettings, Identity};
 
 use crate::cli::GlobalArgs;
 use crate::failure::Failure;
@@ -61,7 +62,7 @@ impl Context {
         let mut service = config.service(&name);
         let builtin_server = warm_lsp::servers::builtin_for_service(&name);
         if let Some(server) = builtin_server {
-            service.config = server.service_config();
+            server.configure(&mut service);
         }
         let untrusted = match (&config.path, &service.config.command, builtin_server) {
             (Some(path), Some(command), None) => untrusted(path, &name, command),
@@ -126,7 +127,7 @@ pub fn project(global: &GlobalArgs) -> Result<(PathBuf, Config), Failure> {
         .map_err(|e| Failure::Usage(format!("cannot read the current directory: {e}")))?;
     let root = match &global.root {
         Some(root) => cwd.join(root),
-        None => warm_client::find_root(&cwd, true),
+        None => warm_runtime::find_root(&cwd, true),
     };
     let config = Config::load_from_root(&root)?;
     Ok((root, config))

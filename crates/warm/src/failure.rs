@@ -103,8 +103,15 @@ impl From<warm_client::Error> for Failure {
     }
 }
 
-impl From<warm_daemon::config::ConfigError> for Failure {
-    fn from(error: warm_daemon::config::ConfigError) -> Failure {
+impl From<warm_runtime::PathError> for Failure {
+    /// A bad service name or root, an unsafe runtime directory: the user's to fix.
+    fn from(error: warm_runtime::PathError) -> Failure {
+        Failure::Usage(error.to_string())
+    }
+}
+
+impl From<warm_runtime::config::ConfigError> for Failure {
+    fn from(error: warm_runtime::config::ConfigError) -> Failure {
         Failure::Usage(error.to_string())
     }
 }

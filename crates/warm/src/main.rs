@@ -19,8 +19,8 @@ use crate::failure::{code, Failure};
 
 fn main() -> ExitCode {
     // Taken before anything else, so that even a usage error reaches a spawning client.
-    let ready =
-        std::env::var_os(warm_client::READY_FD_ENV).map(|_| warm_daemon::ReadyReporter::from_env());
+    let ready = std::env::var_os(warm_runtime::READY_FD_ENV)
+        .map(|_| warm_daemon::ReadyReporter::from_env());
     // ripgrep's command line is not clap's (`-s` is rg's, a pattern may start with `-`, the
     // last of two flags wins): `warm search` and the `rg` shim parse their own.
     if let Some((global, args, invocation)) = search_command_line(std::env::args_os().collect()) {
@@ -120,7 +120,7 @@ fn run(cli: Cli, ready: Option<warm_daemon::ReadyReporter>) -> Result<u8, Failur
         return commands::trust::run(&cwd, args, cli.global.json).map(|()| 0);
     }
     if let Command::List = &cli.command {
-        return commands::list::run(&warm_client::runtime_dir_location(), cli.global.json)
+        return commands::list::run(&warm_runtime::runtime_dir_location(), cli.global.json)
             .map(|()| 0);
     }
     let context = context?;

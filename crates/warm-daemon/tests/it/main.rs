@@ -1,6 +1,8 @@
 //! Integration tests of the runtime as a library: the embedding example is its own client and
 //! its own daemon.
 
+mod memory;
+
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -58,8 +60,8 @@ impl Drop for Sandbox {
         // pid is never hit.
         let rt = self.tmp.path().join("rt");
         for entry in std::fs::read_dir(&rt).into_iter().flatten().flatten() {
-            if let Some(meta) = warm_client::Meta::read(&entry.path().join("meta.json")) {
-                if warm_client::meta::process_start_ticks(meta.pid) == meta.start_ticks {
+            if let Some(meta) = warm_runtime::Meta::read(&entry.path().join("meta.json")) {
+                if warm_runtime::meta::process_start_ticks(meta.pid) == meta.start_ticks {
                     let _ = Command::new("kill")
                         .arg("-9")
                         .arg(meta.pid.to_string())
@@ -122,7 +124,7 @@ fn embedded_daemon_is_gone_after_stop_request() {
         .expect("result");
     assert_eq!(answer["pid"], pid);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while warm_client::meta::process_is_running(pid) {
+    while warm_runtime::meta::process_is_running(pid) {
         assert!(Instant::now() < deadline, "daemon did not exit");
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -1,7 +1,7 @@
 //! [`SearchService`]: the daemon side of `warm search`: builds the index when the daemon
 //! starts, keeps it fresh from a file watcher, and answers which files may match.
 //!
-//! Methods:
+//! Methods (their types are in [`crate::protocol`]):
 //! - [`CANDIDATES`] `{patterns, fixed_strings?}` → `{root, files, all}`: the files (relative
 //!   to `root`, in path order) that may match, for the file system as it was when the request
 //!   arrived; `all` when the patterns have no usable trigram. Instead, `{building: {files,
@@ -10,7 +10,8 @@
 //! - [`STATUS`] → files, bytes, index size, last update, build progress; `refused` with the
 //!   reason when the root is never indexed (`/`); the user's inotify usage; `queries`: how
 //!   many were answered from the index, told to scan (`building`, `unwatched`), and how many
-//!   barriers timed out.
+//!   barriers timed out; `work`: how the index was kept current (`builds`, in-place
+//!   `updates`, new-directory `rescans`, `compactions`).
 //!
 //! Freshness uses a sync barrier in the manner of watchman's cookies: the request creates a
 //! file in the root and waits until the indexer has seen its event. Watch events arrive in
@@ -21,22 +22,24 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use notify::Watcher;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, watch};
-use warm_client::EventLog;
 use warm_daemon::{BoxFuture, Call, Service};
 use warm_protocol::{ErrorCode, ErrorObject};
+use warm_runtime::sync::Recover;
+use warm_runtime::EventLog;
 
 use crate::budget::{self, Peers};
-use crate::index::{Index, Refresh};
+use crate::index::Index;
+use crate::protocol::{BuildProgress, Candidates, CandidatesParams, WirePath, CANDIDATES, STATUS};
 use crate::query::Query;
 
-pub const CANDIDATES: &str = "search/candidates";
-pub const STATUS: &str = "search/status";
+mod counters;
+mod indexer;
+
+use counters::{count, IndexCounters, QueryCounters};
 
 /// Names of the barrier files created in the root (hidden, so never indexed or searched).
 const COOKIE_PREFIX: &str = ".warm-cookie-";
@@ -44,19 +47,6 @@ const COOKIE_PREFIX: &str = ".warm-cookie-";
 const COOKIE_WAIT: Duration = Duration::from_secs(2);
 /// How long a new directory is rescanned at each barrier.
 const RECENT_DIR: Duration = Duration::from_secs(5);
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CandidatesParams {
-    patterns: Vec<String>,
-    #[serde(default)]
-    fixed_strings: bool,
-    /// Directories (relative to the root) the search walks: those the index does not hold
-    /// (ignored or hidden, which ripgrep still walks when they are named) are answered in
-    /// `unindexed`, and the client scans.
-    #[serde(default)]
-    scopes: Vec<Value>,
-}
 
 struct Shared {
     root: PathBuf,
@@ -87,33 +77,11 @@ struct Shared {
     /// How each query was answered, for `search/status`: a fallback must never hide the path
     /// a user (or a test) meant to exercise.
     queries: QueryCounters,
+    /// How the index was kept current (builds, in-place updates, rescans, compactions).
+    work: IndexCounters,
     /// A pause before each batch of watch events is applied: `WARM_SEARCH_TEST_APPLY_DELAY_MS`,
     /// for tests that must prove the barrier waits for the indexer (zero otherwise).
     apply_delay: Duration,
-}
-
-#[derive(Default)]
-struct QueryCounters {
-    index: AtomicU64,
-    building: AtomicU64,
-    unwatched: AtomicU64,
-    barrier_timeouts: AtomicU64,
-}
-
-impl QueryCounters {
-    fn count(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn to_json(&self) -> Value {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        json!({
-            "index": get(&self.index),
-            "building": get(&self.building),
-            "unwatched": get(&self.unwatched),
-            "barrier_timeouts": get(&self.barrier_timeouts),
-        })
-    }
 }
 
 pub struct SearchService {
@@ -134,40 +102,7 @@ impl SearchService {
         peers: Option<Peers>,
         shutdown: Option<warm_daemon::Shutdown>,
     ) -> SearchService {
-        let root_identity = identity_of(&root);
-        // The whole file system is nobody's project: watching it needs an inotify watch per
-        // directory of the machine, and an index of it is as large as the disk.
-        let refused = if root == Path::new("/") {
-            Some("refusing to index / (the whole file system): each search scans, as rg does; run warm search inside a project instead".to_owned())
-        } else {
-            // Changes there may never reach inotify: an index could answer stale.
-            crate::special::unwatchable_file_system(&root).map(|fs| format!(
-                "{} is on a {fs} file system, whose changes inotify does not see (made on another machine, or behind the mount): each search scans, as rg does",
-                root.display()
-            ))
-        };
-        let shared = Arc::new(Shared {
-            root: root.clone(),
-            index: RwLock::new(None),
-            built: watch::channel(false).0,
-            building: Mutex::new((0, 0)),
-            cookies: Mutex::new(HashMap::new()),
-            next_cookie: AtomicU64::new(0),
-            watch_error: Mutex::new(None),
-            refused,
-            global_excludes: ignore::gitignore::gitconfig_excludes_path(),
-            root_identity,
-            shutdown,
-            peers,
-            recent_dirs: Mutex::new(Vec::new()),
-            stopping: AtomicBool::new(false),
-            events,
-            queries: QueryCounters::default(),
-            apply_delay: std::env::var("WARM_SEARCH_TEST_APPLY_DELAY_MS")
-                .ok()
-                .and_then(|ms| ms.parse().ok())
-                .map_or(Duration::ZERO, Duration::from_millis),
-        });
+        let shared = Arc::new(Shared::new(root, events, peers, shutdown));
         if let Some(reason) = &shared.refused {
             tracing::warn!("{reason}");
             return SearchService {
@@ -201,7 +136,9 @@ impl Service for SearchService {
         let shared = self.shared.clone();
         Box::pin(async move {
             match call.method.as_str() {
-                CANDIDATES => shared.candidates(call).await,
+                CANDIDATES => shared.candidates(call).await.and_then(|answer| {
+                    serde_json::to_value(answer).map_err(|e| internal(&e.to_string()))
+                }),
                 STATUS => Ok(shared.status()),
                 other => Err(ErrorObject::method_not_found(other)),
             }
@@ -210,224 +147,55 @@ impl Service for SearchService {
 
     fn shutdown(&self) -> BoxFuture<()> {
         self.shared.stopping.store(true, Ordering::Relaxed);
-        if let Ok(mut watcher) = self.watcher.lock() {
-            watcher.take();
-        }
+        self.watcher.recover().take();
         Box::pin(async {})
     }
 }
 
 impl Shared {
-    /// Starts watching the root; a failure is kept for the queries, which then scan.
-    fn watch(
-        &self,
-        tx: mpsc::Sender<notify::Result<notify::Event>>,
-        slot: &Mutex<Option<notify::RecommendedWatcher>>,
-    ) {
-        // Held while the watcher is created, so that two daemons cannot both take the last
-        // instance the budget allows.
-        let _admission = match self.peers.as_ref().map(|p| budget::admit(p, &self.events)) {
-            Some(Err(reason)) => {
-                tracing::warn!("{reason}");
-                self.events
-                    .record("search.unwatched", json!({ "reason": reason }));
-                if let Ok(mut slot) = self.watch_error.lock() {
-                    *slot = Some(reason);
-                }
-                return;
-            }
-            Some(Ok(admission)) => Some(admission),
-            None => None,
+    fn new(
+        root: PathBuf,
+        events: EventLog,
+        peers: Option<Peers>,
+        shutdown: Option<warm_daemon::Shutdown>,
+    ) -> Shared {
+        // The whole file system is nobody's project: watching it needs an inotify watch per
+        // directory of the machine, and an index of it is as large as the disk.
+        let refused = if root == Path::new("/") {
+            Some("refusing to index / (the whole file system): each search scans, as rg does; run warm search inside a project instead".to_owned())
+        } else {
+            // Changes there may never reach inotify: an index could answer stale.
+            crate::special::unwatchable_file_system(&root).map(|fs| format!(
+                "{} is on a {fs} file system, whose changes inotify does not see (made on another machine, or behind the mount): each search scans, as rg does",
+                root.display()
+            ))
         };
-        // Symlinks are not followed, as the index does not follow them: events of a directory
-        // reached through a link would arrive under the link's path, which the index drops.
-        let config = notify::Config::default().with_follow_symlinks(false);
-        let watcher = notify::RecommendedWatcher::new(tx, config).and_then(|mut watcher| {
-            watcher.watch(&self.root, notify::RecursiveMode::Recursive)?;
-            // git's global excludes file changes what is ignored with no event in the tree:
-            // its directory is watched too (best effort: it may not exist).
-            if let Some(dir) = self.global_excludes.as_ref().and_then(|f| f.parent()) {
-                if let Err(error) = watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
-                    tracing::info!(%error, dir = %dir.display(), "git's global excludes not watched");
-                }
-            }
-            Ok(watcher)
-        });
-        match watcher {
-            Ok(watcher) if !self.stopping.load(Ordering::Relaxed) => {
-                if let Ok(mut slot) = slot.lock() {
-                    *slot = Some(watcher);
-                }
-            }
-            Ok(_) => {}
-            Err(error) => {
-                let reason = format!("cannot watch {}: {error}", self.root.display());
-                tracing::warn!("{reason}; queries will scan instead of using the index");
-                if let Ok(mut slot) = self.watch_error.lock() {
-                    *slot = Some(reason);
-                }
-            }
+        Shared {
+            root_identity: identity_of(&root),
+            root,
+            index: RwLock::new(None),
+            built: watch::channel(false).0,
+            building: Mutex::new((0, 0)),
+            cookies: Mutex::new(HashMap::new()),
+            next_cookie: AtomicU64::new(0),
+            watch_error: Mutex::new(None),
+            refused,
+            global_excludes: ignore::gitignore::gitconfig_excludes_path(),
+            shutdown,
+            peers,
+            recent_dirs: Mutex::new(Vec::new()),
+            stopping: AtomicBool::new(false),
+            events,
+            queries: QueryCounters::default(),
+            work: IndexCounters::default(),
+            apply_delay: std::env::var("WARM_SEARCH_TEST_APPLY_DELAY_MS")
+                .ok()
+                .and_then(|ms| ms.parse().ok())
+                .map_or(Duration::ZERO, Duration::from_millis),
         }
     }
 
-    /// The indexer thread: the first build, then watch events as they come.
-    fn run(self: Arc<Self>, rx: mpsc::Receiver<notify::Result<notify::Event>>) {
-        self.rebuild("start");
-        while let Ok(first) = rx.recv() {
-            if self.stopping.load(Ordering::Relaxed) {
-                return;
-            }
-            if !self.apply_delay.is_zero() {
-                std::thread::sleep(self.apply_delay);
-            }
-            let mut batch = vec![first];
-            batch.extend(rx.try_iter());
-            self.apply(batch);
-        }
-    }
-
-    fn rebuild(&self, why: &str) {
-        let started = std::time::Instant::now();
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let index = Index::build(&self.root, threads, &|files, bytes| {
-            if let Ok(mut building) = self.building.lock() {
-                *building = (files, bytes);
-            }
-        });
-        let stats = index.stats();
-        tracing::info!(
-            files = stats.files,
-            bytes = stats.bytes,
-            index_bytes = stats.index_bytes,
-            ms = started.elapsed().as_millis() as u64,
-            why,
-            "index built"
-        );
-        self.events.record(
-            "search.index",
-            json!({ "why": why, "files": stats.files, "bytes": stats.bytes,
-                "index_bytes": stats.index_bytes, "ms": started.elapsed().as_millis() as u64 }),
-        );
-        if let Ok(mut slot) = self.index.write() {
-            *slot = Some(index);
-        }
-        self.built.send_replace(true);
-        // The old index and the build's buffers are free now, but scattered through the heap:
-        // give the pages back, or the daemon's memory ratchets up with every rebuild.
-        return_free_memory();
-    }
-
-    /// Applies a batch of watch events in order, then releases the barriers they carried.
-    fn apply(&self, batch: Vec<notify::Result<notify::Event>>) {
-        let (cookies, changed, mut rebuild) = self.sort_events(batch);
-        let rescan = !cookies.is_empty() && self.has_recent_dirs();
-        let mut compacted = false;
-        // A batch of barrier cookies only (one per query) leaves the index as it is: no write
-        // lock, so the queries reading it are not held up.
-        if !rebuild && (!changed.is_empty() || rescan) {
-            if let Ok(mut guard) = self.index.write() {
-                if let Some(index) = guard.as_mut() {
-                    rebuild = self.refresh_all(index, &changed);
-                    if !rebuild && rescan {
-                        self.rescan_recent_dirs(index);
-                    }
-                    if !rebuild && !changed.is_empty() {
-                        index.updated_at = SystemTime::now();
-                        if index.needs_compaction() {
-                            index.compact();
-                            compacted = true;
-                        }
-                    }
-                }
-            }
-        }
-        if rebuild {
-            self.rebuild("change");
-        } else if compacted || changed.len() > 1000 {
-            // A compaction, or a checkout's worth of refreshes: give back what the replaced
-            // entries freed.
-            return_free_memory();
-        }
-        if let Ok(mut waiting) = self.cookies.lock() {
-            for cookie in cookies {
-                if let Some(tx) = waiting.remove(&cookie) {
-                    let _ = tx.send(());
-                }
-            }
-        }
-    }
-
-    /// Splits watch events into barrier cookies and changed paths, in order; true when only
-    /// a rebuild is safe (the watcher lost events).
-    fn sort_events(
-        &self,
-        batch: Vec<notify::Result<notify::Event>>,
-    ) -> (Vec<String>, Vec<PathBuf>, bool) {
-        let (mut cookies, mut changed, mut rebuild) = (Vec::new(), Vec::new(), false);
-        for event in batch {
-            let event = match event {
-                Ok(event) => event,
-                Err(error) => {
-                    // Lost events (e.g. a queue overflow).
-                    tracing::warn!(%error, "watch error; rebuilding the index");
-                    rebuild = true;
-                    continue;
-                }
-            };
-            rebuild |= event.need_rescan();
-            // Reads (ours included: indexing opens files) leave contents as they were. A
-            // metadata change does not, in effect: `chmod` decides whether a file can be read.
-            if matches!(event.kind, notify::EventKind::Access(_)) {
-                continue;
-            }
-            for path in event.paths {
-                if self.global_excludes.as_ref() == Some(&path) {
-                    rebuild = true;
-                    continue;
-                }
-                match cookie_name(&self.root, &path) {
-                    Some(cookie) => cookies.push(cookie),
-                    None => changed.push(path),
-                }
-            }
-        }
-        (cookies, changed, rebuild)
-    }
-
-    /// Refreshes the changed paths; true when they need a rebuild.
-    fn refresh_all(&self, index: &mut Index, changed: &[PathBuf]) -> bool {
-        match index.refresh_all(changed) {
-            Refresh::Done => false,
-            Refresh::Rebuild => true,
-            Refresh::Directories(dirs) => {
-                if let Ok(mut recent) = self.recent_dirs.lock() {
-                    let now = Instant::now();
-                    recent.extend(dirs.into_iter().map(|dir| (dir, now)));
-                }
-                false
-            }
-        }
-    }
-
-    fn has_recent_dirs(&self) -> bool {
-        self.recent_dirs.lock().is_ok_and(|mut recent| {
-            recent.retain(|(_, at)| at.elapsed() < RECENT_DIR);
-            !recent.is_empty()
-        })
-    }
-
-    /// Rescans the directories created in the last few seconds, for files created in them
-    /// before the watcher covered them.
-    fn rescan_recent_dirs(&self, index: &mut Index) {
-        let Ok(recent) = self.recent_dirs.lock() else {
-            return;
-        };
-        let dirs: Vec<PathBuf> = recent.iter().map(|(dir, _)| dir.clone()).collect();
-        // Walks only: what these find is already recorded as recent.
-        let _ = index.refresh_all(&dirs);
-    }
-
-    async fn candidates(self: Arc<Self>, call: Call) -> Result<Value, ErrorObject> {
+    async fn candidates(self: Arc<Self>, call: Call) -> Result<Candidates, ErrorObject> {
         let params: CandidatesParams =
             serde_json::from_value(call.params.clone().unwrap_or(Value::Null))
                 .map_err(ErrorObject::invalid_params)?;
@@ -449,16 +217,18 @@ impl Shared {
         let unwatched = self
             .refused
             .clone()
-            .or_else(|| self.watch_error.lock().ok().and_then(|e| e.clone()));
+            .or_else(|| self.watch_error.recover().clone());
         if let Some(reason) = unwatched {
             return Ok(self.scan_instead(reason));
         }
         // Until the first build is done, the client scans: a first query answered at
         // ripgrep's speed beats one that waits for the whole index.
         if !*self.built.borrow() {
-            let (files, bytes) = self.building.lock().map(|b| *b).unwrap_or_default();
-            QueryCounters::count(&self.queries.building);
-            return Ok(json!({ "building": { "files": files, "bytes": bytes } }));
+            let (files, bytes) = *self.building.recover();
+            count(&self.queries.building);
+            return Ok(Candidates::Building {
+                building: BuildProgress { files, bytes },
+            });
         }
         if !self.barrier().await {
             // Never an answer from an index that may be stale: the client scans instead.
@@ -467,41 +237,46 @@ impl Shared {
                 COOKIE_WAIT.as_secs()
             )));
         }
-        QueryCounters::count(&self.queries.index);
+        count(&self.queries.index);
         let shared = self.clone();
         tokio::task::spawn_blocking(move || {
             let query = Query::for_patterns(&params.patterns, params.fixed_strings);
-            let guard = shared
-                .index
-                .read()
-                .map_err(|_| internal("the index is poisoned"))?;
+            // Poisoned by a panic mid-update: the next batch of events rebuilds it (see
+            // `apply`); until then, a scan answers right.
+            let Ok(guard) = shared.index.read() else {
+                return Ok(shared
+                    .scan_instead("the index is being rebuilt after a failed update".to_owned()));
+            };
             let index = guard
                 .as_ref()
                 .ok_or_else(|| internal("the index is not built"))?;
-            let unindexed: Vec<Value> = params
+            let unindexed: Vec<WirePath> = params
                 .scopes
-                .iter()
-                .filter(|scope| crate::wire::from_json(scope).is_none_or(|s| !index.has_dir(&s)))
-                .cloned()
+                .into_iter()
+                .filter(|scope| !index.has_dir(&scope.0))
                 .collect();
             if !unindexed.is_empty() {
-                return Ok(json!({ "unindexed": unindexed }));
+                return Ok(Candidates::Unindexed { unindexed });
             }
-            let files: Vec<Value> = index
+            let files = index
                 .candidates(&query)
                 .into_iter()
-                .map(crate::wire::to_json)
+                .map(WirePath::from)
                 .collect();
-            Ok(json!({ "root": shared.root.to_string_lossy(), "files": files, "all": query.is_all() }))
+            Ok(Candidates::Files {
+                root: shared.root.to_string_lossy().into_owned(),
+                files,
+                all: query.is_all(),
+            })
         })
         .await
         .map_err(|e| internal(&e.to_string()))?
     }
 
     /// The answer that tells the client to scan, and why; counted.
-    fn scan_instead(&self, reason: String) -> Value {
-        QueryCounters::count(&self.queries.unwatched);
-        json!({ "unwatched": reason })
+    fn scan_instead(&self, reason: String) -> Candidates {
+        count(&self.queries.unwatched);
+        Candidates::Unwatched { unwatched: reason }
     }
 
     /// Returns once every change made to the tree before the call has been indexed: true. False
@@ -511,24 +286,18 @@ impl Shared {
         let n = self.next_cookie.fetch_add(1, Ordering::Relaxed);
         let name = format!("{COOKIE_PREFIX}{}-{n}", std::process::id());
         let (tx, rx) = oneshot::channel();
-        if let Ok(mut waiting) = self.cookies.lock() {
-            waiting.insert(name.clone(), tx);
-        }
+        self.cookies.recover().insert(name.clone(), tx);
         let path = self.root.join(&name);
         if std::fs::write(&path, b"").is_err() {
             // No barrier without a file: the index cannot be shown current.
-            if let Ok(mut waiting) = self.cookies.lock() {
-                waiting.remove(&name);
-            }
+            self.cookies.recover().remove(&name);
             return false;
         }
         let _ = std::fs::remove_file(&path);
         if tokio::time::timeout(COOKIE_WAIT, rx).await.is_err() {
             tracing::warn!("the watcher did not report the sync cookie in time; this query scans");
-            QueryCounters::count(&self.queries.barrier_timeouts);
-            if let Ok(mut waiting) = self.cookies.lock() {
-                waiting.remove(&name);
-            }
+            count(&self.queries.barrier_timeouts);
+            self.cookies.recover().remove(&name);
             return false;
         }
         true
@@ -537,8 +306,8 @@ impl Shared {
     fn status(&self) -> Value {
         let guard = self.index.read().ok();
         let index = guard.as_ref().and_then(|g| g.as_ref());
-        let (files, bytes) = self.building.lock().map(|b| *b).unwrap_or_default();
-        let watch_error = self.watch_error.lock().ok().and_then(|e| e.clone());
+        let (files, bytes) = *self.building.recover();
+        let watch_error = self.watch_error.recover().clone();
         let mut status = json!({
             "root": self.root.to_string_lossy(),
             "ready": index.is_some(),
@@ -548,6 +317,7 @@ impl Shared {
             "refused": self.refused,
             "inotify": budget::Usage::now().to_json(),
             "queries": self.queries.to_json(),
+            "work": self.work.to_json(),
         });
         if let Some(index) = index {
             let stats = index.stats();
@@ -563,22 +333,6 @@ impl Shared {
                 .unwrap_or_default());
         }
         status
-    }
-}
-
-/// Returns the allocator's free pages to the system (glibc's `malloc_trim`; elsewhere a
-/// no-op).
-fn return_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        extern "C" {
-            fn malloc_trim(pad: usize) -> std::ffi::c_int;
-        }
-        // SAFETY: malloc_trim takes a plain size, touches only the allocator's own state (it
-        // is thread-safe: it takes each arena's lock) and has no preconditions.
-        unsafe {
-            malloc_trim(0);
-        }
     }
 }
 

@@ -8,6 +8,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 use tokio::sync::mpsc;
 use warm_protocol::{encode, FrameDecoder, Framing, Incoming, Limits, Message};
+use warm_runtime::sync::Recover;
 
 use super::{ExitInfo, WorkerProcess, STDERR_TAIL_LINES};
 
@@ -90,7 +91,8 @@ pub(super) async fn stderr_loop(worker: Arc<WorkerProcess>, stderr: ChildStderr)
     let mut lines = BufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         tracing::info!(service = %worker.service, pid = worker.pid, "worker: {line}");
-        if let Ok(mut tail) = worker.stderr_tail.lock() {
+        {
+            let mut tail = worker.stderr_tail.recover();
             if tail.len() == STDERR_TAIL_LINES {
                 tail.pop_front();
             }

@@ -8,7 +8,7 @@
 //! reaped pid that the system has given to another process.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,19 +17,23 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use warm_client::EventLog;
 use warm_daemon::Progress;
 use warm_protocol::methods::{ProgressParams, CANCEL_REQUEST, PROGRESS};
 use warm_protocol::{
     ErrorCode, ErrorObject, Framing, Limits, Message, Notification, Request, RequestId, Response,
 };
+use warm_runtime::sync::Recover;
+use warm_runtime::EventLog;
 
-use crate::config::{LspInit, ShutdownDeadlines, WorkerConfig};
+use crate::config::{ShutdownDeadlines, WorkerConfig};
+use crate::dialect::Dialect;
 
 mod io;
+mod outstanding;
 mod stop;
 
 use io::{read_loop, reap, stderr_loop, write_loop};
+use outstanding::{Outstanding, OutstandingState};
 
 /// Lines of a worker's stderr kept for error reports.
 const STDERR_TAIL_LINES: usize = 20;
@@ -94,12 +98,13 @@ pub struct WorkerProcess {
     /// is told why it waits.
     abandoned: Mutex<HashMap<i64, Instant>>,
     served: AtomicU64,
-    /// Cancelled once the worker may take requests: at once, or after the LSP handshake.
+    /// Cancelled once the worker may take requests: at once, or after its dialect's start.
     ready: CancellationToken,
-    /// For LSP workers: the handshake's settings, also used to answer the server.
-    lsp: Option<LspInit>,
-    /// For LSP workers: the `capabilities` of the server's `initialize` answer.
-    capabilities: std::sync::OnceLock<Value>,
+    /// What the worker's protocol adds to plain JSON-RPC (see [`Dialect`]).
+    dialect: Option<Arc<dyn Dialect>>,
+    /// What the dialect's start answered (a language server's capabilities).
+    handshake_answer: std::sync::OnceLock<Value>,
+    request_timeout: Duration,
     hook: Option<NotificationHook>,
     root: PathBuf,
     deadlines: ShutdownDeadlines,
@@ -182,8 +187,9 @@ impl WorkerProcess {
             abandoned: Mutex::new(HashMap::new()),
             served: AtomicU64::new(0),
             ready: CancellationToken::new(),
-            lsp: config.lsp.clone(),
-            capabilities: std::sync::OnceLock::new(),
+            dialect: config.dialect.clone(),
+            handshake_answer: std::sync::OnceLock::new(),
+            request_timeout: config.request_timeout,
             hook,
             root: config.cwd.clone(),
             deadlines: config.shutdown.clone(),
@@ -197,21 +203,20 @@ impl WorkerProcess {
         tokio::spawn(read_loop(worker.clone(), stdout, limits));
         tokio::spawn(stderr_loop(worker.clone(), stderr));
         tokio::spawn(reap(worker.clone(), child, signal_rx, exited_tx));
-        match (worker.lsp.clone(), config.framing) {
-            (Some(init), Framing::Lsp) => {
-                let (handshaking, timeout) = (worker.clone(), config.request_timeout);
+        match worker.dialect.clone() {
+            Some(dialect) => {
+                let starting = worker.clone();
                 tokio::spawn(async move {
-                    let root = handshaking.root.clone();
-                    match crate::lsp::handshake(&handshaking, &root, &init, timeout).await {
-                        Ok(capabilities) => {
-                            let _ = handshaking.capabilities.set(capabilities);
-                            handshaking.ready.cancel();
+                    match dialect.start(starting.clone()).await {
+                        Ok(answer) => {
+                            let _ = starting.handshake_answer.set(answer);
+                            starting.ready.cancel();
                         }
-                        Err(reason) => handshaking.retire(&reason),
+                        Err(reason) => starting.retire(&reason),
                     }
                 });
             }
-            _ => worker.ready.cancel(),
+            None => worker.ready.cancel(),
         }
         worker.events.record(
             "worker.spawn",
@@ -239,11 +244,7 @@ impl WorkerProcess {
         tokio::spawn(async move {
             let give_up = Instant::now() + deadline;
             // Polled: answers arrive on the reader, and a reload is rare.
-            while worker
-                .pending
-                .lock()
-                .map(|p| !p.is_empty())
-                .unwrap_or(false)
+            while !worker.pending.recover().is_empty()
                 && Instant::now() < give_up
                 && !worker.retired.is_cancelled()
             {
@@ -256,34 +257,27 @@ impl WorkerProcess {
     /// Requests the worker is working on: those waiting for an answer, and those cancelled
     /// that it has not answered yet.
     pub fn in_flight(&self) -> usize {
-        self.pending.lock().map(|p| p.len()).unwrap_or(0) + self.abandoned_count()
+        self.pending.recover().len() + self.abandoned_count()
     }
 
     /// Cancelled requests the worker may still be busy with (expired ones are dropped).
     fn abandoned_count(&self) -> usize {
         let now = Instant::now();
-        self.abandoned
-            .lock()
-            .map(|mut a| {
-                a.retain(|_, forget_at| *forget_at > now);
-                a.len()
-            })
-            .unwrap_or(0)
+        let mut abandoned = self.abandoned.recover();
+        abandoned.retain(|_, forget_at| *forget_at > now);
+        abandoned.len()
     }
 
     pub fn exit_info(&self) -> Option<ExitInfo> {
-        self.exit.lock().ok().and_then(|e| e.clone())
+        self.exit.recover().clone()
     }
 
     pub fn retire_reason(&self) -> Option<String> {
-        self.retire_reason.lock().ok().and_then(|r| r.clone())
+        self.retire_reason.recover().clone()
     }
 
     pub fn stderr_tail(&self) -> Vec<String> {
-        self.stderr_tail
-            .lock()
-            .map(|t| t.iter().cloned().collect())
-            .unwrap_or_default()
+        self.stderr_tail.recover().iter().cloned().collect()
     }
 
     /// A JSON object for `daemon/status`.
@@ -317,6 +311,12 @@ impl WorkerProcess {
 
     /// Sends a request to the worker and waits for its answer, forwarding its progress and
     /// its cancellation.
+    ///
+    /// # Cancellation safety
+    /// Dropping the future is the same as cancelling `cancel`: a request not yet written is
+    /// forgotten; one written is forgotten too, the worker is sent `$/cancelRequest`, and its
+    /// late answer is expected (it counts as abandoned, so later requests are told why they
+    /// wait). Nothing stays registered for an answer nobody awaits.
     pub async fn call(
         self: &Arc<Self>,
         method: String,
@@ -342,45 +342,57 @@ impl WorkerProcess {
             );
         }
         let (id, answer_rx) = self.register(progress);
+        let mut outstanding = Outstanding {
+            worker: self,
+            id,
+            forget_after: timeout,
+            state: OutstandingState::Unwritten,
+        };
         let request = Message::Request(Request {
             id: RequestId::Number(id),
             method,
             params,
         });
         if !self.send(request).await {
-            self.take_pending(id);
             return Err(unavailable(&format!(
                 "worker {} is not accepting requests",
                 self.pid
             )));
         }
+        outstanding.state = OutstandingState::Written;
         tokio::select! {
             answer = answer_rx => {
+                outstanding.state = OutstandingState::Settled;
                 answer.unwrap_or_else(|_| Err(unavailable("the worker went away")))
             }
             _ = tokio::time::sleep(timeout) => {
                 self.take_pending(id);
+                outstanding.state = OutstandingState::Settled;
                 self.retire(&format!("no answer within {:.1}s", timeout.as_secs_f64()));
                 Err(ErrorObject::new(
                     ErrorCode::Timeout,
                     format!("timeout: the worker did not answer within {:.1}s; it is being replaced", timeout.as_secs_f64()),
                 ))
             }
-            _ = cancel.cancelled() => {
-                self.take_pending(id);
-                if let Ok(mut abandoned) = self.abandoned.lock() {
-                    abandoned.insert(id, Instant::now() + timeout);
-                }
-                // Queued without waiting: this future may be dropped right after this poll.
-                let cancel = Message::Notification(Notification {
-                    method: CANCEL_REQUEST.into(),
-                    params: Some(json!({ "id": id })),
-                });
-                if let Some(tx) = self.stdin_tx.lock().ok().and_then(|t| t.clone()) {
-                    let _ = tx.try_send(cancel);
-                }
-                Err(ErrorObject::new(ErrorCode::Cancelled, "request cancelled"))
-            }
+            // `outstanding`, dropped on return, abandons the request.
+            _ = cancel.cancelled() => Err(ErrorObject::new(ErrorCode::Cancelled, "request cancelled")),
+        }
+    }
+
+    /// Forgets a request written to the worker that nobody awaits any more, and asks the
+    /// worker to cancel it. Its answer may still come: it is expected until `forget_after`.
+    fn abandon(&self, id: i64, forget_after: Duration) {
+        self.take_pending(id);
+        self.abandoned
+            .recover()
+            .insert(id, Instant::now() + forget_after);
+        // Queued without waiting: this runs on a drop, or just before one.
+        let cancel = Message::Notification(Notification {
+            method: CANCEL_REQUEST.into(),
+            params: Some(json!({ "id": id })),
+        });
+        if let Some(tx) = self.stdin_tx.recover().clone() {
+            let _ = tx.try_send(cancel);
         }
     }
 
@@ -388,6 +400,9 @@ impl WorkerProcess {
     ///
     /// # Errors
     /// -32002 when the worker failed to start, a timeout when it was not ready in time.
+    ///
+    /// # Cancellation safety
+    /// Safe to drop: it only watches.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<(), ErrorObject> {
         tokio::select! {
             _ = self.ready.cancelled() => Ok(()),
@@ -401,13 +416,27 @@ impl WorkerProcess {
         }
     }
 
-    /// The `capabilities` a language server announced in its `initialize` answer, once its
-    /// handshake is done (`None` for other workers).
-    pub fn server_capabilities(&self) -> Option<&Value> {
-        self.capabilities.get()
+    /// What the worker answered its dialect's start (a language server's capabilities),
+    /// once it is done; `None` for a worker without a dialect.
+    pub fn handshake_answer(&self) -> Option<&Value> {
+        self.handshake_answer.get()
+    }
+
+    /// The worker's working directory: the project root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// How long the worker may take to answer one request.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 
     /// Sends a request of the host's own (not a client's) and waits for its answer.
+    ///
+    /// # Cancellation safety
+    /// As [`WorkerProcess::call`]: dropped, or past its timeout, the request is forgotten
+    /// and the worker sent `$/cancelRequest`.
     pub async fn request_raw(
         &self,
         method: &str,
@@ -415,34 +444,48 @@ impl WorkerProcess {
         timeout: Duration,
     ) -> Result<Value, ErrorObject> {
         let (id, answer_rx) = self.register(Progress::none());
+        let mut outstanding = Outstanding {
+            worker: self,
+            id,
+            forget_after: timeout,
+            state: OutstandingState::Unwritten,
+        };
         let request = Message::Request(Request {
             id: RequestId::Number(id),
             method: method.into(),
             params,
         });
         if !self.send(request).await {
-            self.take_pending(id);
             return Err(unavailable("the worker is not accepting requests"));
         }
-        match tokio::time::timeout(timeout, answer_rx).await {
+        outstanding.state = OutstandingState::Written;
+        let answer = tokio::time::timeout(timeout, answer_rx).await;
+        if answer.is_ok() {
+            outstanding.state = OutstandingState::Settled;
+        }
+        // Past the timeout, `outstanding` abandons the request as it is dropped.
+        match answer {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) => Err(unavailable("the worker went away")),
-            Err(_) => {
-                self.take_pending(id);
-                Err(ErrorObject::new(
-                    ErrorCode::Timeout,
-                    format!("no answer to {method}"),
-                ))
-            }
+            Err(_) => Err(ErrorObject::new(
+                ErrorCode::Timeout,
+                format!("no answer to {method}"),
+            )),
         }
     }
 
     /// Sends a notification of the host's own; false when the worker takes no more input.
+    ///
+    /// # Cancellation safety
+    /// Safe to drop: the notification is then not sent.
     pub async fn notify_raw(&self, message: Message) -> bool {
         self.send(message).await
     }
 
     /// Sends a notification of the host's own, by method and params.
+    ///
+    /// # Cancellation safety
+    /// Safe to drop: the notification is then not sent.
     pub async fn notify(&self, method: &str, params: Value) -> bool {
         self.send(Message::Notification(Notification {
             method: method.into(),
@@ -456,7 +499,8 @@ impl WorkerProcess {
     fn register(&self, progress: Progress) -> (i64, oneshot::Receiver<Result<Value, ErrorObject>>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (answer_tx, answer_rx) = oneshot::channel();
-        if let Ok(mut pending) = self.pending.lock() {
+        {
+            let mut pending = self.pending.recover();
             pending.insert(
                 id,
                 Pending {
@@ -469,7 +513,7 @@ impl WorkerProcess {
     }
 
     async fn send(&self, message: Message) -> bool {
-        let tx = self.stdin_tx.lock().ok().and_then(|t| t.clone());
+        let tx = self.stdin_tx.recover().clone();
         match tx {
             Some(tx) => tx.send(message).await.is_ok(),
             None => false,
@@ -477,7 +521,7 @@ impl WorkerProcess {
     }
 
     fn take_pending(&self, id: i64) -> Option<Pending> {
-        self.pending.lock().ok().and_then(|mut p| p.remove(&id))
+        self.pending.recover().remove(&id)
     }
 
     /// Takes the worker out of service: its requests in flight are answered -32002 and the
@@ -486,9 +530,9 @@ impl WorkerProcess {
         if self.retired.is_cancelled() {
             return;
         }
-        if let Ok(mut slot) = self.retire_reason.lock() {
-            slot.get_or_insert_with(|| reason.to_owned());
-        }
+        self.retire_reason
+            .recover()
+            .get_or_insert_with(|| reason.to_owned());
         self.retired.cancel();
         tracing::warn!(service = %self.service, pid = self.pid, %reason, "worker retired");
         self.fail_pending(reason);
@@ -497,11 +541,7 @@ impl WorkerProcess {
     }
 
     fn fail_pending(&self, reason: &str) {
-        let pending: Vec<Pending> = self
-            .pending
-            .lock()
-            .map(|mut p| p.drain().map(|(_, v)| v).collect())
-            .unwrap_or_default();
+        let pending: Vec<Pending> = self.pending.recover().drain().map(|(_, v)| v).collect();
         if pending.is_empty() {
             return;
         }
@@ -523,8 +563,8 @@ impl WorkerProcess {
                     // the worker died was not served (the restart policy relies on this).
                     self.served.fetch_add(1, Ordering::Relaxed);
                     let _ = pending.answer_tx.send(response.result);
-                } else if let Ok(mut abandoned) = self.abandoned.lock() {
-                    abandoned.remove(&id);
+                } else {
+                    self.abandoned.recover().remove(&id);
                 }
             }
             Message::Notification(n) => {
@@ -543,8 +583,10 @@ impl WorkerProcess {
             Message::Request(request) => {
                 // Requests from the worker (an LSP server asking its client) are answered at
                 // once, so that the worker never waits.
-                let result =
-                    crate::lsp::answer_server_request(&request, self.lsp.as_ref(), &self.root);
+                let result = match &self.dialect {
+                    Some(dialect) => dialect.answer(self, &request),
+                    None => Err(ErrorObject::method_not_found(&request.method)),
+                };
                 let answer = Response {
                     id: request.id,
                     result,
@@ -563,11 +605,7 @@ impl WorkerProcess {
         let RequestId::Number(id) = params.id else {
             return;
         };
-        let progress = self
-            .pending
-            .lock()
-            .ok()
-            .and_then(|p| p.get(&id).map(|p| p.progress.clone()));
+        let progress = self.pending.recover().get(&id).map(|p| p.progress.clone());
         // Queued now, before this reader hands over the answer that follows it.
         if let Some(progress) = progress {
             progress.try_report(params.message, params.done, params.total);
@@ -592,9 +630,7 @@ impl WorkerProcess {
             json!({ "service": self.service, "slot": self.slot, "pid": self.pid, "code": info.code, "signal": info.signal }),
         );
         tracing::info!(service = %self.service, pid = self.pid, exit = %info, "worker exited");
-        if let Ok(mut exit) = self.exit.lock() {
-            *exit = Some(info);
-        }
+        *self.exit.recover() = Some(info);
     }
 }
 

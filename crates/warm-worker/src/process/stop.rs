@@ -2,11 +2,12 @@
 //! stdin; wait; SIGTERM; wait; SIGKILL; reap. Each stage has a deadline and records an event
 //! when it escalates.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use warm_daemon::Progress;
-use warm_protocol::{Framing, Message, Notification, Request, RequestId};
+
+use warm_runtime::sync::Recover;
 
 use super::WorkerProcess;
 
@@ -14,19 +15,21 @@ impl WorkerProcess {
     /// The shutdown sequence, never reordered: (LSP) `shutdown` then `exit`; close stdin;
     /// wait; SIGTERM; wait; SIGKILL; reap. Each stage has a deadline and records an event
     /// when it escalates. Returns once the process is reaped.
-    pub async fn stop(&self) {
+    ///
+    /// # Cancellation safety
+    /// Run it to its end: dropped midway, the process may be left running (retired, so it
+    /// gets no requests) until the pool stops.
+    pub async fn stop(self: &Arc<Self>) {
         let deadlines = &self.deadlines;
         self.retired.cancel();
         if self.exited.is_cancelled() {
             return;
         }
-        if self.framing == Framing::Lsp {
-            self.lsp_goodbye(deadlines.after_close).await;
+        if let Some(dialect) = &self.dialect {
+            dialect.goodbye(self.clone(), deadlines.after_close).await;
         }
         // Closing stdin: the writer task ends once the sender is gone, dropping the pipe.
-        if let Ok(mut tx) = self.stdin_tx.lock() {
-            tx.take();
-        }
+        self.stdin_tx.recover().take();
         if self.wait_exit(deadlines.after_close).await {
             return;
         }
@@ -40,24 +43,6 @@ impl WorkerProcess {
         // SIGKILL cannot be ignored; the bound only guards against a process stuck in the
         // kernel.
         self.wait_exit(Duration::from_secs(10)).await;
-    }
-
-    async fn lsp_goodbye(&self, deadline: Duration) {
-        let (id, answer_rx) = self.register(Progress::none());
-        let shutdown = Message::Request(Request {
-            id: RequestId::Number(id),
-            method: "shutdown".into(),
-            params: None,
-        });
-        if self.send(shutdown).await {
-            let _ = tokio::time::timeout(deadline, answer_rx).await;
-        }
-        self.take_pending(id);
-        self.send(Message::Notification(Notification {
-            method: "exit".into(),
-            params: None,
-        }))
-        .await;
     }
 
     async fn escalate(&self, stage: &str, signal: rustix::process::Signal) {
@@ -76,6 +61,9 @@ impl WorkerProcess {
     }
 
     /// Waits until the process has been reaped.
+    ///
+    /// # Cancellation safety
+    /// Safe to drop: it only watches.
     pub async fn exited(&self) {
         self.exited.cancelled().await;
     }

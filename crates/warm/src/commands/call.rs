@@ -1,15 +1,18 @@
 //! `warm call`: call a method, print its result.
 
 use std::io::Read;
+use std::sync::Arc;
 
 use serde_json::Value;
-use warm_client::duration::parse_duration;
 use warm_client::Client;
+use warm_runtime::duration::parse_duration;
 
 use super::print_json;
 use crate::cli::CallArgs;
 use crate::context::Context;
 use crate::failure::{CommandResult, Failure};
+use warm_lsp::dialect::{LspDialect, LspInit};
+use warm_protocol::Framing;
 use warm_worker::WorkerConfig;
 
 pub fn run(context: &Context, args: &CallArgs) -> CommandResult {
@@ -49,9 +52,13 @@ fn fall_back(
     error: warm_client::Error,
 ) -> CommandResult {
     let worker = WorkerConfig::from_service(&context.service, context.root.clone());
-    let Some(worker) = worker.filter(|_| context.settings.fallback && !args.no_fallback) else {
+    let Some(mut worker) = worker.filter(|_| context.settings.fallback && !args.no_fallback) else {
         return Err(error.into());
     };
+    if worker.framing == Framing::Lsp {
+        let init = LspInit::from_service(&context.service);
+        worker.dialect = Some(Arc::new(LspDialect::new(init)));
+    }
     errln!("warm: {error}; running the worker directly for this call (slower; see `warm logs`)");
     match warm_worker::fallback::run_once(&worker, &args.method, params) {
         Ok(result) => {

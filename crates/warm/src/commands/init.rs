@@ -3,13 +3,13 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use warm_daemon::config::{Config, CONFIG_FILE};
+use warm_runtime::config::{Config, CONFIG_FILE};
 
 use crate::cli::InitArgs;
 use crate::failure::{CommandResult, Failure};
 
 pub fn run(dir: &Path, args: &InitArgs) -> CommandResult {
-    warm_client::paths::validate_service_name(&args.name)
+    warm_runtime::paths::validate_service_name(&args.name)
         .map_err(|e| Failure::Usage(format!("--name: {e}")))?;
     let path = dir.join(CONFIG_FILE);
     if path.exists() && !args.force {

@@ -4,9 +4,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use warm_client::{Connection, DaemonPaths, LockFile, Meta};
+use warm_client::Connection;
 use warm_protocol::methods::{self, Status};
 use warm_protocol::Framing;
+use warm_runtime::{DaemonPaths, LockFile, Meta};
 
 use super::{human_secs, print_json};
 use crate::failure::{CommandResult, Failure};

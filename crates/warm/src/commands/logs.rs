@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::time::Duration;
 
-use warm_client::DaemonPaths;
+use warm_runtime::DaemonPaths;
 
 use super::{project_daemons, service_choices};
 use crate::cli::LogsArgs;

@@ -3,14 +3,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use warm_client::duration::parse_duration;
-use warm_client::EventLog;
-use warm_client::{ensure_runtime_dir, DaemonPaths};
-use warm_daemon::config::ResolvedService;
 use warm_daemon::echo::EchoService;
 use warm_daemon::{DaemonOptions, NoService, ReadyReporter, Service};
 use warm_lsp::LspService;
 use warm_protocol::Framing;
+use warm_runtime::config::ResolvedService;
+use warm_runtime::duration::parse_duration;
+use warm_runtime::EventLog;
+use warm_runtime::{ensure_runtime_dir, DaemonPaths};
 use warm_search::SearchService;
 use warm_worker::{WorkerConfig, WorkerService};
 
@@ -43,7 +43,7 @@ pub fn run(
     };
     let service = context.service.clone();
     let root = context.root.clone();
-    let events = warm_client::EventLog::new(&options.paths.events);
+    let events = warm_runtime::EventLog::new(&options.paths.events);
     let peers = warm_search::budget::Peers {
         runtime_dir: context.runtime_dir.clone(),
         own_dir: options.paths.dir.clone(),
@@ -89,7 +89,8 @@ fn make_service(
 ) -> Arc<dyn Service> {
     if let Some(config) = WorkerConfig::from_service(service, root.clone()) {
         if config.framing == Framing::Lsp {
-            return Arc::new(LspService::start(config, events));
+            let init = warm_lsp::dialect::LspInit::from_service(service);
+            return Arc::new(LspService::start(config, init, events));
         }
         return Arc::new(WorkerService::start(config, events));
     }

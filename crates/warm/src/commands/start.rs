@@ -1,9 +1,9 @@
 //! `warm start`: make sure the daemon runs.
 
 use serde_json::json;
-use warm_client::duration::parse_duration;
 use warm_client::Client;
 use warm_protocol::methods;
+use warm_runtime::duration::parse_duration;
 
 use super::{print_json, status::fetch_status};
 use crate::cli::StartArgs;

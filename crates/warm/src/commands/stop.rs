@@ -3,10 +3,11 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use warm_client::meta::wait_process_exit;
-use warm_client::{Client, Connection, DaemonPaths, Meta, StopOutcome};
+use warm_client::{Client, Connection, StopOutcome};
 use warm_protocol::methods;
 use warm_protocol::Framing;
+use warm_runtime::meta::wait_process_exit;
+use warm_runtime::{DaemonPaths, Meta};
 
 use super::list::{discover, wait_released};
 use super::{print_json, project_daemons};

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use warm_daemon::config::{Config, CONFIG_FILE};
+use warm_runtime::config::{Config, CONFIG_FILE};
 
 use super::print_json;
 use crate::cli::TrustArgs;

@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use serde_json::json;
-use warm_client::{Client, ClientSettings, DaemonSpec, Error, Identity, SpawnCommand};
+use warm_client::{Client, DaemonSpec, Error, SpawnCommand};
 use warm_protocol::Framing;
+use warm_runtime::{ClientSettings, Identity};
 
 use crate::support::*;
 

@@ -498,8 +498,8 @@ fn a_batch_over_the_limit_is_refused_whole_and_an_answer_over_the_frame_limit_is
 #[test]
 fn symlinks_planted_in_a_daemon_directory_are_never_written_through() {
     let env = TestEnv::new();
-    let identity = warm_client::Identity::new("echo", &env.project).expect("identity");
-    let paths = warm_client::DaemonPaths::new(&env.runtime_dir, &identity).expect("paths");
+    let identity = warm_runtime::Identity::new("echo", &env.project).expect("identity");
+    let paths = warm_runtime::DaemonPaths::new(&env.runtime_dir, &identity).expect("paths");
     paths.create_dir().expect("daemon dir");
     let target = env.tmp.path().join("victim");
     std::fs::write(&target, "precious\n").expect("victim");

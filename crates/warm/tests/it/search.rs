@@ -498,9 +498,16 @@ fn the_barrier_makes_every_change_visible_even_when_the_indexer_lags() {
             "round {round}"
         );
     }
-    let queries = &env.json(&["search", "--status"])["queries"];
+    let status = env.json(&["search", "--status"]);
+    let queries = &status["queries"];
     assert_eq!(queries["barrier_timeouts"], 0, "{queries}");
     assert!(queries["index"].as_u64() >= Some(5), "{queries}");
+    // Each file was added to the index in place: one build, at start.
+    let work = &status["work"];
+    assert_eq!(work["builds"], 1, "{work}");
+    assert!(work["updates"].as_u64() >= Some(5), "{work}");
+    let text = stdout_of(&env.run(&["search", "--status"]));
+    assert!(text.contains("upkeep:     1 builds, "), "{text}");
 }
 
 #[test]

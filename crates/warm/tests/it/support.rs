@@ -224,7 +224,7 @@ impl Drop for TestEnv {
     }
 }
 
-pub use warm_client::meta::process_is_running as is_running;
+pub use warm_runtime::meta::process_is_running as is_running;
 
 /// The real Python interpreter (the pyenv shim on PATH costs ~150 ms per start).
 pub fn python() -> String {

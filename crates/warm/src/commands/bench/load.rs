@@ -2,8 +2,7 @@
 //! optional pipelining or a new connection per request, any method and framing; every request
 //! timed, every answer counted (a result, or an error by its code).
 //!
-//! Used by `warm bench`; kept in the client crate so that other tools can load-test their own
-//! embedded daemons.
+//! Used by `warm bench`, which points it at any daemon, embedded ones included.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -14,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 use warm_protocol::{Framing, Incoming, Message, RequestId};
 
-use crate::connection::Connection;
+use warm_client::Connection;
 
 /// What to send and how.
 #[derive(Debug, Clone)]

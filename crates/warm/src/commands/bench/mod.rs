@@ -1,11 +1,14 @@
 //! `warm bench`: load-test the service's daemon (started if needed) and print throughput,
 //! latency percentiles, errors by code and a latency histogram.
 
+mod load;
+
 use serde_json::{json, Value};
-use warm_client::duration::parse_duration;
-use warm_client::load::{self, LoadOptions, LoadReport};
 use warm_client::Client;
 use warm_protocol::Framing;
+use warm_runtime::duration::parse_duration;
+
+use load::{LoadOptions, LoadReport};
 
 use super::print_json;
 use crate::cli::BenchArgs;

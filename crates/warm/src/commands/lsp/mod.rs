@@ -11,12 +11,12 @@ use std::collections::hash_map::{Entry, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
-use warm_client::duration::parse_duration;
 use warm_client::Client;
-use warm_daemon::config::Config;
 use warm_lsp::servers::{self, Target};
 use warm_lsp::service::{DIAGNOSTICS, REQUEST};
 use warm_lsp::Encoding;
+use warm_runtime::config::Config;
+use warm_runtime::duration::parse_duration;
 
 use crate::cli::{GlobalArgs, LspArgs, LspCommand};
 use crate::context::{project, Context};
@@ -263,7 +263,7 @@ fn raw(
     let file = params
         .pointer("/textDocument/uri")
         .and_then(Value::as_str)
-        .and_then(warm_worker::lsp::path_from_uri);
+        .and_then(warm_lsp::uri::path_from_uri);
     let target = match (&file, language) {
         (Some(file), _) => Target::File(file),
         (None, Some(language)) => Target::Language(language),

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 use warm_client::Client;
-use warm_search::service::STATUS;
+use warm_search::protocol::STATUS;
 
 use super::MATCH;
 use crate::cli::GlobalArgs;
@@ -80,6 +80,22 @@ fn print_status(status: &Value) {
         Some(error) => outln!("watching:   no ({error}); queries scan"),
         None => outln!("watching:   yes"),
     }
+    let queries = &status["queries"];
+    outln!(
+        "queries:    {} from the index; scanned: {} while building, {} unwatched, {} barrier timeouts",
+        queries["index"],
+        queries["building"],
+        queries["unwatched"],
+        queries["barrier_timeouts"]
+    );
+    let work = &status["work"];
+    outln!(
+        "upkeep:     {} builds, {} in-place updates, {} new-directory rescans, {} compactions",
+        work["builds"],
+        work["updates"],
+        work["rescans"],
+        work["compactions"]
+    );
     let inotify = &status["inotify"];
     if let Some(max) = inotify["max_instances"].as_u64() {
         outln!(

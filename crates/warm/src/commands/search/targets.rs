@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use warm_client::Client;
 use warm_search::output::message;
+use warm_search::protocol::{Candidates, CandidatesParams, WirePath, CANDIDATES};
 use warm_search::rg::{Search, Support};
 use warm_search::scan::{self, Target};
-use warm_search::service::CANDIDATES;
 
 use crate::cli::GlobalArgs;
 use crate::context::{project, Context};
@@ -175,11 +175,12 @@ fn candidates(
 ) -> Result<Vec<PathBuf>, String> {
     let mut client = Client::new(context.spec(&[]).map_err(|f| broken(search, f.message()))?)
         .map_err(|e| broken(search, format!("no daemon: {e}")))?;
-    let params = json!({
-        "patterns": search.patterns,
-        "fixed_strings": search.args.fixed_strings,
-        "scopes": scopes.iter().map(|s| warm_search::wire::to_json(s)).collect::<Vec<_>>(),
-    });
+    let params = CandidatesParams {
+        patterns: search.patterns.clone(),
+        fixed_strings: search.args.fixed_strings,
+        scopes: scopes.iter().map(|s| WirePath::from(*s)).collect(),
+    };
+    let params = serde_json::to_value(params).map_err(|e| broken(search, e.to_string()))?;
     // For tests and benchmarks: wait for the index rather than scan while it builds.
     let wait = std::env::var_os("WARM_SEARCH_WAIT").is_some();
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -187,35 +188,42 @@ fn candidates(
         let answer = client
             .call(CANDIDATES, Some(params.clone()))
             .map_err(|e| broken(search, format!("no daemon: {}", Failure::from(e).message())))?;
-        if let Some(building) = answer.get("building") {
-            if wait && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-                continue;
+        let answer: Candidates = serde_json::from_value(answer).map_err(|e| {
+            broken(
+                search,
+                format!("the daemon's answer is not understood: {e}"),
+            )
+        })?;
+        match answer {
+            Candidates::Files { files, .. } => {
+                return Ok(files.into_iter().map(|file| file.0).collect())
             }
-            note(&format!(
-                "indexing in the background ({} files, {:.1} MB so far); this search scans",
-                building["files"],
-                building["bytes"].as_f64().unwrap_or(0.0) / 1e6
-            ));
-            return Err("the index is building".into());
-        }
-        if let Some(dirs) = answer.get("unindexed") {
-            return Err(format!("{dirs} is not in the index (ignored or hidden)"));
-        }
-        if let Some(reason) = answer.get("unwatched").and_then(Value::as_str) {
-            note(&format!("{reason}; this search scans"));
-            return Err(reason.to_owned());
-        }
-        return Ok(answer
-            .get("files")
-            .and_then(Value::as_array)
-            .map(|files| {
-                files
+            Candidates::Building { .. } if wait && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Candidates::Building { building } => {
+                note(&format!(
+                    "indexing in the background ({} files, {:.1} MB so far); this search scans",
+                    building.files,
+                    building.bytes as f64 / 1e6
+                ));
+                return Err("the index is building".into());
+            }
+            Candidates::Unindexed { unindexed } => {
+                let dirs: Vec<String> = unindexed
                     .iter()
-                    .filter_map(warm_search::wire::from_json)
-                    .collect()
-            })
-            .unwrap_or_default());
+                    .map(|dir| dir.0.display().to_string())
+                    .collect();
+                return Err(format!(
+                    "{} is not in the index (ignored or hidden)",
+                    dirs.join(", ")
+                ));
+            }
+            Candidates::Unwatched { unwatched } => {
+                note(&format!("{unwatched}; this search scans"));
+                return Err(unwatched);
+            }
+        }
     }
 }
 

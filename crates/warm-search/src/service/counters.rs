@@ -1,0 +1,60 @@
+//! What the search service did, counted for `search/status`: how each query was answered,
+//! and how the index was kept current. A fallback (a scan instead of the index, a rebuild
+//! instead of a refresh) gives the same answers more slowly, so only these counters tell a
+//! user, a benchmark or a test which path really ran.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::{json, Value};
+
+/// How each query was answered.
+#[derive(Default)]
+pub(super) struct QueryCounters {
+    pub index: AtomicU64,
+    pub building: AtomicU64,
+    pub unwatched: AtomicU64,
+    pub barrier_timeouts: AtomicU64,
+}
+
+impl QueryCounters {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "index": get(&self.index),
+            "building": get(&self.building),
+            "unwatched": get(&self.unwatched),
+            "barrier_timeouts": get(&self.barrier_timeouts),
+        })
+    }
+}
+
+/// How the index was kept current.
+#[derive(Default)]
+pub(super) struct IndexCounters {
+    /// Whole builds: the first, and each one a change forced (an ignore file, lost events).
+    pub builds: AtomicU64,
+    /// Batches of watch events applied in place, under the index's write lock (which holds up
+    /// the queries reading it: a batch of barrier cookies alone must never take it).
+    pub updates: AtomicU64,
+    /// Rescans of directories created lately (see `Refresh::Directories`).
+    pub rescans: AtomicU64,
+    pub compactions: AtomicU64,
+}
+
+impl IndexCounters {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "builds": get(&self.builds),
+            "updates": get(&self.updates),
+            "rescans": get(&self.rescans),
+            "compactions": get(&self.compactions),
+        })
+    }
+}
+
+pub(super) fn count(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+fn get(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}

@@ -1,0 +1,422 @@
+//! The indexer thread of the search service: it sets up the watcher, builds the index, then
+//! applies watch events as they come, in order (refreshing what changed in place, rebuilding
+//! only when events were lost or an ignore rule changed), and releases the queries' barriers
+//! once everything before them is applied.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use notify::Watcher;
+use serde_json::json;
+use warm_runtime::sync::{Recover, RecoverRw};
+
+use super::counters::count;
+use super::{cookie_name, Shared, RECENT_DIR};
+use crate::budget;
+use crate::index::{Index, Refresh};
+
+impl Shared {
+    /// Starts watching the root; a failure is kept for the queries, which then scan.
+    pub(super) fn watch(
+        &self,
+        tx: mpsc::Sender<notify::Result<notify::Event>>,
+        slot: &Mutex<Option<notify::RecommendedWatcher>>,
+    ) {
+        // Held while the watcher is created, so that two daemons cannot both take the last
+        // instance the budget allows.
+        let _admission = match self.peers.as_ref().map(|p| budget::admit(p, &self.events)) {
+            Some(Err(reason)) => {
+                tracing::warn!("{reason}");
+                self.events
+                    .record("search.unwatched", json!({ "reason": reason }));
+                *self.watch_error.recover() = Some(reason);
+                return;
+            }
+            Some(Ok(admission)) => Some(admission),
+            None => None,
+        };
+        // Symlinks are not followed, as the index does not follow them: events of a directory
+        // reached through a link would arrive under the link's path, which the index drops.
+        let config = notify::Config::default().with_follow_symlinks(false);
+        let watcher = notify::RecommendedWatcher::new(tx, config).and_then(|mut watcher| {
+            watcher.watch(&self.root, notify::RecursiveMode::Recursive)?;
+            // git's global excludes file changes what is ignored with no event in the tree:
+            // its directory is watched too (best effort: it may not exist).
+            if let Some(dir) = self.global_excludes.as_ref().and_then(|f| f.parent()) {
+                if let Err(error) = watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
+                    tracing::info!(%error, dir = %dir.display(), "git's global excludes not watched");
+                }
+            }
+            Ok(watcher)
+        });
+        match watcher {
+            Ok(watcher) if !self.stopping.load(Ordering::Relaxed) => {
+                *slot.recover() = Some(watcher);
+            }
+            Ok(_) => {}
+            Err(error) => {
+                let reason = format!("cannot watch {}: {error}", self.root.display());
+                tracing::warn!("{reason}; queries will scan instead of using the index");
+                *self.watch_error.recover() = Some(reason);
+            }
+        }
+    }
+
+    /// The indexer thread: the first build, then watch events as they come.
+    pub(super) fn run(self: Arc<Self>, rx: mpsc::Receiver<notify::Result<notify::Event>>) {
+        self.rebuild("start");
+        while let Ok(first) = rx.recv() {
+            if self.stopping.load(Ordering::Relaxed) {
+                return;
+            }
+            if !self.apply_delay.is_zero() {
+                std::thread::sleep(self.apply_delay);
+            }
+            let mut batch = vec![first];
+            batch.extend(rx.try_iter());
+            self.apply(batch);
+        }
+    }
+
+    fn rebuild(&self, why: &str) {
+        let started = std::time::Instant::now();
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let index = Index::build(&self.root, threads, &|files, bytes| {
+            *self.building.recover() = (files, bytes);
+        });
+        let stats = index.stats();
+        tracing::info!(
+            files = stats.files,
+            bytes = stats.bytes,
+            index_bytes = stats.index_bytes,
+            ms = started.elapsed().as_millis() as u64,
+            why,
+            "index built"
+        );
+        self.events.record(
+            "search.index",
+            json!({ "why": why, "files": stats.files, "bytes": stats.bytes,
+                "index_bytes": stats.index_bytes, "ms": started.elapsed().as_millis() as u64 }),
+        );
+        // A whole new index: it also heals a lock poisoned by a panic mid-update (the one
+        // lock here that is never recovered as it is, since a refresh may be half done).
+        *self.index.write_recover() = Some(index);
+        self.index.clear_poison();
+        count(&self.work.builds);
+        self.built.send_replace(true);
+        // The old index and the build's buffers are free now, but scattered through the heap:
+        // give the pages back, or the daemon's memory ratchets up with every rebuild.
+        return_free_memory();
+    }
+
+    /// Applies a batch of watch events in order, then releases the barriers they carried.
+    fn apply(&self, batch: Vec<notify::Result<notify::Event>>) {
+        let (cookies, changed, lost_events) = self.sort_events(batch);
+        // A panic mid-update (caught, the daemon serves on) leaves the index in doubt.
+        let mut rebuild = lost_events || self.index.is_poisoned();
+        let rescan = !cookies.is_empty() && self.has_recent_dirs();
+        let mut compacted = false;
+        // A batch of barrier cookies only (one per query) leaves the index as it is: no write
+        // lock, so the queries reading it are not held up.
+        if !rebuild && (!changed.is_empty() || rescan) {
+            match self.index.write() {
+                Ok(mut guard) => {
+                    if let Some(index) = guard.as_mut() {
+                        (rebuild, compacted) = self.update(index, &changed, rescan);
+                    }
+                }
+                // A panic mid-update left the index in doubt: only a rebuild is safe.
+                Err(_) => rebuild = true,
+            }
+        }
+        if rebuild {
+            self.rebuild("change");
+        } else if compacted || changed.len() > 1000 {
+            // A compaction, or a checkout's worth of refreshes: give back what the replaced
+            // entries freed.
+            return_free_memory();
+        }
+        {
+            let mut waiting = self.cookies.recover();
+            for cookie in cookies {
+                if let Some(tx) = waiting.remove(&cookie) {
+                    let _ = tx.send(());
+                }
+            }
+        }
+    }
+
+    /// Refreshes the changed paths in place, and rescans new directories when `rescan`:
+    /// (whether only a rebuild is right, whether the index was compacted).
+    fn update(&self, index: &mut Index, changed: &[PathBuf], rescan: bool) -> (bool, bool) {
+        if self.refresh_all(index, changed) {
+            return (true, false);
+        }
+        if rescan {
+            self.rescan_recent_dirs(index);
+        }
+        count(&self.work.updates);
+        index.updated_at = SystemTime::now();
+        if !index.needs_compaction() {
+            return (false, false);
+        }
+        index.compact();
+        count(&self.work.compactions);
+        (false, true)
+    }
+
+    /// Splits watch events into barrier cookies and changed paths, in order; true when only
+    /// a rebuild is safe (the watcher lost events).
+    fn sort_events(
+        &self,
+        batch: Vec<notify::Result<notify::Event>>,
+    ) -> (Vec<String>, Vec<PathBuf>, bool) {
+        let (mut cookies, mut changed, mut rebuild) = (Vec::new(), Vec::new(), false);
+        for event in batch {
+            let event = match event {
+                Ok(event) => event,
+                Err(error) => {
+                    // Lost events (e.g. a queue overflow).
+                    tracing::warn!(%error, "watch error; rebuilding the index");
+                    rebuild = true;
+                    continue;
+                }
+            };
+            rebuild |= event.need_rescan();
+            // Reads (ours included: indexing opens files) leave contents as they were. A
+            // metadata change does not, in effect: `chmod` decides whether a file can be read.
+            if matches!(event.kind, notify::EventKind::Access(_)) {
+                continue;
+            }
+            for path in event.paths {
+                if self.global_excludes.as_ref() == Some(&path) {
+                    rebuild = true;
+                    continue;
+                }
+                match cookie_name(&self.root, &path) {
+                    Some(cookie) => cookies.push(cookie),
+                    None => changed.push(path),
+                }
+            }
+        }
+        (cookies, changed, rebuild)
+    }
+
+    /// Refreshes the changed paths; true when they need a rebuild.
+    fn refresh_all(&self, index: &mut Index, changed: &[PathBuf]) -> bool {
+        match index.refresh_all(changed) {
+            Refresh::Done => false,
+            Refresh::Rebuild => true,
+            Refresh::Directories(dirs) => {
+                {
+                    let mut recent = self.recent_dirs.recover();
+                    let now = Instant::now();
+                    recent.extend(dirs.into_iter().map(|dir| (dir, now)));
+                }
+                false
+            }
+        }
+    }
+
+    fn has_recent_dirs(&self) -> bool {
+        let mut recent = self.recent_dirs.recover();
+        recent.retain(|(_, at)| at.elapsed() < RECENT_DIR);
+        !recent.is_empty()
+    }
+
+    /// Rescans the directories created in the last few seconds, for files created in them
+    /// before the watcher covered them.
+    fn rescan_recent_dirs(&self, index: &mut Index) {
+        let dirs: Vec<PathBuf> = self
+            .recent_dirs
+            .recover()
+            .iter()
+            .map(|(dir, _)| dir.clone())
+            .collect();
+        count(&self.work.rescans);
+        // Walks only: what these find is already recorded as recent.
+        let _ = index.refresh_all(&dirs);
+    }
+}
+
+/// Returns the allocator's free pages to the system (glibc's `malloc_trim`; elsewhere a
+/// no-op).
+fn return_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> std::ffi::c_int;
+        }
+        // SAFETY: malloc_trim takes a plain size, touches only the allocator's own state (it
+        // is thread-safe: it takes each arena's lock) and has no preconditions.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The indexer fed by hand-made watch events: each test decides exactly which events the
+    //! watcher "saw", so the races these paths exist for are played out deterministically.
+
+    use std::path::Path;
+    use std::sync::atomic::AtomicU64;
+
+    use notify::event::{AccessKind, CreateKind, DataChange, EventKind, Flag, ModifyKind};
+    use notify::Event;
+    use warm_runtime::EventLog;
+
+    use super::*;
+    use crate::query::Query;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        root: PathBuf,
+        shared: Shared,
+    }
+
+    /// A built index of a project holding `a.rs`, with git's global excludes file at a path
+    /// of the test's own.
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("project");
+        std::fs::create_dir(&root).expect("project");
+        std::fs::write(root.join("a.rs"), "fn before() {}\n").expect("a.rs");
+        let mut shared = Shared::new(
+            root.clone(),
+            EventLog::new(dir.path().join("events.jsonl")),
+            None,
+            None,
+        );
+        shared.global_excludes = Some(dir.path().join("global-ignore"));
+        shared.rebuild("start");
+        Fixture {
+            _dir: dir,
+            root,
+            shared,
+        }
+    }
+
+    fn event(kind: EventKind, path: &Path) -> notify::Result<Event> {
+        Ok(Event::new(kind).add_path(path.to_owned()))
+    }
+
+    fn created(path: &Path) -> notify::Result<Event> {
+        event(EventKind::Create(CreateKind::Any), path)
+    }
+
+    fn written(path: &Path) -> notify::Result<Event> {
+        event(EventKind::Modify(ModifyKind::Data(DataChange::Any)), path)
+    }
+
+    /// A barrier file's event, as a query's barrier makes it.
+    fn cookie(root: &Path) -> notify::Result<Event> {
+        created(&root.join(format!("{}test-1", super::super::COOKIE_PREFIX)))
+    }
+
+    /// The files the index says may contain `needle`.
+    fn candidates(shared: &Shared, needle: &str) -> Vec<PathBuf> {
+        let guard = shared.index.read().expect("index lock");
+        let index = guard.as_ref().expect("built");
+        let query = Query::for_patterns(&[needle.to_owned()], true);
+        index
+            .candidates(&query)
+            .into_iter()
+            .map(Path::to_owned)
+            .collect()
+    }
+
+    fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn a_file_created_in_a_new_directory_before_its_watch_is_found_at_the_next_barrier() {
+        let Fixture { root, shared, .. } = &fixture();
+        std::fs::create_dir(root.join("new")).expect("mkdir");
+        shared.apply(vec![created(&root.join("new"))]);
+        // Written after the directory's walk, before the watcher covered it: no event.
+        std::fs::write(root.join("new/late.rs"), "fn needle() {}\n").expect("late.rs");
+        assert!(candidates(shared, "needle").is_empty());
+
+        shared.apply(vec![cookie(root)]);
+        assert_eq!(candidates(shared, "needle"), [Path::new("new/late.rs")]);
+        assert_eq!(get(&shared.work.rescans), 1);
+        assert_eq!(get(&shared.work.builds), 1, "found without a rebuild");
+    }
+
+    #[test]
+    fn barrier_cookies_and_reads_alone_never_take_the_write_lock() {
+        let Fixture { root, shared, .. } = &fixture();
+        let read = event(EventKind::Access(AccessKind::Any), &root.join("a.rs"));
+        shared.apply(vec![cookie(root), read, cookie(root)]);
+        shared.apply(vec![cookie(root)]);
+        assert_eq!(get(&shared.work.updates), 0);
+        assert_eq!(get(&shared.work.rescans), 0);
+        assert_eq!(get(&shared.work.builds), 1);
+    }
+
+    #[test]
+    fn changes_are_refreshed_in_place_and_only_lost_events_or_ignore_rules_rebuild() {
+        let Fixture { root, shared, .. } = &fixture();
+        std::fs::write(root.join("a.rs"), "fn after() {}\n").expect("a.rs");
+        shared.apply(vec![written(&root.join("a.rs")), cookie(root)]);
+        assert_eq!(candidates(shared, "after"), [Path::new("a.rs")]);
+        assert!(candidates(shared, "before").is_empty());
+        assert_eq!(
+            (get(&shared.work.updates), get(&shared.work.builds)),
+            (1, 1),
+            "a changed file is refreshed, not rebuilt"
+        );
+        // One dead entry is far below what is worth compacting (over 1,024, and a sixteenth).
+        assert_eq!(get(&shared.work.compactions), 0);
+
+        let global_excludes = shared.global_excludes.clone().expect("set");
+        let rebuilds: [Vec<notify::Result<Event>>; 4] = [
+            vec![written(&root.join(".gitignore"))],
+            vec![written(&global_excludes)],
+            vec![Err(notify::Error::generic("queue overflow"))],
+            vec![Ok(Event::new(EventKind::Other).set_flag(Flag::Rescan))],
+        ];
+        for (n, batch) in rebuilds.into_iter().enumerate() {
+            shared.apply(batch);
+            assert_eq!(get(&shared.work.builds), n as u64 + 2, "batch {n} rebuilds");
+        }
+        assert_eq!(get(&shared.work.updates), 1, "a rebuild is not an update");
+    }
+
+    #[test]
+    fn an_index_poisoned_by_a_panic_mid_update_is_rebuilt_at_the_next_batch() {
+        let Fixture { root, shared, .. } = &fixture();
+        let panicked = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let _guard = shared.index.write();
+                    panic!("a refresh that panics halfway");
+                })
+                .join()
+        });
+        assert!(panicked.is_err() && shared.index.is_poisoned());
+        shared.apply(vec![cookie(root)]);
+        assert!(!shared.index.is_poisoned());
+        assert_eq!(get(&shared.work.builds), 2);
+        assert_eq!(candidates(shared, "before"), [Path::new("a.rs")]);
+    }
+
+    #[test]
+    fn a_watcher_set_up_as_the_service_stops_is_dropped_not_kept() {
+        let Fixture { shared, .. } = &fixture();
+        let slot = Mutex::new(None);
+        shared.watch(mpsc::channel().0, &slot);
+        assert!(slot.lock().expect("slot").is_some(), "running: kept");
+
+        let slot = Mutex::new(None);
+        shared.stopping.store(true, Ordering::Relaxed);
+        shared.watch(mpsc::channel().0, &slot);
+        // Kept, its inotify instance and watches would outlive the stopped service.
+        assert!(slot.lock().expect("slot").is_none(), "stopping: dropped");
+    }
+}

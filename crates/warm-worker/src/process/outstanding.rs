@@ -1,0 +1,91 @@
+//! [`Outstanding`]: a client's request to a worker, from its registration to its end.
+
+use std::time::Duration;
+
+use super::WorkerProcess;
+
+/// A client's request to a worker from registration to its end, so that however
+/// [`WorkerProcess::call`] ends (answered, timed out, cancelled, or its future dropped) the
+/// request is never left registered for an answer nobody awaits.
+pub(super) struct Outstanding<'a> {
+    pub worker: &'a WorkerProcess,
+    pub id: i64,
+    pub forget_after: Duration,
+    pub state: OutstandingState,
+}
+
+pub(super) enum OutstandingState {
+    /// Registered, not yet written: forgetting it is enough.
+    Unwritten,
+    /// Written: the worker is working on it.
+    Written,
+    /// Answered, or dealt with otherwise.
+    Settled,
+}
+
+impl Drop for Outstanding<'_> {
+    fn drop(&mut self) {
+        match self.state {
+            OutstandingState::Unwritten => {
+                self.worker.take_pending(self.id);
+            }
+            OutstandingState::Written => self.worker.abandon(self.id, self.forget_after),
+            OutstandingState::Settled => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use tokio_util::sync::CancellationToken;
+    use warm_daemon::Progress;
+    use warm_protocol::Framing;
+    use warm_runtime::sync::Recover;
+    use warm_runtime::EventLog;
+
+    use crate::config::WorkerConfig;
+    use crate::process::WorkerProcess;
+
+    #[tokio::test]
+    async fn a_dropped_call_is_forgotten_and_its_late_answer_expected() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Reads every request, answers none.
+        let config = WorkerConfig {
+            service: "mute".into(),
+            program: "sh".into(),
+            args: vec!["-c".into(), "while read -r line; do :; done".into()],
+            env: BTreeMap::new(),
+            cwd: dir.path().to_owned(),
+            framing: Framing::Ndjson,
+            workers: 1,
+            exclusive: Vec::new(),
+            request_timeout: Duration::from_secs(30),
+            restart: Default::default(),
+            shutdown: Default::default(),
+            max_frame_bytes: 1 << 20,
+            dialect: None,
+            watch: Vec::new(),
+        };
+        let events = EventLog::new(dir.path().join("events.jsonl"));
+        let worker = WorkerProcess::spawn(&config, 0, events, None, None).expect("spawn");
+        let call = worker.call(
+            "slow".into(),
+            None,
+            Progress::none(),
+            CancellationToken::new(),
+            Duration::from_secs(30),
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), call)
+                .await
+                .is_err(),
+            "the mute worker answered"
+        );
+        assert!(worker.pending.recover().is_empty(), "nothing awaits it");
+        assert_eq!(worker.in_flight(), 1, "its answer is still expected");
+        worker.stop().await;
+    }
+}
