@@ -25,28 +25,45 @@ pub struct Stats {
     pub busy: AtomicU64,
 }
 
+/// What every connection task of one daemon reads and updates. Its fields are the crate's
+/// own; embedders and tests see it through the accessors below.
 pub struct Shared {
-    pub options: DaemonOptions,
-    pub service: Arc<dyn Service>,
-    pub activity: Activity,
+    pub(crate) options: DaemonOptions,
+    pub(crate) service: Arc<dyn Service>,
+    pub(crate) activity: Activity,
     /// Permits for service requests in flight; a request that finds none is answered busy
     /// instead of queued, so a flood cannot grow memory without bound.
-    pub in_flight_limit: Arc<Semaphore>,
-    pub shutdown: Shutdown,
+    pub(crate) in_flight_limit: Arc<Semaphore>,
+    pub(crate) shutdown: Shutdown,
     /// The connections and service requests running, for the shutdown to wait on.
-    pub drain: Drain,
-    pub events: EventLog,
-    pub stats: Stats,
-    pub next_lease_id: AtomicU64,
-    pub started: Instant,
-    pub started_at: u64,
-    pub pid: u32,
+    pub(crate) drain: Drain,
+    pub(crate) events: EventLog,
+    pub(crate) stats: Stats,
+    pub(crate) next_lease_id: AtomicU64,
+    pub(crate) started: Instant,
+    pub(crate) started_at: u64,
+    pub(crate) pid: u32,
     /// When the last `request.busy` event was written: under overload one event a second
     /// is enough, and writing one per refusal would make the overload worse.
-    pub last_busy_event: Mutex<Option<Instant>>,
+    pub(crate) last_busy_event: Mutex<Option<Instant>>,
 }
 
 impl Shared {
+    /// Idle TTL, requests in flight, leases.
+    pub fn activity(&self) -> &Activity {
+        &self.activity
+    }
+
+    /// The daemon's stop switch.
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
+    }
+
+    /// Connections, requests and busy answers so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
     /// The middle of every shutdown: waits for the service requests running (cancelling them
     /// at the drain deadline), then lets the service stop its own resources (workers), each
     /// within its deadline. True when the drain deadline passed.

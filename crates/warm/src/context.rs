@@ -60,7 +60,12 @@ impl Context {
         let identity = Identity::new(&name, &root).map_err(Failure::from)?;
         let settings = config.client_settings().map_err(Failure::Usage)?;
         let mut service = config.service(&name);
-        let builtin_server = warm_lsp::servers::builtin_for_service(&name);
+        // Only an `lsp-*` name can be a built-in language server: any other call resolves
+        // without asking the LSP crate.
+        let builtin_server = name
+            .starts_with(warm_lsp::servers::BUILTIN_PREFIX)
+            .then(|| warm_lsp::servers::builtin_for_service(&name))
+            .flatten();
         if let Some(server) = builtin_server {
             server.configure(&mut service);
         }

@@ -100,15 +100,23 @@ fn daemon(service: Arc<Gated>, max_in_flight: usize) -> MemoryDaemon {
     MemoryDaemon::new(service, options)
 }
 
-/// Waits until the service has started `n` gated requests.
-async fn started(service: &Gated, n: u64) {
+/// Waits until `condition` holds, within a deadline (`what` names it if it never does).
+async fn until(what: &str, condition: impl Fn() -> bool) {
     tokio::time::timeout(Duration::from_secs(10), async {
-        while service.started.load(Ordering::SeqCst) < n {
+        while !condition() {
             tokio::task::yield_now().await;
         }
     })
     .await
-    .expect("the requests started");
+    .unwrap_or_else(|_| panic!("never: {what}"));
+}
+
+/// Waits until the service has started `n` gated requests.
+async fn started(service: &Gated, n: u64) {
+    until("the requests started", || {
+        service.started.load(Ordering::SeqCst) >= n
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -162,7 +170,7 @@ async fn past_max_in_flight_a_request_is_answered_busy_not_queued() {
         json!(["again"]),
         "a freed slot is taken again"
     );
-    assert_eq!(daemon.shared().stats.busy.load(Ordering::Relaxed), 1);
+    assert_eq!(daemon.shared().stats().busy.load(Ordering::Relaxed), 1);
     daemon.shut_down("test").await;
 }
 
@@ -184,14 +192,11 @@ async fn a_cancelled_request_is_answered_and_a_closed_connection_cancels_the_res
     client.request(3, "wait", json!(null)).await;
     started(&service, 3).await;
     drop(client);
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while service.cancelled.load(Ordering::SeqCst) < 3 {
-            tokio::task::yield_now().await;
-        }
+    until("both requests of the closed connection cancelled", || {
+        service.cancelled.load(Ordering::SeqCst) == 3
     })
-    .await
-    .expect("both requests of the closed connection cancelled");
-    assert_eq!(daemon.shared().activity.in_flight(), 0);
+    .await;
+    assert_eq!(daemon.shared().activity().in_flight(), 0);
     daemon.shut_down("test").await;
 }
 
@@ -209,13 +214,10 @@ async fn shutdown_drains_running_requests_and_refuses_new_ones() {
     });
     // Once stopping, a new request is refused unrun, with the code that makes a client
     // resend it to the next daemon.
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while !daemon.shared().shutdown.is_triggered() {
-            tokio::task::yield_now().await;
-        }
+    until("shutdown started", || {
+        daemon.shared().shutdown().is_triggered()
     })
-    .await
-    .expect("shutdown started");
+    .await;
     client.request(2, "echo", json!(null)).await;
     let refused = client.next().await;
     assert_eq!(
