@@ -68,6 +68,11 @@ MUTANTS = [
      "self.sync_counter.fetch_add(1, Ordering::SeqCst) + 1",
      "self.sync_counter.fetch_add(1, Ordering::SeqCst) * std::hint::black_box(1)",
      "lsp::unversioned_diagnostics_are_for_the_content_just_synced"),
+    ("other open documents not brought up to date before a query",
+     "crates/warm-lsp/src/documents.rs",
+     "    pub async fn refresh_open(&self, worker: &WorkerProcess) -> Result<(), ErrorObject> {\n",
+     "    pub async fn refresh_open(&self, worker: &WorkerProcess) -> Result<(), ErrorObject> {\n        if std::hint::black_box(true) { return Ok(()); }\n",
+     "lsp::every_open_document_is_brought_up_to_date_before_a_query"),
 ]
 
 

@@ -1,9 +1,10 @@
 //! [`Documents`]: the files the language server has open, kept equal to their content on disk.
 //!
 //! A query names a file; before the query is sent, the file is read and, if the server does
-//! not have that content yet, opened (`didOpen`) or updated (`didChange`, full text). Both
-//! are queued on the server's stdin ahead of the query, so the server always answers for
-//! what is on disk when the query started. Reading and comparing costs microseconds for a
+//! not have that content yet, opened (`didOpen`) or updated (`didChange`, full text), and so
+//! is every other document the server has open (`didChange`, or `didClose` for a file that
+//! is gone): a server answers from all of them. All of it is queued on the server's stdin
+//! ahead of the query, so the server answers for what is on disk when the query started. Reading and comparing costs microseconds for a
 //! source file, far less than trusting modification times that can tie.
 //!
 //! A restarted server has nothing open: documents are tied to the server process they were
@@ -111,10 +112,7 @@ impl Documents {
             }
         };
         if !worker.notify(method, params).await {
-            return Err(ErrorObject::new(
-                ErrorCode::WorkerUnavailable,
-                "worker unavailable: the language server takes no more input",
-            ));
+            return Err(server_gone());
         }
         let synced_at = self.sync_counter.fetch_add(1, Ordering::SeqCst) + 1;
         open.insert(
@@ -134,6 +132,55 @@ impl Documents {
             text,
             synced_at,
         })
+    }
+
+    /// Brings every document `worker` has open up to date with the disk, before a query: a
+    /// server answers from all its open documents (a definition in another file, an error
+    /// from an import), not only from the one the query names. A changed file gets
+    /// `didChange`, a file that is gone (or unreadable) `didClose`.
+    ///
+    /// # Errors
+    /// -32002 when the server takes no more input.
+    ///
+    /// # Cancellation safety
+    /// As [`Documents::sync`]: each document is recorded at its new content only once the
+    /// server was told.
+    pub async fn refresh_open(&self, worker: &WorkerProcess) -> Result<(), ErrorObject> {
+        let mut open = self.open.lock().await;
+        let paths: Vec<PathBuf> = open
+            .iter()
+            .filter(|(_, d)| d.pid == worker.pid)
+            .map(|(path, _)| path.clone())
+            .collect();
+        for path in paths {
+            let Some(doc) = open.get_mut(&path) else {
+                continue;
+            };
+            let Ok(bytes) = std::fs::read(&path) else {
+                let params = json!({ "textDocument": { "uri": doc.uri } });
+                if !worker.notify("textDocument/didClose", params).await {
+                    return Err(server_gone());
+                }
+                open.remove(&path);
+                continue;
+            };
+            let text: Arc<str> = String::from_utf8_lossy(&bytes).into();
+            if doc.text == text {
+                continue;
+            }
+            let version = doc.version + 1;
+            let params = json!({
+                "textDocument": { "uri": doc.uri, "version": version },
+                "contentChanges": [{ "text": &*text }],
+            });
+            if !worker.notify("textDocument/didChange", params).await {
+                return Err(server_gone());
+            }
+            doc.version = version;
+            doc.text = text;
+            doc.synced_at = self.sync_counter.fetch_add(1, Ordering::SeqCst) + 1;
+        }
+        Ok(())
     }
 
     /// Closes (`didClose`) the documents of `worker` no query has used for `idle`, and
@@ -167,4 +214,11 @@ impl Documents {
         }
         closed
     }
+}
+
+fn server_gone() -> ErrorObject {
+    ErrorObject::new(
+        ErrorCode::WorkerUnavailable,
+        "worker unavailable: the language server takes no more input",
+    )
 }

@@ -173,6 +173,7 @@ impl Query {
             async move {
                 check_supported(&worker, &self.shared.service, &params.method)?;
                 let encoding = Encoding::from_capabilities(worker.handshake_answer());
+                self.shared.documents.refresh_open(&worker).await?;
                 if let Some(file) = &params.file {
                     let synced = self.shared.documents.sync(&worker, file).await?;
                     lsp_params["textDocument"] = json!({ "uri": synced.uri });
@@ -201,6 +202,7 @@ impl Query {
             let (call, params) = (&call, &params);
             async move {
                 let encoding = Encoding::from_capabilities(worker.handshake_answer());
+                self.shared.documents.refresh_open(&worker).await?;
                 let synced = self.shared.documents.sync(&worker, &params.file).await?;
                 let pull = worker
                     .handshake_answer()
@@ -237,6 +239,7 @@ impl Query {
         self.with_retry(|worker| {
             let (call, document, method) = (&call, &document, &method);
             async move {
+                self.shared.documents.refresh_open(&worker).await?;
                 if let Some(path) = document {
                     self.shared.documents.sync(&worker, path).await?;
                 }

@@ -258,6 +258,44 @@ fn edits_on_disk_are_seen_by_the_next_query() {
     );
 }
 
+/// A server answers from every document it has open, not only the one a query names: before
+/// each query, every open document whose file changed is synced, and one whose file is gone
+/// is closed (issue 17's stale definitions after editing another file).
+#[test]
+fn every_open_document_is_brought_up_to_date_before_a_query() {
+    let project = Project::new();
+    project.use_fake_server("");
+    project.write("notes.txt", "notes\n");
+    project.write("other.txt", "other\n");
+    let other = format!("file://{}/other.txt", project.env.project.display());
+    let notes = format!("file://{}/notes.txt", project.env.project.display());
+    let seen = || project.json(&["raw", "test/seen"]);
+    project.expect(0, &["hover", "other.txt:1:1"]);
+    project.expect(0, &["hover", "notes.txt:1:1"]);
+
+    // Edited on disk; the next query names only notes.txt.
+    project.write("other.txt", "other, edited\n");
+    project.expect(0, &["hover", "notes.txt:1:1"]);
+    let after = seen();
+    assert_eq!(
+        after["open_at_last_hover"],
+        json!({ &other: "other, edited\n", &notes: "notes\n" }),
+        "{after}"
+    );
+    assert_eq!(after["changed"], json!([[other, 2]]));
+
+    // Deleted: closed before the next query.
+    std::fs::remove_file(project.env.project.join("other.txt")).expect("rm other.txt");
+    project.expect(0, &["hover", "notes.txt:1:1"]);
+    let after = seen();
+    assert_eq!(
+        after["open_at_last_hover"],
+        json!({ &notes: "notes\n" }),
+        "{after}"
+    );
+    assert_eq!(after["closed"], json!([other]));
+}
+
 #[test]
 fn twenty_cold_hovers_share_one_daemon_and_one_server() {
     let project = Project::new();

@@ -3,7 +3,7 @@
 It answers `initialize`, asks its client `workspace/configuration` and
 `window/workDoneProgress/create` after `initialized`, and reports everything it saw on
 `test/seen` (the documents opened, changed with their versions, and closed in this process,
-and its pid). On every didOpen and didChange it publishes diagnostics, without a version,
+the content of every open document when the last hover came, and its pid). On every didOpen and didChange it publishes diagnostics, without a version,
 quoting the content's first line. Its hover reports work-done progress, then answers with the position it got,
 in the position encoding it chose (UTF-8 when the client offers it). Its rename edits the
 document, and also the file named by $FAKE_RENAME_ALSO if set (wherever it is). It exits on `exit`, with code 0 only if `shutdown` came first (as the LSP says).
@@ -47,7 +47,8 @@ def publish(uri, text):
 
 seen = {"initialize": None, "initialize_count": 0, "initialized": False, "settings": None,
         "answers": {}, "shutdown": False, "opened": [], "changed": [], "closed": [],
-        "pid": os.getpid()}
+        "pid": os.getpid(), "open_at_last_hover": {}}
+texts = {}
 while True:
     msg = read()
     if msg is None:
@@ -70,18 +71,23 @@ while True:
     elif method == "textDocument/didOpen":
         document = msg["params"]["textDocument"]
         seen["opened"].append(document["uri"])
+        texts[document["uri"]] = document["text"]
         publish(document["uri"], document["text"])
     elif method == "textDocument/didChange":
         document = msg["params"]["textDocument"]
         seen["changed"].append([document["uri"], document["version"]])
+        texts[document["uri"]] = msg["params"]["contentChanges"][-1]["text"]
         publish(document["uri"], msg["params"]["contentChanges"][-1]["text"])
     elif method == "textDocument/didClose":
         seen["closed"].append(msg["params"]["textDocument"]["uri"])
+        texts.pop(msg["params"]["textDocument"]["uri"], None)
     elif method == "workspace/didChangeConfiguration":
         seen["settings"] = msg["params"]["settings"]
     elif method is None and "id" in msg:
         seen["answers"][msg["id"]] = msg.get("result", msg.get("error"))
     elif method == "textDocument/hover":
+        # What a real server answers from: every document open at this moment.
+        seen["open_at_last_hover"] = dict(texts)
         for value in ({"kind": "begin", "title": "Indexing", "percentage": 0},
                       {"kind": "report", "message": "3/4 files", "percentage": 75},
                       {"kind": "end"}):
