@@ -156,6 +156,25 @@ pub fn language_of(path: &Path) -> Option<&'static str> {
     })
 }
 
+/// The LSP language id of a language named as people type it (`bash` and `sh` are
+/// `shellscript`, `py` is `python`, `ts` is `typescript`, `c++` is `cpp`, ...); other names
+/// are taken as they are.
+pub fn language_id(name: &str) -> &str {
+    match name {
+        "bash" | "sh" | "zsh" | "shell" => "shellscript",
+        "py" | "python3" => "python",
+        "ts" => "typescript",
+        "js" | "node" => "javascript",
+        "tsx" => "typescriptreact",
+        "jsx" => "javascriptreact",
+        "c++" | "cxx" | "cc" | "hpp" => "cpp",
+        "h" => "c",
+        "rs" => "rust",
+        "golang" => "go",
+        other => other,
+    }
+}
+
 /// The server chosen for a query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Choice {
@@ -361,5 +380,32 @@ mod tests {
         assert_eq!(server.command, &["pylsp"]);
         assert_eq!(server.service_name(), "lsp-pylsp");
         assert_eq!(builtin_for_service("pylsp"), None);
+    }
+
+    #[test]
+    fn languages_are_understood_as_people_type_them() {
+        for (typed, id) in [
+            ("bash", "shellscript"),
+            ("sh", "shellscript"),
+            ("py", "python"),
+            ("ts", "typescript"),
+            ("js", "javascript"),
+            ("c", "c"),
+            ("cpp", "cpp"),
+            ("c++", "cpp"),
+            ("shellscript", "shellscript"),
+            ("cobol", "cobol"),
+        ] {
+            assert_eq!(language_id(typed), id, "{typed}");
+        }
+        // `bash` finds the bash server: chosen where it is installed, named where it is not.
+        match choose(
+            &Config::default(),
+            Path::new("/p"),
+            Target::Language(language_id("bash")),
+        ) {
+            Ok(chosen) => assert_eq!(chosen.service_name(), "lsp-bash-language-server"),
+            Err(missing) => assert!(missing.contains("bash-language-server"), "{missing}"),
+        }
     }
 }

@@ -260,7 +260,8 @@ pub enum LspCommand {
     /// Symbols of the whole project matching a query.
     WorkspaceSymbols {
         query: String,
-        /// Which language's server to ask (default: the project's only configured server).
+        /// Which language's server to ask (python, py, typescript, ts, bash, cpp, ...;
+        /// default: the project's only configured server).
         #[arg(long, value_name = "LANG")]
         language: Option<String>,
     },
@@ -286,7 +287,8 @@ pub enum LspCommand {
     Raw {
         method: String,
         params: Option<String>,
-        /// Which language's server to ask, when params name no file.
+        /// Which language's server to ask (python, py, ts, bash, cpp, ...), when params
+        /// name no file.
         #[arg(long, value_name = "LANG")]
         language: Option<String>,
     },

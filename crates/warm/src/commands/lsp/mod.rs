@@ -266,7 +266,7 @@ fn raw(
         .and_then(warm_lsp::uri::path_from_uri);
     let target = match (&file, language) {
         (Some(file), _) => Target::File(file),
-        (None, Some(language)) => Target::Language(language),
+        (None, Some(language)) => Target::Language(servers::language_id(language)),
         (None, None) => Target::Any,
     };
     let result = session.call(target, method, &params)?;

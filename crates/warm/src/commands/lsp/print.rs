@@ -81,7 +81,9 @@ pub fn workspace_symbols(
     query: &str,
     language: Option<&str>,
 ) -> Result<u8, Failure> {
-    let target = language.map_or(Target::Any, Target::Language);
+    let target = language.map_or(Target::Any, |language| {
+        Target::Language(warm_lsp::servers::language_id(language))
+    });
     let params = json!({ "query": query });
     let answer = session.request(target, "workspace/symbol", None, Some(params))?;
     print_symbols(session, &answer, None)
