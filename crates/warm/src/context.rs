@@ -167,8 +167,16 @@ fn pick_service(requested: Option<&str>, config: &Config) -> Result<String, Fail
         {
             return Ok(name.to_owned());
         }
-        let mut known: Vec<&str> = BUILTIN_SERVICES.to_vec();
-        known.extend(configured.iter().map(String::as_str));
+        let servers = warm_lsp::servers::BUILTIN_SERVERS;
+        if let Some(server) = servers.iter().find(|s| s.id == name) {
+            return Err(Failure::Usage(format!(
+                "unknown service {name:?}: the language server {name} is the service {}",
+                server.service_name()
+            )));
+        }
+        let mut known: Vec<String> = BUILTIN_SERVICES.iter().map(|s| (*s).to_owned()).collect();
+        known.extend(configured.iter().cloned());
+        known.extend(servers.iter().map(|s| s.service_name()));
         return Err(Failure::Usage(format!(
             "unknown service {name:?}: known services are {}; add [services.{name}] to .warm.toml to define it",
             known.join(", ")

@@ -211,6 +211,16 @@ fn unknown_service_and_bad_config_are_usage_errors() {
     let env = TestEnv::new();
     let output = env.run(&["-s", "nope", "call", "daemon/ping"]);
     assert_exit(&output, 2, "known services are default, echo");
+    assert!(
+        stderr_of(&output).contains("lsp-pylsp"),
+        "the lsp-* services are named"
+    );
+    let output = env.run(&["-s", "pyright", "call", "daemon/ping"]);
+    assert_exit(
+        &output,
+        2,
+        "the language server pyright is the service lsp-pyright",
+    );
 
     env.write_config("[services.index]\nttl = \"soon\"\n");
     let output = env.run(&["call", "daemon/ping"]);
