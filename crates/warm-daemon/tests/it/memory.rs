@@ -250,3 +250,179 @@ async fn a_request_overrunning_the_drain_deadline_is_cancelled_with_an_answer() 
     assert_eq!(answer["id"], 1);
     assert_eq!(answer["error"]["code"], -32005, "{answer}");
 }
+
+/// The daemon's own answer to one request on `client`.
+async fn ask(client: &mut Client, id: u64, method: &str, params: Value) -> Value {
+    client.request(id, method, params).await;
+    let answer = client.next().await;
+    assert_eq!(answer["id"], id, "{answer}");
+    answer
+}
+
+#[tokio::test]
+async fn a_client_expecting_another_daemon_has_its_service_requests_refused_unrun() {
+    let mut options = MemoryDaemon::options();
+    options.config_hash = Some("abc".into());
+    let version = options.version.clone();
+    let daemon = MemoryDaemon::new(Arc::new(Gated::default()), options);
+    let hello = |version: &str, hash: Option<&str>| {
+        let mut params = json!({ "version": version, "protocol": 1 });
+        if let Some(hash) = hash {
+            params["config_hash"] = json!(hash);
+        }
+        params
+    };
+    let cases = [
+        (
+            hello(&version, Some("abc")),
+            true,
+            "same version and configuration",
+        ),
+        (
+            hello(&version, None),
+            true,
+            "a client that knows no configuration hash",
+        ),
+        (json!(null), true, "a hello without params"),
+        (hello("0.0.0-other", Some("abc")), false, "another version"),
+        (
+            hello(&version, Some("other")),
+            false,
+            "another configuration",
+        ),
+    ];
+    for (n, (params, served, why)) in cases.into_iter().enumerate() {
+        let mut client = Client::new(&daemon);
+        let id = n as u64 * 10;
+        let answer = ask(&mut client, id, "daemon/hello", params).await;
+        assert_eq!(answer["result"]["service"], "memory", "{why}: {answer}");
+        assert_eq!(answer["result"]["config_hash"], "abc", "{why}");
+        let echoed = ask(&mut client, id + 1, "echo", json!([why])).await;
+        if served {
+            assert_eq!(echoed["result"], json!([why]), "{why}: {echoed}");
+        } else {
+            assert_eq!(echoed["error"]["code"], -32003, "{why}: {echoed}");
+            // Built-in methods still answer.
+            let pong = ask(&mut client, id + 2, "daemon/ping", json!(null)).await;
+            assert!(pong["result"].is_object(), "{why}: {pong}");
+        }
+    }
+    daemon.shut_down("test").await;
+}
+
+#[tokio::test]
+async fn leases_are_held_per_connection_and_released_by_id_all_at_once_or_by_closing() {
+    let daemon = daemon(Arc::default(), 64);
+    let mut client = Client::new(&daemon);
+    let first = ask(&mut client, 1, "daemon/lease", json!(null)).await["result"].clone();
+    let second = ask(&mut client, 2, "daemon/lease", json!(null)).await["result"].clone();
+    assert_eq!(
+        (first["leases"].clone(), second["leases"].clone()),
+        (json!(1), json!(2))
+    );
+    assert_ne!(first["lease_id"], second["lease_id"]);
+    let status = ask(&mut client, 3, "daemon/status", json!(null)).await;
+    assert_eq!(status["result"]["leases"], 2, "{status}");
+
+    let released = ask(
+        &mut client,
+        4,
+        "daemon/release",
+        json!({ "lease_id": first["lease_id"] }),
+    )
+    .await;
+    assert_eq!(
+        released["result"],
+        json!({ "released": [first["lease_id"]], "leases": 1 })
+    );
+    let again = ask(
+        &mut client,
+        5,
+        "daemon/release",
+        json!({ "lease_id": first["lease_id"] }),
+    )
+    .await;
+    assert_eq!(again["error"]["code"], -32602, "not held any more: {again}");
+    let all = ask(&mut client, 6, "daemon/release", json!({})).await;
+    assert_eq!(
+        all["result"],
+        json!({ "released": [second["lease_id"]], "leases": 0 })
+    );
+
+    // A lease held by another connection is not this one's to release; closing releases it.
+    let mut other = Client::new(&daemon);
+    let held = ask(&mut other, 7, "daemon/lease", json!(null)).await["result"].clone();
+    let theirs = ask(
+        &mut client,
+        8,
+        "daemon/release",
+        json!({ "lease_id": held["lease_id"] }),
+    )
+    .await;
+    assert_eq!(theirs["error"]["code"], -32602, "{theirs}");
+    drop(other);
+    until("the closed connection's lease released", || {
+        daemon.shared().activity().leases() == 0
+    })
+    .await;
+    daemon.shut_down("test").await;
+}
+
+#[tokio::test]
+async fn the_ttl_is_set_within_ten_years_and_reported() {
+    let daemon = daemon(Arc::default(), 64);
+    let mut client = Client::new(&daemon);
+    let set = ask(&mut client, 1, "daemon/set_ttl", json!({ "ttl_secs": 5 })).await;
+    assert_eq!(set["result"]["ttl_secs"], 5, "{set}");
+    let ten_years = 10 * 365 * 24 * 3600_u64;
+    let longest = ask(
+        &mut client,
+        2,
+        "daemon/set_ttl",
+        json!({ "ttl_secs": ten_years }),
+    )
+    .await;
+    assert_eq!(longest["result"]["ttl_secs"], ten_years, "{longest}");
+    let longer = ask(
+        &mut client,
+        3,
+        "daemon/set_ttl",
+        json!({ "ttl_secs": ten_years + 1 }),
+    )
+    .await;
+    assert_eq!(longer["error"]["code"], -32602, "{longer}");
+    let pong = ask(&mut client, 4, "daemon/ping", json!(null)).await;
+    assert_eq!(
+        pong["result"]["ttl_secs"], ten_years,
+        "the refused value changed nothing"
+    );
+    let status = ask(&mut client, 5, "daemon/status", json!(null)).await;
+    assert_eq!(status["result"]["ttl_secs"], ten_years, "{status}");
+    assert_eq!(status["result"]["service"], "memory", "{status}");
+    daemon.shut_down("test").await;
+}
+
+#[tokio::test]
+async fn a_batch_is_answered_as_one_array_in_order() {
+    let daemon = daemon(Arc::default(), 64);
+    let mut client = Client::new(&daemon);
+    client
+        .send(json!([
+            {"jsonrpc": "2.0", "id": 1, "method": "echo", "params": ["a"]},
+            {"jsonrpc": "2.0", "method": "echo", "params": ["a notification: no answer"]},
+            {"jsonrpc": "2.0", "id": 2, "method": "daemon/ping"},
+            {"jsonrpc": "2.0", "id": 3, "method": "nope"},
+        ]))
+        .await;
+    let answers = client.next().await;
+    let ids: Vec<Value> = answers
+        .as_array()
+        .expect("one array")
+        .iter()
+        .map(|a| a["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!(1), json!(2), json!(3)], "{answers}");
+    assert_eq!(answers[0]["result"], json!(["a"]));
+    assert_eq!(answers[2]["error"]["code"], -32601);
+    daemon.shut_down("test").await;
+}
