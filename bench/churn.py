@@ -383,11 +383,32 @@ def fuzz(warm, rg, seconds, seed):
         harness.close()
 
 
+def daemon_lives(runtime):
+    """How many daemons started in the runtime directory, and why each one that stopped
+    did (from their event logs): counters are per daemon, so a replaced daemon must show."""
+    starts, reasons = 0, {}
+    for dirpath, _, filenames in os.walk(runtime):
+        for name in filenames:
+            if not name.startswith("events.jsonl"):
+                continue
+            for line in open(os.path.join(dirpath, name), errors="replace"):
+                if '"daemon.start"' in line:
+                    starts += 1
+                elif '"daemon.shutdown"' in line:
+                    try:
+                        reason = json.loads(line).get("reason", "?")
+                    except ValueError:
+                        reason = "?"
+                    reasons[reason] = reasons.get(reason, 0) + 1
+    return starts, reasons
+
+
 def summarise(harness, seed, actions, compared, rss_start):
     status = harness.status()
     served = status.get("queries", {})
     work = status.get("work", {})
     rss_end = harness.rss_mb()
+    starts, stops = daemon_lives(harness.runtime)
     # A fresh daemon on the final tree: what the churned one's memory should come back to.
     subprocess.run([harness.warm, "stop", "-s", "search"], cwd=harness.root, env=harness.env,
                    capture_output=True)
@@ -400,7 +421,8 @@ def summarise(harness, seed, actions, compared, rss_start):
           f"{work.get('rescans')} rescans, {work.get('compactions')} compactions; "
           f"daemon RSS {rss_start:.1f} MB at start, {rss_end:.1f} MB at the end, {rss_fresh:.1f} MB "
           f"for a fresh daemon on the final tree ({status.get('files')} files, index "
-          f"{status.get('index_bytes', 0) / 1e6:.2f} MB)")
+          f"{status.get('index_bytes', 0) / 1e6:.2f} MB); daemons started during the run: "
+          f"{starts}, stopped: {stops or 'none'} (the counters above are the last one's)")
     # Equal answers prove nothing if the index never answered: most queries must use it.
     if not served.get("index") or served["index"] < compared // 2:
         print("FAIL: the index answered fewer than half of the queries")

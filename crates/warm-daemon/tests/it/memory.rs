@@ -426,3 +426,31 @@ async fn a_batch_is_answered_as_one_array_in_order() {
     assert_eq!(answers[2]["error"]["code"], -32601);
     daemon.shut_down("test").await;
 }
+
+/// The idle TTL counts from the last message of any client: a request or a notification
+/// renews it. Time is paused and moved by hand.
+#[tokio::test(start_paused = true)]
+async fn every_message_renews_the_idle_ttl() {
+    let mut options = MemoryDaemon::options();
+    options.ttl = Duration::from_secs(100);
+    let daemon = MemoryDaemon::new(Arc::new(Gated::default()), options);
+    let remaining = || daemon.shared().activity().remaining();
+    let mut client = Client::new(&daemon);
+    tokio::time::advance(Duration::from_secs(60)).await;
+    assert_eq!(remaining(), Some(Duration::from_secs(40)));
+    let pong = ask(&mut client, 1, "daemon/ping", json!(null)).await;
+    assert_eq!(
+        pong["result"]["ttl_remaining_secs"], 100,
+        "a request renews it"
+    );
+
+    tokio::time::advance(Duration::from_secs(60)).await;
+    client
+        .send(json!({"jsonrpc": "2.0", "method": "some/notification"}))
+        .await;
+    until("a notification renews it", || {
+        remaining() == Some(Duration::from_secs(100))
+    })
+    .await;
+    daemon.shut_down("test").await;
+}
