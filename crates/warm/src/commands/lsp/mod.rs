@@ -15,6 +15,7 @@ use warm_client::Client;
 use warm_lsp::servers::{self, Target};
 use warm_lsp::service::{DIAGNOSTICS, REQUEST};
 use warm_lsp::Encoding;
+use warm_protocol::ErrorCode;
 use warm_runtime::config::Config;
 use warm_runtime::duration::parse_duration;
 
@@ -232,7 +233,14 @@ impl Session<'_> {
         let mut on_progress = super::progress_printer();
         client
             .call_with_progress(method, Some(params), &mut on_progress)
-            .map_err(Failure::from)
+            .map_err(|error| match error {
+                // The params come from the command line: a location past the end of a file,
+                // a file that cannot be read. A usage error, as the checks made here are.
+                warm_client::Error::Rpc(error) if error.kind() == ErrorCode::InvalidParams => {
+                    Failure::Usage(error.message)
+                }
+                other => Failure::from(other),
+            })
     }
 
     fn sources(&self, encoding: Encoding) -> warm_lsp::render::Sources {
