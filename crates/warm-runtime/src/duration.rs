@@ -7,11 +7,20 @@ use std::time::Duration;
 /// are typos, and past a few hundred million years `Instant + duration` overflows.
 pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
+/// Why a duration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("invalid duration {0:?}: write e.g. \"250ms\", \"60s\", \"10m\", \"1h\" or \"0\"")]
+    Invalid(String),
+    #[error("duration {0:?} is too long: at most {hours}h (ten years); \"0\" means never", hours = MAX_DURATION.as_secs() / 3600)]
+    TooLong(String),
+}
+
 /// Parses `"<integer><unit>"` with unit `ms`, `s`, `m` or `h`; a bare `0` is zero.
 ///
 /// # Errors
-/// A message naming the accepted forms.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+/// [`DurationError`], whose message names the accepted forms.
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
     if text == "0" {
         return Ok(Duration::ZERO);
@@ -20,11 +29,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let bad = || {
-        format!(
-            "invalid duration {text:?}: write e.g. \"250ms\", \"60s\", \"10m\", \"1h\" or \"0\""
-        )
-    };
+    let bad = || DurationError::Invalid(text.to_owned());
     let n: u64 = number.parse().map_err(|_| bad())?;
     let millis = match unit {
         "ms" => Some(n),
@@ -36,10 +41,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     .ok_or_else(bad)?;
     let duration = Duration::from_millis(millis);
     if duration > MAX_DURATION {
-        return Err(format!(
-            "duration {text:?} is too long: at most {}h (ten years); \"0\" means never",
-            MAX_DURATION.as_secs() / 3600
-        ));
+        return Err(DurationError::TooLong(text.to_owned()));
     }
     Ok(duration)
 }
@@ -81,16 +83,22 @@ mod tests {
     #[test]
     fn durations_past_ten_years_are_refused() {
         assert!(parse_duration("87600h").is_ok());
-        for text in ["87601h", "18446744073709551615ms", "99999999999999999999s"] {
-            assert!(parse_duration(text).is_err(), "{text} accepted");
+        for text in ["87601h", "18446744073709551615ms"] {
+            assert_eq!(
+                parse_duration(text),
+                Err(DurationError::TooLong(text.to_owned())),
+                "{text}"
+            );
         }
+        assert!(parse_duration("99999999999999999999s").is_err());
     }
 
     #[test]
     fn garbage_is_refused_with_examples() {
         for text in ["", "10", "ten s", "5d", "-1s", "99999999999999999999h"] {
             let err = parse_duration(text).expect_err(text);
-            assert!(err.contains("60s"), "{err}");
+            assert_eq!(err, DurationError::Invalid(text.trim().to_owned()));
+            assert!(err.to_string().contains("60s"), "{err}");
         }
     }
 }
