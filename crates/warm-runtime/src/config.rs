@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use warm_protocol::{Framing, Limits};
 
 use crate::duration::parse_duration;
-use crate::settings::ClientSettings;
+use crate::settings::{ClientSettings, SettingsError};
 
 /// The file name looked for in the project root.
 pub const CONFIG_FILE: &str = ".warm.toml";
@@ -307,7 +307,7 @@ impl Config {
     ///
     /// # Errors
     /// A bad environment variable, named.
-    pub fn client_settings(&self) -> Result<ClientSettings, String> {
+    pub fn client_settings(&self) -> Result<ClientSettings, SettingsError> {
         self.client.clone().apply_env()
     }
 }

@@ -2,7 +2,18 @@
 
 use std::time::Duration;
 
-use crate::duration::parse_duration;
+use crate::duration::{parse_duration, DurationError};
+
+/// A client setting that cannot be used, with the variable or key it came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{0}: {1}")]
+    Duration(&'static str, DurationError),
+    #[error("{0}: {1:?} is not a non-negative integer")]
+    NotACount(&'static str, String),
+    #[error("{0}: {1:?} is not one of 1, 0, true, false")]
+    NotABoolean(&'static str, String),
+}
 
 /// Retry, restart and fallback behaviour. Defaults follow DESIGN section 3; `.warm.toml`'s
 /// `[client]` table and `WARM_*` environment variables override them.
@@ -40,35 +51,37 @@ impl ClientSettings {
     /// `WARM_FALLBACK` (`0`/`1`/`true`/`false`) and `WARM_READY_TIMEOUT`.
     ///
     /// # Errors
-    /// A message naming the variable and what it accepts.
-    pub fn apply_env(mut self) -> Result<ClientSettings, String> {
+    /// [`SettingsError`], naming the variable and what it accepts.
+    pub fn apply_env(mut self) -> Result<ClientSettings, SettingsError> {
         if let Ok(text) = std::env::var("WARM_RETRY_DELAYS") {
             self.retry_delays = text
                 .split(',')
                 .filter(|s| !s.trim().is_empty())
                 .map(parse_duration)
                 .collect::<Result<_, _>>()
-                .map_err(|e| format!("WARM_RETRY_DELAYS: {e}"))?;
+                .map_err(|e| SettingsError::Duration("WARM_RETRY_DELAYS", e))?;
         }
         if let Ok(text) = std::env::var("WARM_MAX_RESTARTS") {
-            self.max_restarts = text.trim().parse().map_err(|_| {
-                format!("WARM_MAX_RESTARTS: {text:?} is not a non-negative integer")
-            })?;
+            self.max_restarts = text
+                .trim()
+                .parse()
+                .map_err(|_| SettingsError::NotACount("WARM_MAX_RESTARTS", text.clone()))?;
         }
         if let Ok(text) = std::env::var("WARM_FALLBACK") {
             self.fallback = match text.trim() {
                 "1" | "true" | "yes" => true,
                 "0" | "false" | "no" => false,
                 other => {
-                    return Err(format!(
-                        "WARM_FALLBACK: {other:?} is not one of 1, 0, true, false"
+                    return Err(SettingsError::NotABoolean(
+                        "WARM_FALLBACK",
+                        other.to_owned(),
                     ))
                 }
             };
         }
         if let Ok(text) = std::env::var("WARM_READY_TIMEOUT") {
-            self.ready_timeout =
-                parse_duration(&text).map_err(|e| format!("WARM_READY_TIMEOUT: {e}"))?;
+            self.ready_timeout = parse_duration(&text)
+                .map_err(|e| SettingsError::Duration("WARM_READY_TIMEOUT", e))?;
         }
         Ok(self)
     }

@@ -58,7 +58,9 @@ impl Context {
     ) -> Result<Context, Failure> {
         let name = pick_service(requested, config)?;
         let identity = Identity::new(&name, &root).map_err(Failure::from)?;
-        let settings = config.client_settings().map_err(Failure::Usage)?;
+        let settings = config
+            .client_settings()
+            .map_err(|e| Failure::Usage(e.to_string()))?;
         let mut service = config.service(&name);
         // Only an `lsp-*` name can be a built-in language server: any other call resolves
         // without asking the LSP crate.
