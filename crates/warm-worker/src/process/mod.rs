@@ -6,6 +6,11 @@
 //! daemon log, the last few kept for error reports), and a reaper that alone owns the child:
 //! it waits for the exit and is the only one to send signals, so a signal can never reach a
 //! reaped pid that the system has given to another process.
+//!
+//! - `requests`: what warm sends the worker (a client's requests, the host's own).
+//! - `incoming`: what the worker sends back, matched to where it belongs.
+//! - `outstanding`: a request from registration to its end, however it ends.
+//! - `io`: the four tasks; `stop`: the shutdown sequence.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -18,22 +23,20 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use warm_daemon::Progress;
-use warm_protocol::methods::{ProgressParams, CANCEL_REQUEST, PROGRESS};
-use warm_protocol::{
-    ErrorCode, ErrorObject, Framing, Limits, Message, Notification, Request, RequestId, Response,
-};
+use warm_protocol::{ErrorCode, ErrorObject, Framing, Limits, Message, Notification};
 use warm_runtime::sync::Recover;
 use warm_runtime::EventLog;
 
 use crate::config::{ShutdownDeadlines, WorkerConfig};
 use crate::dialect::Dialect;
 
+mod incoming;
 mod io;
 mod outstanding;
+mod requests;
 mod stop;
 
 use io::{read_loop, reap, stderr_loop, write_loop};
-use outstanding::{Outstanding, OutstandingState};
 
 /// Lines of a worker's stderr kept for error reports.
 const STDERR_TAIL_LINES: usize = 20;
@@ -309,113 +312,6 @@ impl WorkerProcess {
         self.served.load(Ordering::Relaxed)
     }
 
-    /// Sends a request to the worker and waits for its answer, forwarding its progress and
-    /// its cancellation.
-    ///
-    /// # Cancellation safety
-    /// Dropping the future is the same as cancelling `cancel`: a request not yet written is
-    /// forgotten; one written is forgotten too, the worker is sent `$/cancelRequest`, and its
-    /// late answer is expected (it counts as abandoned, so later requests are told why they
-    /// wait). Nothing stays registered for an answer nobody awaits.
-    pub async fn call(
-        self: &Arc<Self>,
-        method: String,
-        params: Option<Value>,
-        progress: Progress,
-        cancel: CancellationToken,
-        timeout: Duration,
-    ) -> Result<Value, ErrorObject> {
-        self.wait_ready(timeout).await?;
-        let abandoned = self.abandoned_count();
-        if abandoned > 0 {
-            // A worker serves its input in order: this request starts once the cancelled
-            // ones are done. Say so, rather than wait in silence.
-            progress.try_report(
-                Some(format!(
-                    "waiting for worker {} of {} to finish {abandoned} cancelled request{}",
-                    self.pid,
-                    self.service,
-                    if abandoned == 1 { "" } else { "s" }
-                )),
-                None,
-                None,
-            );
-        }
-        let (id, answer_rx) = self.register(progress);
-        let mut outstanding = Outstanding {
-            worker: self,
-            id,
-            forget_after: timeout,
-            state: OutstandingState::Unwritten,
-        };
-        let request = Message::Request(Request {
-            id: RequestId::Number(id),
-            method,
-            params,
-        });
-        if !self.send(request).await {
-            return Err(unavailable(&format!(
-                "worker {} is not accepting requests",
-                self.pid
-            )));
-        }
-        outstanding.state = OutstandingState::Written;
-        tokio::select! {
-            answer = answer_rx => {
-                outstanding.state = OutstandingState::Settled;
-                answer.unwrap_or_else(|_| Err(unavailable("the worker went away")))
-            }
-            _ = tokio::time::sleep(timeout) => {
-                self.take_pending(id);
-                outstanding.state = OutstandingState::Settled;
-                self.retire(&format!("no answer within {:.1}s", timeout.as_secs_f64()));
-                Err(ErrorObject::new(
-                    ErrorCode::Timeout,
-                    format!("timeout: the worker did not answer within {:.1}s; it is being replaced", timeout.as_secs_f64()),
-                ))
-            }
-            // `outstanding`, dropped on return, abandons the request.
-            _ = cancel.cancelled() => Err(ErrorObject::new(ErrorCode::Cancelled, "request cancelled")),
-        }
-    }
-
-    /// Forgets a request written to the worker that nobody awaits any more, and asks the
-    /// worker to cancel it. Its answer may still come: it is expected until `forget_after`.
-    fn abandon(&self, id: i64, forget_after: Duration) {
-        self.take_pending(id);
-        self.abandoned
-            .recover()
-            .insert(id, Instant::now() + forget_after);
-        // Queued without waiting: this runs on a drop, or just before one.
-        let cancel = Message::Notification(Notification {
-            method: CANCEL_REQUEST.into(),
-            params: Some(json!({ "id": id })),
-        });
-        if let Some(tx) = self.stdin_tx.recover().clone() {
-            let _ = tx.try_send(cancel);
-        }
-    }
-
-    /// Waits until the worker takes requests: at once, or when its LSP handshake is done.
-    ///
-    /// # Errors
-    /// -32002 when the worker failed to start, a timeout when it was not ready in time.
-    ///
-    /// # Cancellation safety
-    /// Safe to drop: it only watches.
-    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), ErrorObject> {
-        tokio::select! {
-            _ = self.ready.cancelled() => Ok(()),
-            _ = self.retired.cancelled() => {
-                Err(self.failure(&format!("worker {} did not start: {}", self.pid,
-                    self.retire_reason().unwrap_or_default())))
-            }
-            _ = tokio::time::sleep(timeout) => {
-                Err(ErrorObject::new(ErrorCode::Timeout, "timeout: the worker was not ready in time"))
-            }
-        }
-    }
-
     /// What the worker answered its dialect's start (a language server's capabilities),
     /// once it is done; `None` for a worker without a dialect.
     pub fn handshake_answer(&self) -> Option<&Value> {
@@ -430,68 +326,6 @@ impl WorkerProcess {
     /// How long the worker may take to answer one request.
     pub fn request_timeout(&self) -> Duration {
         self.request_timeout
-    }
-
-    /// Sends a request of the host's own (not a client's) and waits for its answer.
-    ///
-    /// # Cancellation safety
-    /// As [`WorkerProcess::call`]: dropped, or past its timeout, the request is forgotten
-    /// and the worker sent `$/cancelRequest`.
-    pub async fn request_raw(
-        &self,
-        method: &str,
-        params: Option<Value>,
-        timeout: Duration,
-    ) -> Result<Value, ErrorObject> {
-        let (id, answer_rx) = self.register(Progress::none());
-        let mut outstanding = Outstanding {
-            worker: self,
-            id,
-            forget_after: timeout,
-            state: OutstandingState::Unwritten,
-        };
-        let request = Message::Request(Request {
-            id: RequestId::Number(id),
-            method: method.into(),
-            params,
-        });
-        if !self.send(request).await {
-            return Err(unavailable("the worker is not accepting requests"));
-        }
-        outstanding.state = OutstandingState::Written;
-        let answer = tokio::time::timeout(timeout, answer_rx).await;
-        if answer.is_ok() {
-            outstanding.state = OutstandingState::Settled;
-        }
-        // Past the timeout, `outstanding` abandons the request as it is dropped.
-        match answer {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(_)) => Err(unavailable("the worker went away")),
-            Err(_) => Err(ErrorObject::new(
-                ErrorCode::Timeout,
-                format!("no answer to {method}"),
-            )),
-        }
-    }
-
-    /// Sends a notification of the host's own; false when the worker takes no more input.
-    ///
-    /// # Cancellation safety
-    /// Safe to drop: the notification is then not sent.
-    pub async fn notify_raw(&self, message: Message) -> bool {
-        self.send(message).await
-    }
-
-    /// Sends a notification of the host's own, by method and params.
-    ///
-    /// # Cancellation safety
-    /// Safe to drop: the notification is then not sent.
-    pub async fn notify(&self, method: &str, params: Value) -> bool {
-        self.send(Message::Notification(Notification {
-            method: method.into(),
-            params: Some(params),
-        }))
-        .await
     }
 
     /// Records a request about to be written: its worker-side id, and where its answer will
@@ -548,67 +382,6 @@ impl WorkerProcess {
         let error = self.failure(&format!("worker {} failed: {reason}", self.pid));
         for p in pending {
             let _ = p.answer_tx.send(Err(error.clone()));
-        }
-    }
-
-    fn handle(self: &Arc<Self>, message: Message) {
-        match message {
-            Message::Response(response) => {
-                let RequestId::Number(id) = response.id else {
-                    tracing::warn!(pid = self.pid, id = %response.id, "worker answered an id it was never sent");
-                    return;
-                };
-                if let Some(pending) = self.take_pending(id) {
-                    // Counted here, from the worker's own output: a request failed because
-                    // the worker died was not served (the restart policy relies on this).
-                    self.served.fetch_add(1, Ordering::Relaxed);
-                    let _ = pending.answer_tx.send(response.result);
-                } else {
-                    self.abandoned.recover().remove(&id);
-                }
-            }
-            Message::Notification(n) => {
-                let own_progress = (n.method == PROGRESS)
-                    .then(|| n.params.clone())
-                    .flatten()
-                    .and_then(|p| serde_json::from_value::<ProgressParams>(p).ok());
-                if let Some(params) = own_progress {
-                    self.forward_progress(params);
-                } else if let Some(hook) = &self.hook {
-                    hook(self, n);
-                } else {
-                    tracing::info!(pid = self.pid, method = %n.method, "notification from worker");
-                }
-            }
-            Message::Request(request) => {
-                // Requests from the worker (an LSP server asking its client) are answered at
-                // once, so that the worker never waits.
-                let result = match &self.dialect {
-                    Some(dialect) => dialect.answer(self, &request),
-                    None => Err(ErrorObject::method_not_found(&request.method)),
-                };
-                let answer = Response {
-                    id: request.id,
-                    result,
-                };
-                let worker = self.clone();
-                tokio::spawn(async move {
-                    worker.send(Message::Response(answer)).await;
-                });
-            }
-        }
-    }
-
-    /// Progress a worker reports for one of its requests (warm's own `$/progress` shape),
-    /// to the client that sent the request.
-    fn forward_progress(&self, params: ProgressParams) {
-        let RequestId::Number(id) = params.id else {
-            return;
-        };
-        let progress = self.pending.recover().get(&id).map(|p| p.progress.clone());
-        // Queued now, before this reader hands over the answer that follows it.
-        if let Some(progress) = progress {
-            progress.try_report(params.message, params.done, params.total);
         }
     }
 
