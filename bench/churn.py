@@ -122,6 +122,8 @@ class Tree:
                                         rng.randint(0, 3))) + "\n"
             return [{"op": "write", "path": ".gitignore", "text": text}]
         if choice == "symlink":
+            if not files and not dirs:
+                return []
             target = rng.choice(files + dirs)
             link = self.new_path(dirs)
             return [{"op": "symlink", "link": link,
@@ -439,4 +441,6 @@ def main():
     fuzz(warm, rg, seconds, seed)
 
 
-main()
+
+if __name__ == "__main__":
+    main()

@@ -32,8 +32,34 @@ sys.exit(done.returncode)
 '''
 
 
+def every_seed_runs(seeds=200, operations=100):
+    """The fuzzer's own operations never fail, whatever state the tree is in (an empty tree
+    once made `symlink` choose from nothing and end a CI run in its first second)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import churn  # noqa: E402 (its main() runs only as a script)
+    for seed in range(seeds):
+        root = tempfile.mkdtemp(prefix="warm-churn-selftest-tree-")
+        try:
+            tree = churn.Tree(root, churn.random.Random(seed))
+            for _ in range(operations):
+                for action in tree.random_actions():
+                    tree.apply(action)
+        except Exception as error:  # noqa: BLE001 (any failure is the finding)
+            sys.exit(f"FAIL: seed {seed} crashed the fuzzer's operations: {error!r}")
+        finally:
+            for dirpath, dirnames, _ in os.walk(root):
+                for name in dirnames:
+                    try:
+                        os.chmod(os.path.join(dirpath, name), 0o755)
+                    except OSError:
+                        pass
+            shutil.rmtree(root, ignore_errors=True)
+    print(f"churn self-test: {seeds} seeds x {operations} operations ran without an error")
+
+
 def main():
     python, rg = sys.argv[1], sys.argv[2]
+    every_seed_runs()
     work = tempfile.mkdtemp(prefix="warm-churn-selftest-")
     fake = os.path.join(work, "warm")
     with open(fake, "w") as f:
