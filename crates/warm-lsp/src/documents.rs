@@ -62,6 +62,12 @@ impl Documents {
         self.sync_counter.load(Ordering::SeqCst)
     }
 
+    /// Counts one more sync message queued: its number, which diagnostics that arrive
+    /// after it are compared with.
+    fn next_sync(&self) -> u64 {
+        self.sync_counter.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
     /// Makes the server's copy of `path` equal to the file on disk.
     ///
     /// # Errors
@@ -114,7 +120,7 @@ impl Documents {
         if !worker.notify(method, params).await {
             return Err(server_gone());
         }
-        let synced_at = self.sync_counter.fetch_add(1, Ordering::SeqCst) + 1;
+        let synced_at = self.next_sync();
         open.insert(
             path.to_owned(),
             Document {
@@ -178,7 +184,7 @@ impl Documents {
             }
             doc.version = version;
             doc.text = text;
-            doc.synced_at = self.sync_counter.fetch_add(1, Ordering::SeqCst) + 1;
+            doc.synced_at = self.next_sync();
         }
         Ok(())
     }
