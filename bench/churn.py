@@ -133,11 +133,30 @@ class Tree:
                     {"op": "git", "args": ["commit", "-qm", "c", "--allow-empty"]}]
         return [{"op": "git", "args": ["checkout", "-qf", f"HEAD~{rng.randint(1, 3)}"]}]
 
+    # Which paths of each action name where it writes, and whether it follows a link there.
+    TARGETS = {"write": [("path", True)], "append": [("path", True)],
+               "remove": [("path", False)], "rename": [("from", False), ("to", False)],
+               "chmod": [("path", True)], "mkdir": [("path", False)],
+               "rmtree": [("path", False)], "symlink": [("link", False)]}
+
+    def confined(self, path, follow):
+        """Whether `path` stays in the tree once links are resolved: its directory (and, for
+        an action that follows a link, the path itself) is the root or under it. A relative
+        link moved by a rename can point out of the tree (`a/l -> ..` renamed to `l`), and an
+        action through it must never touch the rest of the machine."""
+        root = os.path.realpath(self.root)
+        inside = lambda p: p == root or p.startswith(root + os.sep)  # noqa: E731
+        if not inside(os.path.realpath(os.path.dirname(path))):
+            return False
+        return not follow or inside(os.path.realpath(path))
+
     def apply(self, action):
         """Performs a file-system or git action; a failure (the path is gone) is part of the
-        churn, not an error."""
+        churn, not an error. An action that would reach out of the tree is skipped."""
         path = lambda key: os.path.join(self.root, action[key])  # noqa: E731
         op = action["op"]
+        if not all(self.confined(path(key), follow) for key, follow in self.TARGETS.get(op, [])):
+            return
         try:
             if op in ("write", "append"):
                 with open(path("path"), "w" if op == "write" else "a") as f:

@@ -34,19 +34,31 @@ sys.exit(done.returncode)
 
 def every_seed_runs(seeds=200, operations=100):
     """The fuzzer's own operations never fail, whatever state the tree is in (an empty tree
-    once made `symlink` choose from nothing and end a CI run in its first second)."""
+    once made `symlink` choose from nothing and end a CI run in its first second), and never
+    reach out of the tree (a relative link moved by a rename once let them write into /tmp
+    and /)."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import churn  # noqa: E402 (its main() runs only as a script)
     for seed in range(seeds):
-        root = tempfile.mkdtemp(prefix="warm-churn-selftest-tree-")
+        # The tree sits five directories deep in a directory of its own: a link that escapes
+        # it (`..` moved by a rename) would leave files in one of these, which must stay empty.
+        outer = tempfile.mkdtemp(prefix="warm-churn-selftest-")
+        chain = [os.path.join(outer, *"abcde"[:n]) for n in range(6)]
+        root = os.path.join(chain[-1], "tree")
+        os.makedirs(root)
         try:
             tree = churn.Tree(root, churn.random.Random(seed))
             for _ in range(operations):
                 for action in tree.random_actions():
                     tree.apply(action)
+            for level, below in zip(chain, ["a", "b", "c", "d", "e", "tree"]):
+                strays = sorted(set(os.listdir(level)) - {below})
+                if strays:
+                    sys.exit(f"FAIL: seed {seed} wrote out of its tree, into {level}: {strays}")
         except Exception as error:  # noqa: BLE001 (any failure is the finding)
             sys.exit(f"FAIL: seed {seed} crashed the fuzzer's operations: {error!r}")
         finally:
+            root = outer
             for dirpath, dirnames, _ in os.walk(root):
                 for name in dirnames:
                     try:
@@ -54,7 +66,8 @@ def every_seed_runs(seeds=200, operations=100):
                     except OSError:
                         pass
             shutil.rmtree(root, ignore_errors=True)
-    print(f"churn self-test: {seeds} seeds x {operations} operations ran without an error")
+    print(f"churn self-test: {seeds} seeds x {operations} operations ran without an error, "
+          "all inside their tree")
 
 
 def main():
