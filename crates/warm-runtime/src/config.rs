@@ -156,36 +156,34 @@ pub struct ResolvedService {
 impl ResolvedService {
     /// A service that `.warm.toml` does not configure: every default.
     pub fn defaults(name: &str) -> ResolvedService {
-        ResolvedService::resolve(name, None).unwrap_or_else(|_| ResolvedService {
-            // Unreachable: an absent table has nothing to parse. Spelled out all the same,
-            // so that no input can make this panic.
+        ResolvedService {
             name: name.to_owned(),
-            ttl: DEFAULT_TTL,
+            ttl: Duration::from_secs(600),
             limits: Limits::default(),
-            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            drain_timeout: Duration::from_secs(10),
             framing: Framing::Ndjson,
             workers: 1,
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            request_timeout: Duration::from_secs(60),
             restart: RestartPolicy::default(),
             config_hash: None,
             config: ServiceConfig::default(),
-        })
+        }
     }
 
-    /// Resolves a service's table (`None`: not configured) into typed values.
+    /// Resolves a service's table into typed values: each key given, else its default.
     ///
     /// # Errors
     /// The key and what is wrong with its value.
-    fn resolve(name: &str, table: Option<&ServiceConfig>) -> Result<ResolvedService, String> {
+    fn resolve(name: &str, table: &ServiceConfig) -> Result<ResolvedService, String> {
         let key = |k: &str| format!("services.{name}.{k}");
         let duration = |field: &str, text: &Option<String>, default: Duration| match text {
             Some(text) => parse_duration(text).map_err(|e| format!("{}: {e}", key(field))),
             None => Ok(default),
         };
-        let config = table.cloned().unwrap_or_default();
-        let defaults = Limits::default();
-        let framing = match config.framing.as_deref() {
-            None | Some("ndjson") => Framing::Ndjson,
+        let defaults = ResolvedService::defaults(name);
+        let framing = match table.framing.as_deref() {
+            None => defaults.framing,
+            Some("ndjson") => Framing::Ndjson,
             Some("lsp") => Framing::Lsp,
             Some(other) => {
                 return Err(format!(
@@ -194,51 +192,50 @@ impl ResolvedService {
                 ))
             }
         };
-        let restart = match &config.restart {
+        let restart = match &table.restart {
             Some(restart) => RestartPolicy {
                 attempts: restart.attempts,
                 window: parse_duration(&restart.window)
                     .map_err(|e| format!("{}: {e}", key("restart.window")))?,
             },
-            None => RestartPolicy::default(),
+            None => defaults.restart,
         };
+        let limits = defaults.limits;
         Ok(ResolvedService {
             name: name.to_owned(),
-            ttl: duration("ttl", &config.ttl, DEFAULT_TTL)?,
+            ttl: duration("ttl", &table.ttl, defaults.ttl)?,
             limits: Limits {
-                max_in_flight: config.max_in_flight.unwrap_or(defaults.max_in_flight),
-                max_connections: config.max_connections.unwrap_or(defaults.max_connections),
-                max_frame_bytes: config.max_frame_bytes.unwrap_or(defaults.max_frame_bytes),
-                max_batch: config.max_batch.unwrap_or(defaults.max_batch),
+                max_in_flight: table.max_in_flight.unwrap_or(limits.max_in_flight),
+                max_connections: table.max_connections.unwrap_or(limits.max_connections),
+                max_frame_bytes: table.max_frame_bytes.unwrap_or(limits.max_frame_bytes),
+                max_batch: table.max_batch.unwrap_or(limits.max_batch),
                 partial_frame_timeout: duration(
                     "partial_frame_timeout",
-                    &config.partial_frame_timeout,
-                    defaults.partial_frame_timeout,
+                    &table.partial_frame_timeout,
+                    limits.partial_frame_timeout,
                 )?,
-                ..defaults
+                ..limits
             },
             drain_timeout: duration(
                 "drain_timeout",
-                &config.drain_timeout,
-                DEFAULT_DRAIN_TIMEOUT,
+                &table.drain_timeout,
+                defaults.drain_timeout,
             )?,
             framing,
-            workers: config.workers.map_or(1, |w| w.max(1) as usize),
+            workers: table
+                .workers
+                .map_or(defaults.workers, |w| w.max(1) as usize),
             request_timeout: duration(
                 "request_timeout",
-                &config.request_timeout,
-                DEFAULT_REQUEST_TIMEOUT,
+                &table.request_timeout,
+                defaults.request_timeout,
             )?,
             restart,
-            config_hash: table.map(hash_service),
-            config,
+            config_hash: Some(hash_service(table)),
+            config: table.clone(),
         })
     }
 }
-
-const DEFAULT_TTL: Duration = Duration::from_secs(600);
-const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Config {
     /// Reads `<root>/.warm.toml` if it exists.
@@ -273,7 +270,7 @@ impl Config {
             crate::paths::validate_service_name(name)
                 .map_err(|e| error(format!("[services.{name}]: {e}")))?;
             validate_service(name, service).map_err(error)?;
-            let resolved = ResolvedService::resolve(name, Some(service)).map_err(error)?;
+            let resolved = ResolvedService::resolve(name, service).map_err(error)?;
             services.insert(name.clone(), resolved);
         }
         let client = client_settings(&file.client).map_err(error)?;

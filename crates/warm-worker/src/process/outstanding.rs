@@ -8,19 +8,48 @@ use super::WorkerProcess;
 /// [`WorkerProcess::call`] ends (answered, timed out, cancelled, or its future dropped) the
 /// request is never left registered for an answer nobody awaits.
 pub(super) struct Outstanding<'a> {
-    pub worker: &'a WorkerProcess,
-    pub id: i64,
-    pub forget_after: Duration,
-    pub state: OutstandingState,
+    worker: &'a WorkerProcess,
+    id: i64,
+    forget_after: Duration,
+    state: OutstandingState,
 }
 
-pub(super) enum OutstandingState {
+enum OutstandingState {
     /// Registered, not yet written: forgetting it is enough.
     Unwritten,
     /// Written: the worker is working on it.
     Written,
     /// Answered, or dealt with otherwise.
     Settled,
+}
+
+impl<'a> Outstanding<'a> {
+    /// A request just registered under `id`; if written, its late answer is expected for
+    /// `forget_after` once abandoned.
+    pub fn registered(worker: &'a WorkerProcess, id: i64, forget_after: Duration) -> Self {
+        Outstanding {
+            worker,
+            id,
+            forget_after,
+            state: OutstandingState::Unwritten,
+        }
+    }
+
+    /// The request is on its way to the worker.
+    pub fn written(&mut self) {
+        self.state = OutstandingState::Written;
+    }
+
+    /// Its answer arrived (or its waiter learnt the worker is gone): nothing left to undo.
+    pub fn answered(&mut self) {
+        self.state = OutstandingState::Settled;
+    }
+
+    /// Forgets it without telling the worker (which is being replaced).
+    pub fn forget(&mut self) {
+        self.worker.take_pending(self.id);
+        self.state = OutstandingState::Settled;
+    }
 }
 
 impl Drop for Outstanding<'_> {

@@ -11,8 +11,11 @@ use warm_protocol::methods::CANCEL_REQUEST;
 use warm_protocol::{ErrorCode, ErrorObject, Message, Notification, Request, RequestId};
 use warm_runtime::sync::Recover;
 
-use super::outstanding::{Outstanding, OutstandingState};
+use super::outstanding::Outstanding;
 use super::{unavailable, WorkerProcess};
+
+/// Where the answer to a request written to a worker arrives.
+type Answer = tokio::sync::oneshot::Receiver<Result<Value, ErrorObject>>;
 
 impl WorkerProcess {
     /// Sends a request to the worker and waits for its answer, forwarding its progress and
@@ -47,33 +50,21 @@ impl WorkerProcess {
                 None,
             );
         }
-        let (id, answer_rx) = self.register(progress);
-        let mut outstanding = Outstanding {
-            worker: self,
-            id,
-            forget_after: timeout,
-            state: OutstandingState::Unwritten,
-        };
-        let request = Message::Request(Request {
-            id: RequestId::Number(id),
-            method,
-            params,
-        });
-        if !self.send(request).await {
+        let Some((mut outstanding, answer_rx)) =
+            self.write_request(method, params, progress, timeout).await
+        else {
             return Err(unavailable(&format!(
                 "worker {} is not accepting requests",
                 self.pid
             )));
-        }
-        outstanding.state = OutstandingState::Written;
+        };
         tokio::select! {
             answer = answer_rx => {
-                outstanding.state = OutstandingState::Settled;
+                outstanding.answered();
                 answer.unwrap_or_else(|_| Err(unavailable("the worker went away")))
             }
             _ = tokio::time::sleep(timeout) => {
-                self.take_pending(id);
-                outstanding.state = OutstandingState::Settled;
+                outstanding.forget();
                 self.retire(&format!("no answer within {:.1}s", timeout.as_secs_f64()));
                 Err(ErrorObject::new(
                     ErrorCode::Timeout,
@@ -83,6 +74,30 @@ impl WorkerProcess {
             // `outstanding`, dropped on return, abandons the request.
             _ = cancel.cancelled() => Err(ErrorObject::new(ErrorCode::Cancelled, "request cancelled")),
         }
+    }
+
+    /// Registers a request and writes it to the worker: the guard that forgets it however
+    /// its wait ends, and where its answer arrives; `None` when the worker takes no more
+    /// input (the request is forgotten at once).
+    async fn write_request(
+        &self,
+        method: String,
+        params: Option<Value>,
+        progress: Progress,
+        forget_after: Duration,
+    ) -> Option<(Outstanding<'_>, Answer)> {
+        let (id, answer_rx) = self.register(progress);
+        let mut outstanding = Outstanding::registered(self, id, forget_after);
+        let request = Message::Request(Request {
+            id: RequestId::Number(id),
+            method,
+            params,
+        });
+        if !self.send(request).await {
+            return None;
+        }
+        outstanding.written();
+        Some((outstanding, answer_rx))
     }
 
     /// Forgets a request written to the worker that nobody awaits any more, and asks the
@@ -133,25 +148,15 @@ impl WorkerProcess {
         params: Option<Value>,
         timeout: Duration,
     ) -> Result<Value, ErrorObject> {
-        let (id, answer_rx) = self.register(Progress::none());
-        let mut outstanding = Outstanding {
-            worker: self,
-            id,
-            forget_after: timeout,
-            state: OutstandingState::Unwritten,
-        };
-        let request = Message::Request(Request {
-            id: RequestId::Number(id),
-            method: method.into(),
-            params,
-        });
-        if !self.send(request).await {
+        let Some((mut outstanding, answer_rx)) = self
+            .write_request(method.into(), params, Progress::none(), timeout)
+            .await
+        else {
             return Err(unavailable("the worker is not accepting requests"));
-        }
-        outstanding.state = OutstandingState::Written;
+        };
         let answer = tokio::time::timeout(timeout, answer_rx).await;
         if answer.is_ok() {
-            outstanding.state = OutstandingState::Settled;
+            outstanding.answered();
         }
         // Past the timeout, `outstanding` abandons the request as it is dropped.
         match answer {
