@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use warm_daemon::BoxFuture;
 use warm_protocol::{ErrorObject, Message, Notification, Request};
 use warm_runtime::config::ResolvedService;
-use warm_worker::{Dialect, WorkerProcess};
+use warm_worker::{Dialect, StartError, WorkerProcess};
 
 use crate::uri::file_uri;
 
@@ -51,7 +51,7 @@ impl LspDialect {
 }
 
 impl Dialect for LspDialect {
-    fn start(&self, worker: Arc<WorkerProcess>) -> BoxFuture<Result<Value, String>> {
+    fn start(&self, worker: Arc<WorkerProcess>) -> BoxFuture<Result<Value, StartError>> {
         let init = self.init.clone();
         Box::pin(async move {
             let timeout = worker.request_timeout();
@@ -93,7 +93,7 @@ async fn handshake(
     root: &Path,
     init: &LspInit,
     timeout: Duration,
-) -> Result<Value, String> {
+) -> Result<Value, StartError> {
     let root_uri = file_uri(root);
     let name = root
         .file_name()
@@ -113,7 +113,10 @@ async fn handshake(
     let answer = worker
         .request_raw("initialize", Some(params), timeout)
         .await
-        .map_err(|e| format!("initialize failed: {e}"))?;
+        .map_err(|error| StartError {
+            request: "initialize",
+            error,
+        })?;
     worker
         .notify_raw(Message::Notification(Notification {
             method: "initialized".into(),

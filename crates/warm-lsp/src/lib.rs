@@ -10,6 +10,7 @@
 //! - [`dialect`]: [`dialect::LspDialect`], the LSP handshake, answers to a server's own
 //!   requests, and its goodbye, plugged into the worker host.
 //! - [`uri`]: `file://` URIs and paths.
+//! - [`protocol`]: the `lsp/*` requests and answers, typed for both sides.
 //! - [`service`]: [`LspService`], the daemon side: sync, queries, crash retry, progress.
 //! - [`render`]: the client side: answers as `path:line:col: text` lines, edits applied.
 
@@ -22,6 +23,7 @@ pub mod dialect;
 pub mod documents;
 pub mod position;
 pub mod probe;
+pub mod protocol;
 pub mod render;
 pub mod servers;
 pub mod service;

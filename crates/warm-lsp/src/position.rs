@@ -9,10 +9,13 @@ use lsp_types::Position;
 use serde_json::Value;
 
 /// The unit of an LSP column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Encoding {
+    #[serde(rename = "utf-8")]
     Utf8,
+    #[serde(rename = "utf-16")]
     Utf16,
+    #[serde(rename = "utf-32")]
     Utf32,
 }
 
@@ -91,23 +94,30 @@ impl<'a> LineIndex<'a> {
     /// The LSP position of 1-based `line`, `column` (in characters).
     ///
     /// # Errors
-    /// A message when the line is not in the text or the column past the line's end (one past
-    /// the last character is allowed: the end of the line).
-    pub fn to_lsp(&self, line: u32, column: u32, encoding: Encoding) -> Result<Position, String> {
+    /// When the line is not in the text or the column past the line's end (one past the last
+    /// character is allowed: the end of the line).
+    pub fn to_lsp(
+        &self,
+        line: u32,
+        column: u32,
+        encoding: Encoding,
+    ) -> Result<Position, LocationError> {
         let (Some(line0), Some(column0)) = (line.checked_sub(1), column.checked_sub(1)) else {
-            return Err("lines and columns start at 1".into());
+            return Err(LocationError::Zero);
         };
-        let text = self.line(line0 as usize).ok_or_else(|| {
-            format!(
-                "line {line} is past the end of the file ({} lines)",
-                self.len()
-            )
-        })?;
+        let text = self
+            .line(line0 as usize)
+            .ok_or(LocationError::PastLastLine {
+                line,
+                lines: self.len(),
+            })?;
         let chars = text.chars().count();
         if column0 as usize > chars {
-            return Err(format!(
-                "column {column} is past the end of line {line} ({chars} characters)"
-            ));
+            return Err(LocationError::PastLineEnd {
+                line,
+                column,
+                chars,
+            });
         }
         let character = text
             .chars()
@@ -151,6 +161,21 @@ impl<'a> LineIndex<'a> {
         }
         start + text.len()
     }
+}
+
+/// A `FILE:LINE:COL` location that is not in the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LocationError {
+    #[error("lines and columns start at 1")]
+    Zero,
+    #[error("line {line} is past the end of the file ({lines} lines)")]
+    PastLastLine { line: u32, lines: usize },
+    #[error("column {column} is past the end of line {line} ({chars} characters)")]
+    PastLineEnd {
+        line: u32,
+        column: u32,
+        chars: usize,
+    },
 }
 
 #[cfg(test)]

@@ -268,12 +268,12 @@ pub fn diagnostic_text(diagnostic: &Diagnostic) -> String {
 /// # Errors
 /// When the edit creates, renames or deletes files (not applied by warm), or names a
 /// non-file URI.
-pub fn workspace_edit(result: &Value) -> Result<Vec<(PathBuf, Vec<TextEdit>)>, String> {
+pub fn workspace_edit(result: &Value) -> Result<Vec<(PathBuf, Vec<TextEdit>)>, EditError> {
     let edit: lsp_types::WorkspaceEdit =
-        serde_json::from_value(result.clone()).map_err(|e| format!("not a workspace edit: {e}"))?;
+        serde_json::from_value(result.clone()).map_err(EditError::NotAnEdit)?;
     let mut files: Vec<(PathBuf, Vec<TextEdit>)> = Vec::new();
-    let mut add = |uri: &str, edits: Vec<TextEdit>| -> Result<(), String> {
-        let path = path_from_uri(uri).ok_or_else(|| format!("cannot edit {uri}: not a file"))?;
+    let mut add = |uri: &str, edits: Vec<TextEdit>| -> Result<(), EditError> {
+        let path = path_from_uri(uri).ok_or_else(|| EditError::NotAFile(uri.to_owned()))?;
         match files.iter_mut().find(|(p, _)| *p == path) {
             Some((_, existing)) => existing.extend(edits),
             None => files.push((path, edits)),
@@ -295,7 +295,7 @@ pub fn workspace_edit(result: &Value) -> Result<Vec<(PathBuf, Vec<TextEdit>)>, S
                         add(edit.text_document.uri.as_str(), text_edits)?;
                     }
                     lsp_types::DocumentChangeOperation::Op(_) => {
-                        return Err("the edit creates, renames or deletes files, which warm does not apply; see it with --json".into());
+                        return Err(EditError::FileOperations);
                     }
                 }
             }
@@ -322,7 +322,11 @@ fn plain_edit(edit: OneOf<TextEdit, lsp_types::AnnotatedTextEdit>) -> TextEdit {
 ///
 /// # Errors
 /// When two edits overlap.
-pub fn apply_edits(text: &str, edits: &[TextEdit], encoding: Encoding) -> Result<String, String> {
+pub fn apply_edits(
+    text: &str,
+    edits: &[TextEdit],
+    encoding: Encoding,
+) -> Result<String, EditError> {
     let index = LineIndex::new(text);
     let mut spans: Vec<(usize, usize, &str)> = edits
         .iter()
@@ -338,7 +342,7 @@ pub fn apply_edits(text: &str, edits: &[TextEdit], encoding: Encoding) -> Result
     let mut at = 0;
     for (start, end, new_text) in spans {
         if start < at {
-            return Err("the server sent overlapping edits".into());
+            return Err(EditError::Overlapping);
         }
         out.push_str(&text[at..start]);
         out.push_str(new_text);
@@ -346,6 +350,21 @@ pub fn apply_edits(text: &str, edits: &[TextEdit], encoding: Encoding) -> Result
     }
     out.push_str(&text[at..]);
     Ok(out)
+}
+
+/// A server's edit that warm cannot apply.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error("not a workspace edit: {0}")]
+    NotAnEdit(#[source] serde_json::Error),
+    #[error("cannot edit {0}: not a file")]
+    NotAFile(String),
+    #[error(
+        "the edit creates, renames or deletes files, which warm does not apply; see it with --json"
+    )]
+    FileOperations,
+    #[error("the server sent overlapping edits")]
+    Overlapping,
 }
 
 /// A unified diff of a file's old and new text.
@@ -415,8 +434,8 @@ mod tests {
             TextEdit::new(range(0, 4, 0, 7), "new".into()),
         ];
         assert_eq!(
-            apply_edits(text, &edits, Encoding::Utf16).as_deref(),
-            Ok("def new():\n    return new\n")
+            apply_edits(text, &edits, Encoding::Utf16).ok().as_deref(),
+            Some("def new():\n    return new\n")
         );
         let overlapping = [
             TextEdit::new(range(0, 0, 0, 5), "x".into()),

@@ -205,8 +205,8 @@ pub enum Target<'a> {
 /// Chooses the server for `target` in the project at `root`.
 ///
 /// # Errors
-/// A message saying what was looked for and what to install or declare.
-pub fn choose(config: &Config, root: &Path, target: Target<'_>) -> Result<Choice, String> {
+/// What was looked for and what to install or declare.
+pub fn choose(config: &Config, root: &Path, target: Target<'_>) -> Result<Choice, ChooseError> {
     let language = match target {
         Target::File(path) => language_of(path),
         Target::Language(language) => Some(language),
@@ -223,13 +223,8 @@ pub fn choose(config: &Config, root: &Path, target: Target<'_>) -> Result<Choice
     }
     let Some(language) = language else {
         return Err(match target {
-            Target::File(path) => format!(
-                "no language server is known for {}: declare one in .warm.toml \
-                 ([services.NAME] framing = \"lsp\", command = [...], files = [\"*.ext\"])",
-                path.display()
-            ),
-            _ => "say which language server to use: --language LANG (e.g. python), or -s SERVICE"
-                .into(),
+            Target::File(path) => ChooseError::UnknownFileType(path.to_owned()),
+            _ => ChooseError::NoLanguage,
         });
     };
     let candidates: Vec<&BuiltinServer> = BUILTIN_SERVERS
@@ -246,24 +241,59 @@ pub fn choose(config: &Config, root: &Path, target: Target<'_>) -> Result<Choice
             }
         }
     }
-    if candidates.is_empty() {
-        return Err(format!(
-            "no built-in language server for {language}: declare one in .warm.toml \
-             ([services.NAME] framing = \"lsp\", command = [...], languages = [\"{language}\"])"
-        ));
+    match candidates.first() {
+        None => Err(ChooseError::NoBuiltin(language.to_owned())),
+        Some(first) => Err(ChooseError::NotInstalled {
+            language: language.to_owned(),
+            looked_for: candidates.iter().map(|s| s.command[0]).collect(),
+            broken,
+            install: first.install,
+        }),
     }
-    let looked_for: Vec<&str> = candidates.iter().map(|s| s.command[0]).collect();
-    let broken = if broken.is_empty() {
+}
+
+/// Why no language server could be chosen: each says what to install or declare.
+#[derive(Debug, thiserror::Error)]
+pub enum ChooseError {
+    #[error(
+        "no language server is known for {}: declare one in .warm.toml \
+         ([services.NAME] framing = \"lsp\", command = [...], files = [\"*.ext\"])",
+        .0.display()
+    )]
+    UnknownFileType(PathBuf),
+    #[error("say which language server to use: --language LANG (e.g. python), or -s SERVICE")]
+    NoLanguage,
+    #[error(
+        "no built-in language server for {0}: declare one in .warm.toml \
+         ([services.NAME] framing = \"lsp\", command = [...], languages = [\"{0}\"])"
+    )]
+    NoBuiltin(String),
+    #[error(
+        "no language server for {language} is installed: looked for {} on PATH{}; install \
+         one (e.g. `{install}`) or declare one in .warm.toml",
+        .looked_for.join(", "),
+        broken_list(.broken)
+    )]
+    NotInstalled {
+        language: String,
+        looked_for: Vec<&'static str>,
+        /// Servers found on `PATH` that do not run, with what they printed.
+        broken: Vec<String>,
+        install: &'static str,
+    },
+    #[error(".warm.toml: bad glob {pattern:?} in files: {source}")]
+    BadGlob {
+        pattern: String,
+        source: globset::Error,
+    },
+}
+
+fn broken_list(broken: &[String]) -> String {
+    if broken.is_empty() {
         String::new()
     } else {
         format!(" ({})", broken.join("; "))
-    };
-    Err(format!(
-        "no language server for {language} is installed: looked for {} on PATH{broken}; install \
-         one (e.g. `{}`) or declare one in .warm.toml",
-        looked_for.join(", "),
-        candidates[0].install
-    ))
+    }
 }
 
 /// `[services.*]` tables with `framing = "lsp"`, by name.
@@ -282,7 +312,7 @@ fn serves(
     root: &Path,
     target: Target<'_>,
     language: Option<&str>,
-) -> Result<bool, String> {
+) -> Result<bool, ChooseError> {
     if service.languages.is_empty() && service.files.is_empty() {
         return Ok(!matches!(target, Target::Any));
     }
@@ -297,10 +327,16 @@ fn serves(
         let glob = globset::GlobBuilder::new(pattern)
             .literal_separator(false)
             .build()
-            .map_err(|e| format!(".warm.toml: bad glob {pattern:?} in files: {e}"))?;
+            .map_err(|source| ChooseError::BadGlob {
+                pattern: pattern.clone(),
+                source,
+            })?;
         builder.add(glob);
     }
-    let set = builder.build().map_err(|e| e.to_string())?;
+    let set = builder.build().map_err(|source| ChooseError::BadGlob {
+        pattern: service.files.join(", "),
+        source,
+    })?;
     let relative = path.strip_prefix(root).unwrap_or(path);
     Ok(set.is_match(relative) || path.file_name().is_some_and(|n| set.is_match(n)))
 }
@@ -343,7 +379,8 @@ mod tests {
              [services.tmpl]\ncommand = [\"tmpl-ls\"]\nframing = \"lsp\"\nfiles = [\"templates/**/*.html\"]\n",
         );
         let root = Path::new("/p");
-        let choose_file = |f: &str| choose(&config, root, Target::File(Path::new(f)));
+        let choose_file =
+            |f: &str| choose(&config, root, Target::File(Path::new(f))).map_err(|e| e.to_string());
         assert_eq!(choose_file("/p/a.py"), Ok(Choice::Configured("py".into())));
         assert_eq!(
             choose_file("/p/templates/x/y.html"),
@@ -359,7 +396,8 @@ mod tests {
         let empty = tempfile::tempdir().expect("tempdir");
         std::env::set_var("PATH", empty.path());
         let error = choose(&Config::default(), Path::new("/p"), Target::Language("cpp"))
-            .expect_err("nothing is installed");
+            .expect_err("nothing is installed")
+            .to_string();
         assert!(error.contains("looked for clangd on PATH"), "{error}");
         assert!(error.contains("apt install clangd"), "{error}");
         let error = choose(
@@ -367,7 +405,8 @@ mod tests {
             Path::new("/p"),
             Target::Language("cobol"),
         )
-        .expect_err("no cobol server");
+        .expect_err("no cobol server")
+        .to_string();
         assert!(
             error.contains("no built-in language server for cobol"),
             "{error}"
@@ -405,7 +444,10 @@ mod tests {
             Target::Language(language_id("bash")),
         ) {
             Ok(chosen) => assert_eq!(chosen.service_name(), "lsp-bash-language-server"),
-            Err(missing) => assert!(missing.contains("bash-language-server"), "{missing}"),
+            Err(missing) => assert!(
+                missing.to_string().contains("bash-language-server"),
+                "{missing}"
+            ),
         }
     }
 }

@@ -4,23 +4,21 @@
 //! it answers two methods of its own that `warm lsp` uses, which take files and 1-based
 //! `LINE:COL` positions instead of URIs and code units:
 //!
-//! - [`REQUEST`] `{method, file?, position?: {line, column}, params?}`: syncs `file`, adds
-//!   `textDocument` and the converted `position` to `params`, sends `method`; answers
-//!   `{result, encoding}`, `result` being the server's answer untouched.
-//! - [`DIAGNOSTICS`] `{file, timeout_ms?}`: syncs `file` and answers
-//!   `{diagnostics, encoding, complete}` for that content, pulled when the server supports
-//!   it, else waiting for what it publishes (`complete` is false when the wait ran out).
+//! - [`REQUEST`]: syncs the file, adds `textDocument` and the converted position to the
+//!   params, sends the method; answers the server's answer untouched.
+//! - [`DIAGNOSTICS`]: syncs the file and answers its diagnostics for that content, pulled
+//!   when the server supports it, else waiting for what it publishes.
+//!
+//! Their params and answers are typed in [`crate::protocol`].
 //!
 //! A query that finds the server crashed is retried once on its replacement, which the
 //! worker pool has started and initialised; documents are opened again there.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use warm_daemon::{BoxFuture, Call, Progress, Service};
@@ -34,38 +32,14 @@ use crate::dialect::{LspDialect, LspInit};
 use crate::diagnostics::{Published, Wanted};
 use crate::documents::{Documents, Synced};
 use crate::position::{Encoding, LineIndex};
-
-pub const REQUEST: &str = "lsp/request";
-pub const DIAGNOSTICS: &str = "lsp/diagnostics";
+use crate::protocol::{
+    DiagnosticsAnswer, DiagnosticsParams, QueryAnswer, QueryParams, DIAGNOSTICS, REQUEST,
+};
 
 /// Documents untouched this long are closed.
 const IDLE_DOCUMENT: Duration = Duration::from_secs(600);
 /// How long `lsp/diagnostics` waits for published diagnostics by default.
 const DIAGNOSTICS_WAIT: Duration = Duration::from_secs(10);
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RequestParams {
-    method: String,
-    file: Option<PathBuf>,
-    position: Option<LineColumn>,
-    params: Option<Value>,
-}
-
-/// 1-based line and column, the column counting characters.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LineColumn {
-    line: u32,
-    column: u32,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DiagnosticsParams {
-    file: PathBuf,
-    timeout_ms: Option<u64>,
-}
 
 /// State shared by the service and the hook that sees the server's notifications.
 struct Shared {
@@ -162,7 +136,7 @@ struct Query {
 
 impl Query {
     async fn request(&self, call: Call) -> Result<Value, ErrorObject> {
-        let params: RequestParams = parse_params(call.params.clone())?;
+        let params: QueryParams = parse_params(call.params.clone())?;
         let lsp_params = params.params.clone().unwrap_or_else(|| json!({}));
         if !lsp_params.is_object() {
             return Err(ErrorObject::invalid_params("params must be an object"));
@@ -187,7 +161,7 @@ impl Query {
                     }
                 }
                 let result = self.send(&worker, &params.method, lsp_params, call).await?;
-                Ok(json!({ "result": result, "encoding": encoding.name() }))
+                to_value(QueryAnswer { result, encoding })
             }
         })
         .await
@@ -216,11 +190,11 @@ impl Query {
                 } else {
                     self.published(&worker, &synced, wait, &call.cancel).await?
                 };
-                Ok(json!({
-                    "diagnostics": diagnostics,
-                    "encoding": encoding.name(),
-                    "complete": complete,
-                }))
+                to_value(DiagnosticsAnswer {
+                    diagnostics,
+                    encoding,
+                    complete,
+                })
             }
         })
         .await
@@ -476,4 +450,9 @@ fn check_supported(worker: &WorkerProcess, service: &str, method: &str) -> Resul
 
 fn parse_params<T: serde::de::DeserializeOwned>(params: Option<Value>) -> Result<T, ErrorObject> {
     serde_json::from_value(params.unwrap_or(Value::Null)).map_err(ErrorObject::invalid_params)
+}
+
+fn to_value(answer: impl serde::Serialize) -> Result<Value, ErrorObject> {
+    serde_json::to_value(answer)
+        .map_err(|e| ErrorObject::new(ErrorCode::InternalError, e.to_string()))
 }

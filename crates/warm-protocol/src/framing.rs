@@ -44,19 +44,22 @@ impl Framing {
 }
 
 impl std::str::FromStr for Framing {
-    type Err = String;
+    type Err = UnknownFraming;
 
-    fn from_str(s: &str) -> Result<Framing, String> {
+    fn from_str(s: &str) -> Result<Framing, UnknownFraming> {
         match s {
             "ndjson" => Ok(Framing::Ndjson),
             "lsp" => Ok(Framing::Lsp),
             "binary" => Ok(Framing::Binary),
-            other => Err(format!(
-                "unknown framing {other:?}: expected \"ndjson\", \"lsp\" or \"binary\""
-            )),
+            other => Err(UnknownFraming(other.to_owned())),
         }
     }
 }
+
+/// A framing name that is not one of warm's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown framing {0:?}: expected \"ndjson\", \"lsp\" or \"binary\"")]
+pub struct UnknownFraming(pub String);
 
 impl std::fmt::Display for Framing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

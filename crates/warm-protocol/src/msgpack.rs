@@ -13,30 +13,49 @@ use serde_json::{Map, Number, Value};
 /// Decodes one MessagePack value into JSON.
 ///
 /// # Errors
-/// A description of what is malformed (truncated, trailing bytes, non-finite float).
-pub fn to_json(body: &[u8]) -> Result<Value, String> {
+/// What is malformed (truncated, trailing bytes, non-finite float, ...).
+pub fn to_json(body: &[u8]) -> Result<Value, MsgpackError> {
     let mut reader = body;
-    let value = rmpv::decode::read_value(&mut reader).map_err(|e| e.to_string())?;
+    let value = rmpv::decode::read_value(&mut reader).map_err(MsgpackError::Decode)?;
     if !reader.is_empty() {
-        return Err(format!("{} bytes after the value", reader.len()));
+        return Err(MsgpackError::Trailing(reader.len()));
     }
     convert(value)
 }
 
-fn convert(value: rmpv::Value) -> Result<Value, String> {
+/// A MessagePack body that is malformed or has no JSON form.
+#[derive(Debug, thiserror::Error)]
+pub enum MsgpackError {
+    #[error("{0}")]
+    Decode(#[source] rmpv::decode::Error),
+    #[error("{0} bytes after the value")]
+    Trailing(usize),
+    #[error("integer {0} out of range")]
+    IntegerRange(String),
+    #[error("string is not UTF-8")]
+    NotUtf8,
+    #[error("a map key is a map or an array; JSON keys are strings")]
+    CompoundKey,
+    #[error("duplicate map key {0:?}")]
+    DuplicateKey(String),
+    #[error("{0} has no JSON form")]
+    NonFinite(f64),
+}
+
+fn convert(value: rmpv::Value) -> Result<Value, MsgpackError> {
     Ok(match value {
         rmpv::Value::Nil => Value::Null,
         rmpv::Value::Boolean(b) => Value::Bool(b),
         rmpv::Value::Integer(i) => match (i.as_i64(), i.as_u64()) {
             (Some(n), _) => Value::from(n),
             (None, Some(n)) => Value::from(n),
-            _ => return Err(format!("integer {i} out of range")),
+            _ => return Err(MsgpackError::IntegerRange(i.to_string())),
         },
         rmpv::Value::F32(f) => float(f64::from(f))?,
         rmpv::Value::F64(f) => float(f)?,
         rmpv::Value::String(s) => match s.into_str() {
             Some(s) => Value::String(s),
-            None => return Err("string is not UTF-8".into()),
+            None => return Err(MsgpackError::NotUtf8),
         },
         rmpv::Value::Binary(bytes) => {
             Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
@@ -55,14 +74,12 @@ fn convert(value: rmpv::Value) -> Result<Value, String> {
                     // A map or array as a key has no JSON form; written as text, keys nested
                     // in keys would be escaped again at every level, doubling in size each
                     // time (a 215-byte body took seconds; found by fuzzing).
-                    Value::Array(_) | Value::Object(_) => {
-                        return Err("a map key is a map or an array; JSON keys are strings".into())
-                    }
+                    Value::Array(_) | Value::Object(_) => return Err(MsgpackError::CompoundKey),
                     scalar => scalar.to_string(),
                 };
                 // As in JSON text (see `strict`): a duplicate key makes the meaning ambiguous.
                 if map.contains_key(&key) {
-                    return Err(format!("duplicate map key {key:?}"));
+                    return Err(MsgpackError::DuplicateKey(key));
                 }
                 map.insert(key, convert(value)?);
             }
@@ -85,10 +102,10 @@ pub fn array_len(body: &[u8]) -> Option<usize> {
     }
 }
 
-fn float(f: f64) -> Result<Value, String> {
+fn float(f: f64) -> Result<Value, MsgpackError> {
     Number::from_f64(f)
         .map(Value::Number)
-        .ok_or_else(|| format!("{f} has no JSON form"))
+        .ok_or(MsgpackError::NonFinite(f))
 }
 
 #[cfg(test)]
@@ -131,7 +148,7 @@ mod tests {
         rmpv::encode::write_value(&mut body, &rmpv::Value::Map(vec![(key, rmpv::Value::Nil)]))
             .expect("encode");
         let error = to_json(&body).expect_err("a map as a key");
-        assert!(error.contains("map key"), "{error}");
+        assert!(matches!(error, MsgpackError::CompoundKey), "{error}");
     }
 
     #[test]

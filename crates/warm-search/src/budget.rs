@@ -129,7 +129,7 @@ pub struct Admission {
 ///
 /// # Errors
 /// Why no room could be made, with how to raise the limit: the caller scans instead.
-pub fn admit(peers: &Peers, events: &EventLog) -> Result<Admission, String> {
+pub fn admit(peers: &Peers, events: &EventLog) -> Result<Admission, NoRoom> {
     let lock = LockFile::acquire_until(
         &peers.runtime_dir.join("inotify.lock"),
         Instant::now() + Duration::from_secs(30),
@@ -175,14 +175,29 @@ pub fn admit(peers: &Peers, events: &EventLog) -> Result<Admission, String> {
     Err(no_room(&usage, search_daemons(peers).len(), cap))
 }
 
-fn no_room(usage: &Usage, daemons: usize, cap: usize) -> String {
-    format!(
-        "not watching: {} of the user's {} inotify instances are in use and warm keeps {} free for other programs ({daemons} search daemons, at most {cap}), and no idle search daemon could be stopped; queries scan. Raise the limit: sudo sysctl fs.inotify.max_user_instances={}",
-        usage.instances,
-        usage.max_instances,
-        reserve(usage.max_instances),
-        (usage.max_instances * 4).max(1024)
-    )
+fn no_room(usage: &Usage, daemons: usize, cap: usize) -> NoRoom {
+    NoRoom {
+        instances: usage.instances,
+        max_instances: usage.max_instances,
+        daemons,
+        cap,
+    }
+}
+
+/// No watcher could be made room for: the user's inotify instances are near their limit (or
+/// the search daemons at theirs) and no idle search daemon could be stopped. The daemon then
+/// answers by scanning; the message says how to raise the limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "not watching: {instances} of the user's {max_instances} inotify instances are in use and warm keeps {} free for other programs ({daemons} search daemons, at most {cap}), and no idle search daemon could be stopped; queries scan. Raise the limit: sudo sysctl fs.inotify.max_user_instances={}",
+    reserve(*.max_instances),
+    (.max_instances * 4).max(1024)
+)]
+pub struct NoRoom {
+    pub instances: u64,
+    pub max_instances: u64,
+    pub daemons: usize,
+    pub cap: usize,
 }
 
 /// Running search daemons of this user other than this one, with their status.

@@ -49,8 +49,8 @@ pub struct Outcome {
 /// The matcher ripgrep builds for the search's flags.
 ///
 /// # Errors
-/// The regex error, in the regex crate's words.
-pub fn matcher(search: &Search) -> Result<RegexMatcher, String> {
+/// The pattern the regex engine refused.
+pub fn matcher(search: &Search) -> Result<RegexMatcher, PatternError> {
     let args = &search.args;
     let mut builder = RegexMatcherBuilder::new();
     builder
@@ -89,10 +89,14 @@ pub fn matcher(search: &Search) -> Result<RegexMatcher, String> {
     if !binary_is_none(search) {
         builder.ban_byte(Some(b'\x00'));
     }
-    builder
-        .build_many(&search.patterns)
-        .map_err(|e| with_hint(e.to_string()))
+    builder.build_many(&search.patterns).map_err(PatternError)
 }
+
+/// A pattern the regex engine refused: printed in the regex crate's words, with ripgrep's hint
+/// where ripgrep gives one.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", with_hint(.0.to_string()))]
+pub struct PatternError(#[source] grep_regex::Error);
 
 /// ripgrep's hints after two regex errors: a literal new line (multiline mode allows it) and
 /// a NUL byte (text mode allows it).
@@ -121,7 +125,7 @@ fn binary_detection(search: &Search, explicit: bool) -> BinaryDetection {
     }
 }
 
-fn searcher(search: &Search) -> Result<Searcher, String> {
+fn searcher(search: &Search) -> Result<Searcher, grep_searcher::ConfigError> {
     let args = &search.args;
     let terminator = if args.crlf {
         LineTerminator::crlf()
@@ -148,7 +152,7 @@ fn searcher(search: &Search) -> Result<Searcher, String> {
     match &args.encoding {
         None => {}
         Some(Some(label)) => {
-            builder.encoding(Some(Encoding::new(label).map_err(|e| e.to_string())?));
+            builder.encoding(Some(Encoding::new(label)?));
         }
         Some(None) => {
             builder.bom_sniffing(false);

@@ -27,6 +27,12 @@ impl Target {
     }
 }
 
+/// A `-g`/`--iglob` glob or a `--type-add` definition that does not parse, in the `ignore`
+/// crate's words (ripgrep's).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct FilterError(#[from] ignore::Error);
+
 /// The files a walk reached, and what it could not read (ripgrep prints those and exits 2).
 #[derive(Debug, Default)]
 pub struct Walked {
@@ -38,30 +44,28 @@ pub struct Walked {
 ///
 /// # Errors
 /// A bad glob or type definition, in the `ignore` crate's words.
-pub fn filters(search: &Search, root: &Path) -> Result<Filters, String> {
+pub fn filters(search: &Search, root: &Path) -> Result<Filters, FilterError> {
     Ok(Filters {
         overrides: overrides(search, root)?,
         types: types(search)?,
     })
 }
 
-fn overrides(search: &Search, root: &Path) -> Result<Override, String> {
+fn overrides(search: &Search, root: &Path) -> Result<Override, FilterError> {
     let args = &search.args;
     let mut builder = OverrideBuilder::new(root);
-    builder
-        .case_insensitive(args.glob_case_insensitive)
-        .map_err(|e| e.to_string())?;
+    builder.case_insensitive(args.glob_case_insensitive)?;
     for glob in &args.globs {
-        builder.add(glob).map_err(|e| e.to_string())?;
+        builder.add(glob)?;
     }
-    builder.case_insensitive(true).map_err(|e| e.to_string())?;
+    builder.case_insensitive(true)?;
     for glob in &args.iglobs {
-        builder.add(glob).map_err(|e| e.to_string())?;
+        builder.add(glob)?;
     }
-    builder.build().map_err(|e| e.to_string())
+    Ok(builder.build()?)
 }
 
-fn types(search: &Search) -> Result<Types, String> {
+fn types(search: &Search) -> Result<Types, FilterError> {
     let mut builder = TypesBuilder::new();
     builder.add_defaults();
     for change in &search.args.types {
@@ -75,17 +79,17 @@ fn types(search: &Search) -> Result<Types, String> {
             TypeChange::Clear(name) => {
                 builder.clear(name);
             }
-            TypeChange::Add(def) => builder.add_def(def).map_err(|e| e.to_string())?,
+            TypeChange::Add(def) => builder.add_def(def)?,
         }
     }
-    builder.build().map_err(|e| e.to_string())
+    Ok(builder.build()?)
 }
 
 /// ripgrep's walk of the search's paths.
 ///
 /// # Errors
 /// A bad glob or type.
-pub fn walk(search: &Search) -> Result<Walked, String> {
+pub fn walk(search: &Search) -> Result<Walked, FilterError> {
     let mut walked = Walked::default();
     for (root, path) in search.paths.iter().enumerate() {
         if path == Path::new("-") {
@@ -150,7 +154,7 @@ pub fn order(search: &Search, targets: &mut [Target]) {
 ///
 /// # Errors
 /// A bad glob or type.
-pub fn any_file(search: &Search) -> Result<bool, String> {
+pub fn any_file(search: &Search) -> Result<bool, FilterError> {
     for path in &search.paths {
         if walker(search, path)?
             .build()
@@ -164,7 +168,7 @@ pub fn any_file(search: &Search) -> Result<bool, String> {
 }
 
 /// ripgrep's walk of one path with the search's rules and filters.
-fn walker(search: &Search, path: &Path) -> Result<ignore::WalkBuilder, String> {
+fn walker(search: &Search, path: &Path) -> Result<ignore::WalkBuilder, FilterError> {
     let args = &search.args;
     let mut builder = ignore::WalkBuilder::new(path);
     if !args.no_ignore_files {

@@ -19,7 +19,7 @@ use crate::process::WorkerProcess;
 pub trait Dialect: Send + Sync + std::fmt::Debug + 'static {
     /// Runs once the worker is spawned, before it takes requests. Its answer is kept (see
     /// [`WorkerProcess::handshake_answer`]); an error retires the worker with that reason.
-    fn start(&self, worker: Arc<WorkerProcess>) -> BoxFuture<Result<Value, String>>;
+    fn start(&self, worker: Arc<WorkerProcess>) -> BoxFuture<Result<Value, StartError>>;
 
     /// The answer to a request the worker sent its host. Called on the worker's reader, so it
     /// must not wait.
@@ -27,4 +27,14 @@ pub trait Dialect: Send + Sync + std::fmt::Debug + 'static {
 
     /// Runs as the worker stops, before its input is closed, within `deadline`.
     fn goodbye(&self, worker: Arc<WorkerProcess>, deadline: Duration) -> BoxFuture<()>;
+}
+
+/// Why a worker's start failed: the request of the dialect's opening exchange that failed
+/// (e.g. `initialize`), and the worker's error or the timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("{request} failed: {error}")]
+pub struct StartError {
+    pub request: &'static str,
+    #[source]
+    pub error: ErrorObject,
 }

@@ -31,7 +31,7 @@ use warm_protocol::ErrorObject;
 use warm_runtime::EventLog;
 
 pub use config::{ShutdownDeadlines, WorkerConfig};
-pub use dialect::Dialect;
+pub use dialect::{Dialect, StartError};
 pub use pool::Pool;
 pub use process::{ExitInfo, NotificationHook, WorkerProcess};
 

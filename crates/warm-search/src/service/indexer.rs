@@ -27,7 +27,8 @@ impl Shared {
         // Held while the watcher is created, so that two daemons cannot both take the last
         // instance the budget allows.
         let _admission = match self.peers.as_ref().map(|p| budget::admit(p, &self.events)) {
-            Some(Err(reason)) => {
+            Some(Err(no_room)) => {
+                let reason = no_room.to_string();
                 tracing::warn!("{reason}");
                 self.events
                     .record("search.unwatched", json!({ "reason": reason }));

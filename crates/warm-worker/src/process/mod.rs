@@ -215,7 +215,7 @@ impl WorkerProcess {
                             let _ = starting.handshake_answer.set(answer);
                             starting.ready.cancel();
                         }
-                        Err(reason) => starting.retire(&reason),
+                        Err(error) => starting.retire(&error.to_string()),
                     }
                 });
             }

@@ -9,11 +9,17 @@ mod print;
 use std::cell::RefCell;
 use std::collections::hash_map::{Entry, HashMap};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::{json, Value};
 use warm_client::Client;
+use warm_lsp::protocol::{
+    DiagnosticsAnswer, DiagnosticsParams, LineColumn, QueryAnswer as Answer, QueryParams,
+    DIAGNOSTICS, REQUEST,
+};
 use warm_lsp::servers::{self, Target};
-use warm_lsp::service::{DIAGNOSTICS, REQUEST};
 use warm_lsp::Encoding;
 use warm_protocol::ErrorCode;
 use warm_runtime::config::Config;
@@ -101,7 +107,7 @@ pub struct Session<'a> {
     global: &'a GlobalArgs,
     root: PathBuf,
     config: Config,
-    timeout: Option<std::time::Duration>,
+    timeout: Option<Duration>,
     cwd: PathBuf,
     /// One connection per server daemon, reused by every query of the command (e.g.
     /// diagnostics of many files).
@@ -113,12 +119,6 @@ pub struct At {
     pub file: PathBuf,
     pub line: u32,
     pub column: u32,
-}
-
-/// A server's answer to one query.
-pub struct Answer {
-    pub result: Value,
-    pub encoding: Encoding,
 }
 
 impl Session<'_> {
@@ -174,7 +174,7 @@ impl Session<'_> {
         match &self.global.service {
             Some(service) => Ok(service.clone()),
             None => Ok(servers::choose(&self.config, &self.root, target)
-                .map_err(Failure::Usage)?
+                .map_err(|e| Failure::Usage(e.to_string()))?
                 .service_name()),
         }
     }
@@ -198,29 +198,35 @@ impl Session<'_> {
         position: Option<(u32, u32)>,
         params: Option<Value>,
     ) -> Result<Answer, Failure> {
-        let mut request = json!({ "method": method });
-        if let Target::File(file) = target {
-            request["file"] = json!(file);
-        }
-        if let Some((line, column)) = position {
-            request["position"] = json!({ "line": line, "column": column });
-        }
-        if let Some(params) = params {
-            request["params"] = params;
-        }
-        let answer = self.call(target, REQUEST, &request)?;
-        Ok(Answer {
-            encoding: encoding_of(&answer),
-            result: answer.get("result").cloned().unwrap_or(Value::Null),
-        })
+        let request = QueryParams {
+            method: method.to_owned(),
+            file: match target {
+                Target::File(file) => Some(file.to_owned()),
+                _ => None,
+            },
+            position: position.map(|(line, column)| LineColumn { line, column }),
+            params,
+        };
+        self.call(target, REQUEST, &request)
     }
 
-    fn diagnostics(&self, file: &Path, wait: std::time::Duration) -> Result<Value, Failure> {
-        let params = json!({ "file": file, "timeout_ms": wait.as_millis() as u64 });
+    fn diagnostics(&self, file: &Path, wait: Duration) -> Result<DiagnosticsAnswer, Failure> {
+        let params = DiagnosticsParams {
+            file: file.to_owned(),
+            timeout_ms: Some(wait.as_millis() as u64),
+        };
         self.call(Target::File(file), DIAGNOSTICS, &params)
     }
 
-    fn call(&self, target: Target<'_>, method: &str, params: &Value) -> Result<Value, Failure> {
+    /// Calls `method` of the target's service; its answer, typed.
+    fn call<T: DeserializeOwned>(
+        &self,
+        target: Target<'_>,
+        method: &str,
+        params: &impl Serialize,
+    ) -> Result<T, Failure> {
+        let params = serde_json::to_value(params)
+            .map_err(|e| Failure::Other(format!("cannot encode {method} params: {e}")))?;
         let service = self.service(target)?;
         let mut clients = self.clients.borrow_mut();
         let client = match clients.entry(service) {
@@ -231,8 +237,8 @@ impl Session<'_> {
             }
         };
         let mut on_progress = super::progress_printer();
-        client
-            .call_with_progress(method, Some(params), &mut on_progress)
+        let answer = client
+            .call_with_progress(method, Some(&params), &mut on_progress)
             .map_err(|error| match error {
                 // The params come from the command line: a location past the end of a file,
                 // a file that cannot be read. A usage error, as the checks made here are.
@@ -240,20 +246,14 @@ impl Session<'_> {
                     Failure::Usage(error.message)
                 }
                 other => Failure::from(other),
-            })
+            })?;
+        serde_json::from_value(answer)
+            .map_err(|e| Failure::Other(format!("unexpected answer to {method}: {e}")))
     }
 
     fn sources(&self, encoding: Encoding) -> warm_lsp::render::Sources {
         warm_lsp::render::Sources::new(self.cwd.clone(), encoding)
     }
-}
-
-fn encoding_of(answer: &Value) -> Encoding {
-    answer
-        .get("encoding")
-        .and_then(Value::as_str)
-        .and_then(Encoding::parse)
-        .unwrap_or(Encoding::Utf16)
 }
 
 /// `warm lsp raw METHOD [PARAMS]`: any request, forwarded as is; its answer printed as JSON.
@@ -277,7 +277,7 @@ fn raw(
         (None, Some(language)) => Target::Language(servers::language_id(language)),
         (None, None) => Target::Any,
     };
-    let result = session.call(target, method, &params)?;
+    let result: Value = session.call(target, method, &params)?;
     super::print_json(&result);
     Ok(0)
 }

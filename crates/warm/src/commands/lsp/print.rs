@@ -120,22 +120,21 @@ pub fn diagnostics(
     let mut reports = Vec::new();
     for file in files {
         let answer = session.diagnostics(file, wait)?;
-        let items = answer.get("diagnostics").cloned().unwrap_or(json!([]));
-        let parsed = render::diagnostics(&items);
+        let parsed = render::diagnostics(&answer.diagnostics);
         any_error |= parsed.iter().any(|d| render::severity_name(d) == "error");
-        if answer.get("complete") == Some(&Value::Bool(false)) {
+        if !answer.complete {
             errln!(
                 "warm: {}: the server published no diagnostics for the current content within {:.1}s; showing its last ones",
-                session.sources(super::encoding_of(&answer)).display(file),
+                session.sources(answer.encoding).display(file),
                 wait.as_secs_f64()
             );
         }
         if session.json() {
             reports.push(
-                json!({ "file": file, "diagnostics": items, "complete": answer.get("complete") }),
+                json!({ "file": file, "diagnostics": answer.diagnostics, "complete": answer.complete }),
             );
         } else {
-            let mut sources = session.sources(super::encoding_of(&answer));
+            let mut sources = session.sources(answer.encoding);
             for diagnostic in &parsed {
                 let text = render::diagnostic_text(diagnostic);
                 outln!("{}", sources.line(file, diagnostic.range.start, &text));
@@ -155,12 +154,14 @@ pub fn rename(session: &Session<'_>, at: &At, new_name: &str, apply: bool) -> Re
         errln!("warm: nothing to rename at {}", place(session, at));
         return NOTHING;
     }
-    let edits = render::workspace_edit(&answer.result).map_err(Failure::Other)?;
+    let edits =
+        render::workspace_edit(&answer.result).map_err(|e| Failure::Other(e.to_string()))?;
     let sources = session.sources(answer.encoding);
     let mut changed = Vec::new();
     for (path, file_edits) in &edits {
         let old = read(path)?;
-        let new = render::apply_edits(&old, file_edits, answer.encoding).map_err(Failure::Other)?;
+        let new = render::apply_edits(&old, file_edits, answer.encoding)
+            .map_err(|e| Failure::Other(e.to_string()))?;
         if new != old {
             changed.push((path.clone(), old, new));
         }
@@ -210,7 +211,8 @@ pub fn format(session: &Session<'_>, file: &Path) -> Result<u8, Failure> {
     let edits: Vec<warm_lsp::lsp_types::TextEdit> =
         serde_json::from_value(answer.result).unwrap_or_default();
     let old = read(file)?;
-    let new = render::apply_edits(&old, &edits, answer.encoding).map_err(Failure::Other)?;
+    let new = render::apply_edits(&old, &edits, answer.encoding)
+        .map_err(|e| Failure::Other(e.to_string()))?;
     out!("{new}");
     FOUND
 }

@@ -88,7 +88,7 @@ fn answer(global: &GlobalArgs, search: &Search, no_daemon: bool, invocation: Inv
     let matcher = match output::matcher(search) {
         Ok(matcher) => matcher,
         Err(error) => {
-            message(&error);
+            message(&error.to_string());
             return ERROR;
         }
     };

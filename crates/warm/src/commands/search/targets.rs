@@ -89,7 +89,7 @@ pub fn targets(
 }
 
 fn walk(search: &Search) -> Result<Targets, String> {
-    let walked = scan::walk(search)?;
+    let walked = scan::walk(search).map_err(|e| e.to_string())?;
     for error in &walked.errors {
         if !search.args.no_messages {
             message(error);
@@ -137,7 +137,7 @@ fn indexed_targets(global: &GlobalArgs, search: &Search) -> Result<Targets, Stri
             .map_err(|f| broken(search, f.message()))?;
         let dirs: Vec<&Path> = scopes.iter().map(|(_, scope, _)| scope.as_path()).collect();
         let files = candidates(&context, search, &dirs)?;
-        let filters = scan::filters(search, Path::new("."))?;
+        let filters = scan::filters(search, Path::new(".")).map_err(|e| e.to_string())?;
         for file in &files {
             for (index, scope, given) in &scopes {
                 let Ok(inside) = file.strip_prefix(scope) else {
