@@ -3,9 +3,10 @@
 //!
 //! A server lints after it receives a change, often after a debounce, so the diagnostics for
 //! the content a query just synced arrive some time later, and ones for the previous content
-//! may still arrive in between. A notification belongs to the synced content when it names
-//! that document version, or, from servers that send no version, when it arrived after the
-//! content was sent.
+//! may still arrive in between. A notification is current when it names the synced document
+//! version (from servers that send no version: any) and arrived after the server was told of
+//! the last change of anything (this document, another open one, a watched file): an error
+//! in one file can come from another.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -24,13 +25,17 @@ struct Entry {
 }
 
 /// What the caller is waiting for: diagnostics of `uri` from server `pid` for the content
-/// with `version`, synced when the counter was `synced_at`.
+/// with `version`, published after the sync counter reached `fresh_after` (the server's last
+/// change).
 #[derive(Debug, Clone)]
 pub struct Wanted<'a> {
     pub pid: u32,
     pub uri: &'a str,
     pub version: i32,
-    pub synced_at: u64,
+    pub fresh_after: u64,
+    /// The server sends versions: one without a version is then not for this content (a
+    /// server clears a closed document's diagnostics without one).
+    pub versioned: bool,
 }
 
 pub struct Published {
@@ -89,14 +94,48 @@ impl Published {
         latest.get(uri).map(|e| e.diagnostics.clone())
     }
 
-    fn current(&self, wanted: &Wanted<'_>) -> Option<Value> {
+    /// The diagnostics for the wanted content, if they have arrived.
+    pub fn current(&self, wanted: &Wanted<'_>) -> Option<Value> {
         let latest = self.latest.recover();
         let entry = latest.get(wanted.uri).filter(|e| e.pid == wanted.pid)?;
-        let matches = match entry.version {
-            Some(version) => version == i64::from(wanted.version),
-            None => entry.arrived_at >= wanted.synced_at,
-        };
+        let matches = entry.arrived_at >= wanted.fresh_after
+            && match entry.version {
+                Some(version) => version == i64::from(wanted.version),
+                None => !wanted.versioned,
+            };
         matches.then(|| entry.diagnostics.clone())
+    }
+
+    /// Whether the server sends document versions with its diagnostics (as far as what it
+    /// has published shows).
+    pub fn versioned(&self, pid: u32) -> bool {
+        let latest = self.latest.recover();
+        latest
+            .values()
+            .any(|e| e.pid == pid && e.version.is_some())
+    }
+
+    /// Whether the server has published diagnostics of `uri` at all.
+    pub fn has(&self, pid: u32, uri: &str) -> bool {
+        self.latest.recover().get(uri).is_some_and(|e| e.pid == pid)
+    }
+
+    /// Waits until no diagnostics of `uri` arrived for `quiet`, at most `timeout`; the last
+    /// ones. For servers that publish a document's diagnostics in parts (syntax first, types
+    /// later) and say nothing of which is the last.
+    ///
+    /// # Cancellation safety
+    /// Safe to drop: it only watches.
+    pub async fn settle(&self, uri: &str, quiet: Duration, timeout: Duration) -> Option<Value> {
+        let mut changes = self.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let quiet_until = (tokio::time::Instant::now() + quiet).min(deadline);
+            match tokio::time::timeout_at(quiet_until, changes.changed()).await {
+                Ok(Ok(())) if tokio::time::Instant::now() < deadline => {}
+                _ => return self.last(uri),
+            }
+        }
     }
 }
 
@@ -105,12 +144,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn wanted(version: i32, synced_at: u64) -> Wanted<'static> {
+    fn wanted(version: i32, fresh_after: u64) -> Wanted<'static> {
         Wanted {
             pid: 7,
             uri: "file:///a.py",
             version,
-            synced_at,
+            fresh_after,
+            versioned: false,
         }
     }
 
@@ -122,8 +162,10 @@ mod tests {
             json!({ "uri": "file:///a.py", "version": 1, "diagnostics": [1] }),
             5,
         );
-        assert_eq!(published.current(&wanted(1, 9)), Some(json!([1])));
+        assert_eq!(published.current(&wanted(1, 5)), Some(json!([1])));
         assert_eq!(published.current(&wanted(2, 1)), None);
+        // For its version, but from before the server heard of a later change elsewhere.
+        assert_eq!(published.current(&wanted(1, 9)), None);
         assert_eq!(
             published
                 .wait(&wanted(2, 1), Duration::from_millis(10))

@@ -13,6 +13,7 @@ use warm_runtime::config::ResolvedService;
 use warm_worker::{Dialect, StartError, WorkerProcess};
 
 use crate::uri::file_uri;
+use crate::watched::WatchedFiles;
 
 /// What a language server is told when it starts: `[services.NAME]`'s
 /// `initialization_options` and `settings`.
@@ -20,6 +21,10 @@ use crate::uri::file_uri;
 pub struct LspInit {
     pub initialization_options: Option<Value>,
     pub settings: Option<Value>,
+    /// The languages and file globs the server is for (told of changes to those files when
+    /// it registers no watchers of its own).
+    pub languages: Vec<String>,
+    pub files: Vec<String>,
 }
 
 impl LspInit {
@@ -34,19 +39,45 @@ impl LspInit {
                 .settings
                 .as_ref()
                 .and_then(|v| serde_json::to_value(v).ok()),
+            languages: config.languages.clone(),
+            files: config.files.clone(),
         }
     }
 }
 
 /// The language server protocol as a [`Dialect`] of the worker host.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct LspDialect {
     init: LspInit,
+    /// Where the server's file-watcher registrations go; without it (a one-off call) they
+    /// are accepted and ignored.
+    watched: Option<Arc<WatchedFiles>>,
+}
+
+impl std::fmt::Debug for LspDialect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LspDialect")
+            .field("init", &self.init)
+            .field("watched", &self.watched.is_some())
+            .finish()
+    }
 }
 
 impl LspDialect {
     pub fn new(init: LspInit) -> LspDialect {
-        LspDialect { init }
+        LspDialect {
+            init,
+            watched: None,
+        }
+    }
+
+    /// A dialect that records the server's `workspace/didChangeWatchedFiles` registrations
+    /// in `watched`.
+    pub fn watching(init: LspInit, watched: Arc<WatchedFiles>) -> LspDialect {
+        LspDialect {
+            init,
+            watched: Some(watched),
+        }
     }
 }
 
@@ -61,6 +92,17 @@ impl Dialect for LspDialect {
     }
 
     fn answer(&self, worker: &WorkerProcess, request: &Request) -> Result<Value, ErrorObject> {
+        if let Some(watched) = &self.watched {
+            match request.method.as_str() {
+                "client/registerCapability" => {
+                    watched.register(worker.pid, request.params.as_ref())
+                }
+                "client/unregisterCapability" => {
+                    watched.unregister(worker.pid, request.params.as_ref())
+                }
+                _ => {}
+            }
+        }
         answer_server_request(request, &self.init, worker.root())
     }
 
@@ -146,6 +188,8 @@ fn client_capabilities() -> Value {
             "configuration": true,
             "workspaceFolders": true,
             "didChangeConfiguration": { "dynamicRegistration": false },
+            // Honoured: see `watched`.
+            "didChangeWatchedFiles": { "dynamicRegistration": true, "relativePatternSupport": true },
             "symbol": { "dynamicRegistration": false },
         },
         "textDocument": {

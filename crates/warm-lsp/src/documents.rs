@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::uri::file_uri;
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::sync::Mutex;
 use warm_protocol::{ErrorCode, ErrorObject};
 use warm_worker::WorkerProcess;
@@ -62,9 +62,10 @@ impl Documents {
         self.sync_counter.load(Ordering::SeqCst)
     }
 
-    /// Counts one more sync message queued: its number, which diagnostics that arrive
-    /// after it are compared with.
-    fn next_sync(&self) -> u64 {
+    /// Counts one more change the server was told of (or, for a change it was not told of,
+    /// one it may read for itself): its number, which diagnostics that arrive after it are
+    /// compared with.
+    pub fn next_sync(&self) -> u64 {
         self.sync_counter.fetch_add(1, Ordering::SeqCst) + 1
     }
 
@@ -86,7 +87,7 @@ impl Documents {
         let text: Arc<str> = String::from_utf8_lossy(&bytes).into();
         let mut open = self.open.lock().await;
         let existing = open.get_mut(path).filter(|d| d.pid == worker.pid);
-        let (method, params, version, uri) = match existing {
+        let (params, uri) = match existing {
             Some(doc) if doc.text == text => {
                 doc.last_used = Instant::now();
                 return Ok(Synced {
@@ -98,11 +99,20 @@ impl Documents {
             }
             Some(doc) => {
                 let version = doc.version + 1;
-                let params = json!({
-                    "textDocument": { "uri": doc.uri, "version": version },
-                    "contentChanges": [{ "text": &*text }],
+                if !change(worker, &doc.uri, version, &text).await {
+                    return Err(server_gone());
+                }
+                let synced_at = self.next_sync();
+                doc.version = version;
+                doc.text = text.clone();
+                doc.synced_at = synced_at;
+                doc.last_used = Instant::now();
+                return Ok(Synced {
+                    uri: doc.uri.clone(),
+                    version,
+                    text,
+                    synced_at,
                 });
-                ("textDocument/didChange", params, version, doc.uri.clone())
             }
             None => {
                 let uri = file_uri(path);
@@ -114,10 +124,10 @@ impl Documents {
                         "text": &*text,
                     },
                 });
-                ("textDocument/didOpen", params, 1, uri)
+                (params, uri)
             }
         };
-        if !worker.notify(method, params).await {
+        if !worker.notify("textDocument/didOpen", params).await {
             return Err(server_gone());
         }
         let synced_at = self.next_sync();
@@ -126,7 +136,7 @@ impl Documents {
             Document {
                 pid: worker.pid,
                 uri: uri.clone(),
-                version,
+                version: 1,
                 text: text.clone(),
                 synced_at,
                 last_used: Instant::now(),
@@ -134,9 +144,66 @@ impl Documents {
         );
         Ok(Synced {
             uri,
-            version,
+            version: 1,
             text,
             synced_at,
+        })
+    }
+
+    /// Makes the server check a document again though its content did not change, after a
+    /// change elsewhere it may depend on: a `didChange` of the same text (for servers that
+    /// lint every version), or, with `reopen`, `didClose` then `didOpen` (for a server that
+    /// skips content it has already checked, as clangd does). The document's new state.
+    ///
+    /// # Errors
+    /// -32002 when the server takes no more input.
+    ///
+    /// # Cancellation safety
+    /// As [`Documents::sync`].
+    pub async fn recheck(
+        &self,
+        worker: &WorkerProcess,
+        path: &Path,
+        reopen: bool,
+    ) -> Result<Synced, ErrorObject> {
+        let mut open = self.open.lock().await;
+        let Some(doc) = open.get_mut(path).filter(|d| d.pid == worker.pid) else {
+            drop(open);
+            return self.sync(worker, path).await;
+        };
+        let version = doc.version + 1;
+        let told = if reopen {
+            worker
+                .notify(
+                    "textDocument/didClose",
+                    json!({ "textDocument": { "uri": doc.uri } }),
+                )
+                .await
+                && worker
+                    .notify(
+                        "textDocument/didOpen",
+                        json!({ "textDocument": {
+                            "uri": doc.uri,
+                            "languageId": language_of(path).unwrap_or("plaintext"),
+                            "version": version,
+                            "text": &*doc.text,
+                        } }),
+                    )
+                    .await
+        } else {
+            change(worker, &doc.uri, version, &doc.text).await
+        };
+        if !told {
+            return Err(server_gone());
+        }
+        doc.version = version;
+        doc.synced_at = self.next_sync();
+        doc.last_used = Instant::now();
+        Ok(Synced {
+            uri: doc.uri.clone(),
+            version,
+            text: doc.text.clone(),
+            synced_at: doc.synced_at,
         })
     }
 
@@ -175,11 +242,7 @@ impl Documents {
                 continue;
             }
             let version = doc.version + 1;
-            let params = json!({
-                "textDocument": { "uri": doc.uri, "version": version },
-                "contentChanges": [{ "text": &*text }],
-            });
-            if !worker.notify("textDocument/didChange", params).await {
+            if !change(worker, &doc.uri, version, &text).await {
                 return Err(server_gone());
             }
             doc.version = version;
@@ -219,6 +282,38 @@ impl Documents {
             }
         }
         closed
+    }
+}
+
+/// Queues a document's new content (`didChange`, the full text), then `didSave` when the
+/// server asked for it: the file was saved, and some servers re-check what depends on a
+/// file only then (clangd, the files that include a header). False when the server takes no
+/// more input.
+async fn change(worker: &WorkerProcess, uri: &str, version: i32, text: &str) -> bool {
+    let params = json!({
+        "textDocument": { "uri": uri, "version": version },
+        "contentChanges": [{ "text": text }],
+    });
+    if !worker.notify("textDocument/didChange", params).await {
+        return false;
+    }
+    let Some(include_text) = save_wanted(worker.handshake_answer()) else {
+        return true;
+    };
+    let mut params = json!({ "textDocument": { "uri": uri } });
+    if include_text {
+        params["text"] = json!(text);
+    }
+    worker.notify("textDocument/didSave", params).await
+}
+
+/// Whether the server wants `didSave` (its `textDocumentSync.save`), and then whether with
+/// the text.
+fn save_wanted(capabilities: Option<&Value>) -> Option<bool> {
+    match capabilities?.pointer("/textDocumentSync/save")? {
+        Value::Bool(true) => Some(false),
+        Value::Object(options) => Some(options.get("includeText") == Some(&Value::Bool(true))),
+        _ => None,
     }
 }
 

@@ -9,6 +9,7 @@
 //! - [`diagnostics`]: published diagnostics, and waiting for those of a given content.
 //! - [`dialect`]: [`dialect::LspDialect`], the LSP handshake, answers to a server's own
 //!   requests, and its goodbye, plugged into the worker host.
+//! - [`watched`]: files the server reads itself, and `workspace/didChangeWatchedFiles`.
 //! - [`uri`]: `file://` URIs and paths.
 //! - [`protocol`]: the `lsp/*` requests and answers, typed for both sides.
 //! - [`service`]: [`LspService`], the daemon side: sync, queries, crash retry, progress.
@@ -28,6 +29,7 @@ pub mod render;
 pub mod servers;
 pub mod service;
 pub mod uri;
+pub mod watched;
 
 pub use lsp_types;
 pub use position::{Encoding, LineIndex};

@@ -51,12 +51,17 @@ pub struct QueryAnswer {
 #[serde(deny_unknown_fields)]
 pub struct DiagnosticsParams {
     pub file: PathBuf,
+    /// Other files to bring up to date first (the other files of one `warm lsp
+    /// diagnostics A B` command): an error in `file` can come from them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
 }
 
 /// The server's diagnostics untouched; `complete` is false when the wait ran out before the
-/// server published any for the current content (the last ones it published are given).
+/// server published any for the current content, or before it finished its work in progress
+/// (indexing): the last ones it published are given.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DiagnosticsAnswer {
     pub diagnostics: Value,

@@ -31,6 +31,7 @@ use crate::dialect::{LspDialect, LspInit};
 
 use crate::diagnostics::{Published, Wanted};
 use crate::documents::{Documents, Synced};
+use crate::watched::WatchedFiles;
 use crate::position::{Encoding, LineIndex};
 use crate::protocol::{
     DiagnosticsAnswer, DiagnosticsParams, QueryAnswer, QueryParams, DIAGNOSTICS, REQUEST,
@@ -40,10 +41,22 @@ use crate::protocol::{
 const IDLE_DOCUMENT: Duration = Duration::from_secs(600);
 /// How long `lsp/diagnostics` waits for published diagnostics by default.
 const DIAGNOSTICS_WAIT: Duration = Duration::from_secs(10);
+/// From a server that publishes without versions: how long more diagnostics may follow the
+/// first list for a content, and how long silence after a change means "unchanged".
+const SETTLE: Duration = Duration::from_millis(150);
+const QUIET: Duration = Duration::from_millis(750);
+
+/// The document a diagnostics query is about, as synced, and whether this query changed it.
+struct Checked<'a> {
+    path: &'a std::path::Path,
+    synced: Synced,
+    changed: bool,
+}
 
 /// State shared by the service and the hook that sees the server's notifications.
 struct Shared {
     service: String,
+    watched: Arc<WatchedFiles>,
     documents: Documents,
     published: Published,
     /// Progress reporters of the queries waiting now: the server's work-done progress is
@@ -52,6 +65,8 @@ struct Shared {
     next_waiter: AtomicU64,
     /// Titles of the server's open work-done progress, by token.
     titles: Mutex<HashMap<String, String>>,
+    /// How many work-done progresses are open.
+    progress_open: tokio::sync::watch::Sender<usize>,
     events: EventLog,
 }
 
@@ -66,14 +81,22 @@ impl LspService {
     /// Starts the server (inside the daemon's runtime), speaking LSP to it: the handshake
     /// with `init`, answers to its requests, `shutdown` and `exit` when it stops.
     pub fn start(mut config: WorkerConfig, init: LspInit, events: EventLog) -> LspService {
-        config.dialect = Some(Arc::new(LspDialect::new(init)));
+        // Watching starts before the server does: no file it reads can change unseen.
+        let watched = Arc::new(WatchedFiles::start(
+            &config.cwd,
+            &init.languages,
+            &init.files,
+        ));
+        config.dialect = Some(Arc::new(LspDialect::watching(init, watched.clone())));
         let shared = Arc::new(Shared {
             service: config.service.clone(),
+            watched,
             documents: Documents::default(),
             published: Published::default(),
             waiting: Mutex::new(HashMap::new()),
             next_waiter: AtomicU64::new(0),
             titles: Mutex::new(HashMap::new()),
+            progress_open: tokio::sync::watch::channel(0).0,
             events: events.clone(),
         });
         let hook_shared = Arc::downgrade(&shared);
@@ -147,7 +170,7 @@ impl Query {
             async move {
                 check_supported(&worker, &self.shared.service, &params.method)?;
                 let encoding = Encoding::from_capabilities(worker.handshake_answer());
-                self.shared.documents.refresh_open(&worker).await?;
+                self.shared.bring_up_to_date(&worker).await?;
                 if let Some(file) = &params.file {
                     let synced = self.shared.documents.sync(&worker, file).await?;
                     lsp_params["textDocument"] = json!({ "uri": synced.uri });
@@ -172,12 +195,20 @@ impl Query {
         let wait = params
             .timeout_ms
             .map_or(DIAGNOSTICS_WAIT, Duration::from_millis);
+        let deadline = tokio::time::Instant::now() + wait;
         self.with_retry(|worker| {
             let (call, params) = (&call, &params);
             async move {
                 let encoding = Encoding::from_capabilities(worker.handshake_answer());
-                self.shared.documents.refresh_open(&worker).await?;
+                let before = self.shared.documents.sync_counter();
+                self.shared.bring_up_to_date(&worker).await?;
+                // Every file named is synced before any is checked: an error in one can come
+                // from another.
+                for other in &params.also {
+                    self.shared.documents.sync(&worker, other).await?;
+                }
                 let synced = self.shared.documents.sync(&worker, &params.file).await?;
+                let ready = self.shared.wait_ready(deadline).await;
                 let pull = worker
                     .handshake_answer()
                     .is_some_and(|c| c.get("diagnosticProvider").is_some_and(|d| !d.is_null()));
@@ -188,12 +219,14 @@ impl Query {
                         .await?;
                     (report.get("items").cloned().unwrap_or(json!([])), true)
                 } else {
-                    self.published(&worker, &synced, wait, &call.cancel).await?
+                    let changed = synced.synced_at > before;
+                    let checked = Checked { path: &params.file, synced, changed };
+                    self.published(&worker, checked, deadline, &call.cancel).await?
                 };
                 to_value(DiagnosticsAnswer {
                     diagnostics,
                     encoding,
-                    complete,
+                    complete: complete && ready,
                 })
             }
         })
@@ -213,7 +246,7 @@ impl Query {
         self.with_retry(|worker| {
             let (call, document, method) = (&call, &document, &method);
             async move {
-                self.shared.documents.refresh_open(&worker).await?;
+                self.shared.bring_up_to_date(&worker).await?;
                 if let Some(path) = document {
                     self.shared.documents.sync(&worker, path).await?;
                 }
@@ -224,28 +257,71 @@ impl Query {
         .await
     }
 
-    /// Diagnostics the server publishes for the synced content, or what it last published
-    /// (`complete` false) when none came within `wait`.
+    /// Diagnostics the server publishes for the synced content, after the last change it was
+    /// told of, or what it last published (`complete` false) when none came by `deadline`.
+    ///
+    /// Servers publish in one of two ways, and each is waited for as it needs:
+    /// - with the document's version (pyright, pylsp, clangd, bash-language-server): the
+    ///   diagnostics of that version, published after the last change. A document whose own
+    ///   content did not change (a file it depends on did) is opened again to make the server
+    ///   check it: clangd skips a `didChange` that changes nothing.
+    /// - without one (typescript-language-server): the first list published after the change,
+    ///   then any that follow within `SETTLE` (it publishes syntax errors, then type errors).
+    ///   Such a server says nothing when a list stays empty, so silence for `QUIET` after a
+    ///   change means the last list stands.
     async fn published(
         &self,
         worker: &WorkerProcess,
-        synced: &Synced,
-        wait: Duration,
+        checked: Checked<'_>,
+        deadline: tokio::time::Instant,
         cancel: &CancellationToken,
     ) -> Result<(Value, bool), ErrorObject> {
-        let wanted = Wanted {
+        let published = &self.shared.published;
+        let versioned = published.versioned(worker.pid);
+        let uri = checked.synced.uri.clone();
+        let mut version = checked.synced.version;
+        let mut wanted = Wanted {
             pid: worker.pid,
-            uri: &synced.uri,
-            version: synced.version,
-            synced_at: synced.synced_at,
+            uri: &uri,
+            version,
+            fresh_after: self.shared.documents.sync_counter(),
+            versioned,
         };
-        tokio::select! {
-            found = self.shared.published.wait(&wanted, wait) => Ok(match found {
-                Some(diagnostics) => (diagnostics, true),
-                None => (self.shared.published.last(&synced.uri).unwrap_or(json!([])), false),
-            }),
-            _ = cancel.cancelled() => Err(ErrorObject::new(ErrorCode::Cancelled, "request cancelled")),
+        let mut changed = checked.changed;
+        if published.current(&wanted).is_none() && !changed {
+            let rechecked = self
+                .shared
+                .documents
+                .recheck(worker, checked.path, versioned)
+                .await?;
+            changed = true;
+            version = rechecked.version;
+            wanted = Wanted {
+                version,
+                fresh_after: rechecked.synced_at,
+                ..wanted
+            };
         }
+        let quiet = (!versioned && changed && published.has(worker.pid, &uri))
+            .then(|| tokio::time::Instant::now() + QUIET);
+        let first_wait = quiet.map_or(deadline, |q| q.min(deadline));
+        let found = tokio::select! {
+            found = published.wait(&wanted, first_wait.saturating_duration_since(tokio::time::Instant::now())) => found,
+            _ = cancel.cancelled() => return Err(ErrorObject::new(ErrorCode::Cancelled, "request cancelled")),
+        };
+        Ok(match found {
+            Some(diagnostics) if versioned => (diagnostics, true),
+            Some(_) => {
+                let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let settled = published.settle(&uri, SETTLE, remaining).await;
+                (settled.unwrap_or(json!([])), true)
+            }
+            // Silence from a server that publishes only changed lists.
+            None if quiet.is_some() && tokio::time::Instant::now() < deadline => {
+                (published.last(&uri).unwrap_or(json!([])), true)
+            }
+            None => (published.last(&uri).unwrap_or(json!([])), false),
+        })
     }
 
     async fn send(
@@ -300,6 +376,26 @@ impl Query {
 }
 
 impl Shared {
+    /// Tells the server of every change on disk before the query: files it watches, then
+    /// the documents it has open.
+    async fn bring_up_to_date(&self, worker: &WorkerProcess) -> Result<(), ErrorObject> {
+        if self.watched.flush(worker).await? {
+            // Told or not, the server may read what changed: diagnostics published before it
+            // are not current.
+            self.documents.next_sync();
+        }
+        self.documents.refresh_open(worker).await
+    }
+
+    /// Waits until the server's work-done progress (indexing, loading a project) has ended,
+    /// at most until `deadline`: answers given meanwhile may be partial. False when it had
+    /// not ended by then.
+    async fn wait_ready(&self, deadline: tokio::time::Instant) -> bool {
+        let mut open = self.progress_open.subscribe();
+        let ended = tokio::time::timeout_at(deadline, open.wait_for(|n| *n == 0)).await;
+        ended.is_ok()
+    }
+
     fn on_notification(&self, worker: &WorkerProcess, notification: Notification) {
         match notification.method.as_str() {
             "textDocument/publishDiagnostics" => {
@@ -343,7 +439,7 @@ impl Shared {
         let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
         let title = {
             let mut titles = self.titles.recover();
-            match value.get("kind").and_then(Value::as_str) {
+            let title = match value.get("kind").and_then(Value::as_str) {
                 Some("begin") => {
                     let title = text("title").unwrap_or_default();
                     titles.insert(token, title.clone());
@@ -351,7 +447,9 @@ impl Shared {
                 }
                 Some("end") => titles.remove(&token).unwrap_or_default(),
                 _ => titles.get(&token).cloned().unwrap_or_default(),
-            }
+            };
+            self.progress_open.send_replace(titles.len());
+            title
         };
         let message = match (title.is_empty(), text("message")) {
             (false, Some(message)) => format!("{title}: {message}"),

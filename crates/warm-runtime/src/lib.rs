@@ -9,6 +9,7 @@
 //! - [`lock`]: [`LockFile`], `flock` that survives a concurrent unlink.
 //! - [`meta`]: `meta.json`, and what `/proc` says about a process.
 //! - [`events`]: `events.jsonl`, the [`EventLog`] both sides append to.
+//! - [`cookie`]: the barrier files daemons make to sync with their file watchers.
 //! - [`config`]: `.warm.toml`, parsed once into typed values ([`config::ResolvedService`]).
 //! - [`duration`]: the duration syntax of `.warm.toml` and `WARM_*` variables.
 //! - [`settings`]: [`ClientSettings`], how a client retries, restarts and falls back.
@@ -19,6 +20,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod config;
+pub mod cookie;
 pub mod duration;
 pub mod events;
 pub mod lock;

@@ -315,7 +315,7 @@ mod tests {
 
     /// A barrier file's event, as a query's barrier makes it.
     fn cookie(root: &Path) -> notify::Result<Event> {
-        created(&root.join(format!("{}test-1", super::super::COOKIE_PREFIX)))
+        created(&root.join(warm_runtime::cookie::cookie_name(1)))
     }
 
     /// The files the index says may contain `needle`.

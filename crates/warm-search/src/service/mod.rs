@@ -41,8 +41,6 @@ mod indexer;
 
 use counters::{count, IndexCounters, QueryCounters};
 
-/// Names of the barrier files created in the root (hidden, so never indexed or searched).
-const COOKIE_PREFIX: &str = ".warm-cookie-";
 /// How long a query waits for its barrier before answering from the index as it is.
 const COOKIE_WAIT: Duration = Duration::from_secs(2);
 /// How long a new directory is rescanned at each barrier.
@@ -284,7 +282,7 @@ impl Shared {
     /// checkout, or lost events): then the index may be stale, and the query must not use it.
     async fn barrier(&self) -> bool {
         let n = self.next_cookie.fetch_add(1, Ordering::Relaxed);
-        let name = format!("{COOKIE_PREFIX}{}-{n}", std::process::id());
+        let name = warm_runtime::cookie::cookie_name(n);
         let (tx, rx) = oneshot::channel();
         self.cookies.recover().insert(name.clone(), tx);
         let path = self.root.join(&name);
@@ -344,8 +342,7 @@ fn identity_of(dir: &Path) -> Option<(u64, u64)> {
 
 /// The name of a barrier file, if `path` is one.
 fn cookie_name(root: &Path, path: &Path) -> Option<String> {
-    let name = path.file_name()?.to_str()?;
-    (path.parent() == Some(root) && name.starts_with(COOKIE_PREFIX)).then(|| name.to_owned())
+    warm_runtime::cookie::as_cookie(root, path).map(str::to_owned)
 }
 
 fn internal(message: &str) -> ErrorObject {

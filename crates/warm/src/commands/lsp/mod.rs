@@ -210,9 +210,15 @@ impl Session<'_> {
         self.call(target, REQUEST, &request)
     }
 
-    fn diagnostics(&self, file: &Path, wait: Duration) -> Result<DiagnosticsAnswer, Failure> {
+    fn diagnostics(
+        &self,
+        file: &Path,
+        also: &[PathBuf],
+        wait: Duration,
+    ) -> Result<DiagnosticsAnswer, Failure> {
         let params = DiagnosticsParams {
             file: file.to_owned(),
+            also: also.to_vec(),
             timeout_ms: Some(wait.as_millis() as u64),
         };
         self.call(Target::File(file), DIAGNOSTICS, &params)

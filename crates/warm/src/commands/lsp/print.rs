@@ -116,15 +116,22 @@ pub fn diagnostics(
     files: &[PathBuf],
     wait: Duration,
 ) -> Result<u8, Failure> {
-    let mut any_error = false;
+    let (mut any_error, mut incomplete) = (false, false);
     let mut reports = Vec::new();
-    for file in files {
-        let answer = session.diagnostics(file, wait)?;
+    for (n, file) in files.iter().enumerate() {
+        let others: Vec<PathBuf> = files
+            .iter()
+            .enumerate()
+            .filter(|(m, _)| *m != n)
+            .map(|(_, f)| f.clone())
+            .collect();
+        let answer = session.diagnostics(file, &others, wait)?;
+        incomplete |= !answer.complete;
         let parsed = render::diagnostics(&answer.diagnostics);
         any_error |= parsed.iter().any(|d| render::severity_name(d) == "error");
         if !answer.complete {
             errln!(
-                "warm: {}: the server published no diagnostics for the current content within {:.1}s; showing its last ones",
+                "warm: {}: the server published no diagnostics for the current content within {:.1}s (or was still at work); showing its last ones, which may be stale (exit code 4)",
                 session.sources(answer.encoding).display(file),
                 wait.as_secs_f64()
             );
@@ -144,7 +151,12 @@ pub fn diagnostics(
     if session.json() {
         print_json(&reports);
     }
-    Ok(u8::from(any_error))
+    // Never "clean" for diagnostics that may not be current: the timeout's code.
+    Ok(if incomplete {
+        crate::failure::code::TIMEOUT
+    } else {
+        u8::from(any_error)
+    })
 }
 
 pub fn rename(session: &Session<'_>, at: &At, new_name: &str, apply: bool) -> Result<u8, Failure> {
