@@ -110,9 +110,7 @@ impl Published {
     /// has published shows).
     pub fn versioned(&self, pid: u32) -> bool {
         let latest = self.latest.recover();
-        latest
-            .values()
-            .any(|e| e.pid == pid && e.version.is_some())
+        latest.values().any(|e| e.pid == pid && e.version.is_some())
     }
 
     /// Whether the server has published diagnostics of `uri` at all.

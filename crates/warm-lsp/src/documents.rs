@@ -210,7 +210,7 @@ impl Documents {
     /// Brings every document `worker` has open up to date with the disk, before a query: a
     /// server answers from all its open documents (a definition in another file, an error
     /// from an import), not only from the one the query names. A changed file gets
-    /// `didChange`, a file that is gone (or unreadable) `didClose`.
+    /// `didChange`, a file that is gone (or unreadable) `didClose`. True when any did.
     ///
     /// # Errors
     /// -32002 when the server takes no more input.
@@ -218,7 +218,8 @@ impl Documents {
     /// # Cancellation safety
     /// As [`Documents::sync`]: each document is recorded at its new content only once the
     /// server was told.
-    pub async fn refresh_open(&self, worker: &WorkerProcess) -> Result<(), ErrorObject> {
+    pub async fn refresh_open(&self, worker: &WorkerProcess) -> Result<bool, ErrorObject> {
+        let mut changed = false;
         let mut open = self.open.lock().await;
         let paths: Vec<PathBuf> = open
             .iter()
@@ -235,6 +236,7 @@ impl Documents {
                     return Err(server_gone());
                 }
                 open.remove(&path);
+                changed = true;
                 continue;
             };
             let text: Arc<str> = String::from_utf8_lossy(&bytes).into();
@@ -248,8 +250,9 @@ impl Documents {
             doc.version = version;
             doc.text = text;
             doc.synced_at = self.next_sync();
+            changed = true;
         }
-        Ok(())
+        Ok(changed)
     }
 
     /// Closes (`didClose`) the documents of `worker` no query has used for `idle`, and

@@ -31,11 +31,11 @@ use crate::dialect::{LspDialect, LspInit};
 
 use crate::diagnostics::{Published, Wanted};
 use crate::documents::{Documents, Synced};
-use crate::watched::WatchedFiles;
 use crate::position::{Encoding, LineIndex};
 use crate::protocol::{
     DiagnosticsAnswer, DiagnosticsParams, QueryAnswer, QueryParams, DIAGNOSTICS, REQUEST,
 };
+use crate::watched::WatchedFiles;
 
 /// Documents untouched this long are closed.
 const IDLE_DOCUMENT: Duration = Duration::from_secs(600);
@@ -45,6 +45,9 @@ const DIAGNOSTICS_WAIT: Duration = Duration::from_secs(10);
 /// first list for a content, and how long silence after a change means "unchanged".
 const SETTLE: Duration = Duration::from_millis(150);
 const QUIET: Duration = Duration::from_millis(750);
+
+/// Changed files opened in a server that registered no file watchers, at most, per query.
+const MAX_OPENED_PER_QUERY: usize = 64;
 
 /// The document a diagnostics query is about, as synced, and whether this query changed it.
 struct Checked<'a> {
@@ -170,9 +173,9 @@ impl Query {
             async move {
                 check_supported(&worker, &self.shared.service, &params.method)?;
                 let encoding = Encoding::from_capabilities(worker.handshake_answer());
-                self.shared.bring_up_to_date(&worker).await?;
+                let elsewhere = self.shared.bring_up_to_date(&worker).await?;
                 if let Some(file) = &params.file {
-                    let synced = self.shared.documents.sync(&worker, file).await?;
+                    let synced = self.shared.sync_for_query(&worker, file, elsewhere).await?;
                     lsp_params["textDocument"] = json!({ "uri": synced.uri });
                     if let Some(at) = params.position {
                         let position = LineIndex::new(&synced.text)
@@ -220,8 +223,13 @@ impl Query {
                     (report.get("items").cloned().unwrap_or(json!([])), true)
                 } else {
                     let changed = synced.synced_at > before;
-                    let checked = Checked { path: &params.file, synced, changed };
-                    self.published(&worker, checked, deadline, &call.cancel).await?
+                    let checked = Checked {
+                        path: &params.file,
+                        synced,
+                        changed,
+                    };
+                    self.published(&worker, checked, deadline, &call.cancel)
+                        .await?
                 };
                 to_value(DiagnosticsAnswer {
                     diagnostics,
@@ -377,14 +385,49 @@ impl Query {
 
 impl Shared {
     /// Tells the server of every change on disk before the query: files it watches, then
-    /// the documents it has open.
-    async fn bring_up_to_date(&self, worker: &WorkerProcess) -> Result<(), ErrorObject> {
-        if self.watched.flush(worker).await? {
+    /// the documents it has open. True when anything in the project changed since the last
+    /// query.
+    async fn bring_up_to_date(&self, worker: &WorkerProcess) -> Result<bool, ErrorObject> {
+        let flushed = self.watched.flush(worker).await?;
+        if flushed.any {
             // Told or not, the server may read what changed: diagnostics published before it
             // are not current.
             self.documents.next_sync();
         }
-        self.documents.refresh_open(worker).await
+        let changed_open = self.documents.refresh_open(worker).await?;
+        // A server that may not read `didChangeWatchedFiles` learns of a changed file by
+        // having it opened (and kept in sync from then on, until idle). Bounded: after a
+        // checkout of thousands of files, the first are opened and the rest logged.
+        let count = flushed.unwatched.len();
+        for path in flushed.unwatched.into_iter().take(MAX_OPENED_PER_QUERY) {
+            self.documents.sync(worker, &path).await?;
+        }
+        if count > MAX_OPENED_PER_QUERY {
+            tracing::warn!(
+                count,
+                opened = MAX_OPENED_PER_QUERY,
+                "too many changed files to open for a server that watches none"
+            );
+        }
+        Ok(changed_open || flushed.any)
+    }
+
+    /// Syncs the file a query names; when it did not change but something it may depend on
+    /// did, has a server that sends document versions check it again from scratch. clangd
+    /// otherwise answers from the headers as it last parsed them (its preamble); a server
+    /// that sends no versions (typescript-language-server) tracks dependencies itself.
+    async fn sync_for_query(
+        &self,
+        worker: &WorkerProcess,
+        file: &std::path::Path,
+        elsewhere_changed: bool,
+    ) -> Result<Synced, ErrorObject> {
+        let before = self.documents.sync_counter();
+        let synced = self.documents.sync(worker, file).await?;
+        if elsewhere_changed && synced.synced_at <= before && self.published.versioned(worker.pid) {
+            return self.documents.recheck(worker, file, true).await;
+        }
+        Ok(synced)
     }
 
     /// Waits until the server's work-done progress (indexing, loading a project) has ended,

@@ -80,6 +80,17 @@ struct State {
     watches: HashMap<u32, HashMap<String, Vec<Watch>>>,
 }
 
+/// What [`WatchedFiles::flush`] found.
+#[derive(Debug, Default)]
+pub struct Flushed {
+    /// Whether any file of the project changed since the last flush.
+    pub any: bool,
+    /// Files of the server's languages that changed, when the server registered no
+    /// watchers: it may not read `didChangeWatchedFiles` at all (bash-language-server does
+    /// not), so the caller opens them, which every server reads.
+    pub unwatched: Vec<PathBuf>,
+}
+
 /// The files a server that registered no watchers is told of.
 struct Served {
     languages: Vec<String>,
@@ -203,9 +214,9 @@ impl WatchedFiles {
 
     /// Tells `worker` of every file its globs match that changed on disk before this call:
     /// passes the barrier, then queues one `workspace/didChangeWatchedFiles`. A server that
-    /// registered no watchers is told of the files it serves. True when any
-    /// file of the project changed since the last call, told or not: a server that reads
-    /// files itself may answer differently now.
+    /// registered no watchers is told of the files it serves, and they are returned for the
+    /// caller to open. Says whether any file of the project changed since the last call,
+    /// told or not: a server that reads files itself may answer differently now.
     ///
     /// # Errors
     /// -32002 when the server takes no more input.
@@ -213,7 +224,7 @@ impl WatchedFiles {
     /// # Cancellation safety
     /// Dropped before the notification is queued, the changes taken are lost to this server;
     /// they were made before a query that was itself dropped.
-    pub async fn flush(&self, worker: &WorkerProcess) -> Result<bool, ErrorObject> {
+    pub async fn flush(&self, worker: &WorkerProcess) -> Result<Flushed, ErrorObject> {
         self.barrier().await;
         let (changed, dropped) = {
             let mut state = self.state.recover();
@@ -226,7 +237,10 @@ impl WatchedFiles {
         if dropped > 0 {
             tracing::warn!(dropped, "more changed paths than kept between queries");
         }
-        let any = !changed.is_empty() || dropped > 0;
+        let mut flushed = Flushed {
+            any: !changed.is_empty() || dropped > 0,
+            unwatched: Vec::new(),
+        };
         let changes: Vec<Value> = {
             let state = self.state.recover();
             let registered = state
@@ -242,20 +256,31 @@ impl WatchedFiles {
                         (false, _) => DELETED,
                     };
                     let wanted = match registered {
-                        Some(watches) => watches.values().flatten().any(|w| w.matches(&path, change)),
+                        Some(watches) => {
+                            watches.values().flatten().any(|w| w.matches(&path, change))
+                        }
                         None => self.served.matches(&self.root, &path),
                     };
+                    if wanted && registered.is_none() && change != DELETED && path.is_file() {
+                        flushed.unwatched.push(path.clone());
+                    }
                     wanted.then(|| json!({ "uri": file_uri(&path), "type": change }))
                 })
                 .collect()
         };
         if changes.is_empty() {
-            return Ok(any);
+            return Ok(flushed);
         }
-        tracing::debug!(changes = changes.len(), "telling the server of changed files");
+        tracing::debug!(
+            changes = changes.len(),
+            "telling the server of changed files"
+        );
         let params = json!({ "changes": changes });
-        if worker.notify("workspace/didChangeWatchedFiles", params).await {
-            Ok(any)
+        if worker
+            .notify("workspace/didChangeWatchedFiles", params)
+            .await
+        {
+            Ok(flushed)
         } else {
             Err(ErrorObject::new(
                 ErrorCode::WorkerUnavailable,
@@ -353,7 +378,10 @@ mod tests {
         }))
         .expect("a relative pattern");
         assert!(relative.matches(Path::new("/p/src/a.h"), DELETED));
-        assert!(!relative.matches(Path::new("/p/src/a.h"), CHANGED), "deletes only");
+        assert!(
+            !relative.matches(Path::new("/p/src/a.h"), CHANGED),
+            "deletes only"
+        );
         assert!(!relative.matches(Path::new("/p/other/a.h"), DELETED));
     }
 

@@ -12,6 +12,7 @@ mod hostile;
 mod lifecycle;
 mod load;
 mod lsp;
+mod lsp_servers;
 mod onboarding;
 mod recovery;
 mod rg_compat;
