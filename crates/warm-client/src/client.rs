@@ -256,6 +256,15 @@ impl Client {
                 // run it twice), and a daemon that let the hello time out is frozen, so each
                 // retry would only wait out the timeout again.
                 Err(Greet::Failed(e @ Error::ConnectionLost(_))) => return Err(e),
+                // The caller's own deadline, shorter than a daemon's time to answer hello, ran
+                // out: a timeout, as asked (a daemon that lets its full time pass is frozen).
+                Err(Greet::Failed(e @ Error::Timeout(_)))
+                    if self
+                        .timeout
+                        .is_some_and(|t| t < self.spec.settings.ready_timeout) =>
+                {
+                    return Err(e)
+                }
                 Err(Greet::Failed(e @ Error::Timeout(_))) => {
                     return Err(unavailable(format!("cannot talk to the daemon: {e}")))
                 }

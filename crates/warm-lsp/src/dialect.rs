@@ -25,6 +25,8 @@ pub struct LspInit {
     /// it registers no watchers of its own).
     pub languages: Vec<String>,
     pub files: Vec<String>,
+    /// The log message that says the server has read the project.
+    pub ready_message: Option<String>,
 }
 
 impl LspInit {
@@ -41,6 +43,7 @@ impl LspInit {
                 .and_then(|v| serde_json::to_value(v).ok()),
             languages: config.languages.clone(),
             files: config.files.clone(),
+            ready_message: config.ready_message.clone(),
         }
     }
 }

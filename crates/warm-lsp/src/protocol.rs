@@ -43,6 +43,10 @@ pub struct LineColumn {
 pub struct QueryAnswer {
     pub result: Value,
     pub encoding: Encoding,
+    /// The server was still reading the project (indexing) when the wait for it ran out:
+    /// the answer may miss what it had not read yet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
 /// `lsp/diagnostics`: the diagnostics of `file` for its content on disk now, waiting at most

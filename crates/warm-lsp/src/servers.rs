@@ -24,6 +24,9 @@ pub struct BuiltinServer {
     /// Arguments that make it print its version and exit, proving it runs; `None` for a
     /// server with no such flag (it is taken as installed when found on `PATH`).
     pub version: Option<&'static [&'static str]>,
+    /// Words of the log message it sends once it has read the project, or of the title of
+    /// the work-done progress that ends then (`ready_message` of `.warm.toml`).
+    pub ready_message: Option<&'static str>,
 }
 
 /// Prefix of the service name of a built-in server's daemon.
@@ -37,6 +40,7 @@ pub const BUILTIN_SERVERS: &[BuiltinServer] = &[
         command: &["pylsp"],
         install: "pip install python-lsp-server",
         version: Some(&["--version"]),
+        ready_message: None,
     },
     BuiltinServer {
         id: "basedpyright",
@@ -44,6 +48,7 @@ pub const BUILTIN_SERVERS: &[BuiltinServer] = &[
         command: &["basedpyright-langserver", "--stdio"],
         install: "pip install basedpyright",
         version: Some(&["--version"]),
+        ready_message: None,
     },
     BuiltinServer {
         id: "pyright",
@@ -51,6 +56,7 @@ pub const BUILTIN_SERVERS: &[BuiltinServer] = &[
         command: &["pyright-langserver", "--stdio"],
         install: "npm install -g pyright",
         version: None,
+        ready_message: None,
     },
     BuiltinServer {
         id: "rust-analyzer",
@@ -58,6 +64,7 @@ pub const BUILTIN_SERVERS: &[BuiltinServer] = &[
         command: &["rust-analyzer"],
         install: "rustup component add rust-analyzer",
         version: Some(&["--version"]),
+        ready_message: None,
     },
     BuiltinServer {
         id: "gopls",
@@ -65,6 +72,7 @@ pub const BUILTIN_SERVERS: &[BuiltinServer] = &[
         command: &["gopls"],
         install: "go install golang.org/x/tools/gopls@latest",
         version: Some(&["version"]),
+        ready_message: None,
     },
     BuiltinServer {
         id: "typescript-language-server",
@@ -77,6 +85,9 @@ pub const BUILTIN_SERVERS: &[BuiltinServer] = &[
         command: &["typescript-language-server", "--stdio"],
         install: "npm install -g typescript-language-server typescript",
         version: Some(&["--version"]),
+        // It loads the project when a file is first opened, with this progress; until it
+        // ends, a definition in another file is answered with the import line.
+        ready_message: Some("Initializing JS/TS language features"),
     },
     BuiltinServer {
         id: "clangd",
@@ -84,6 +95,7 @@ pub const BUILTIN_SERVERS: &[BuiltinServer] = &[
         command: &["clangd"],
         install: "apt install clangd",
         version: Some(&["--version"]),
+        ready_message: None,
     },
     BuiltinServer {
         id: "bash-language-server",
@@ -91,6 +103,9 @@ pub const BUILTIN_SERVERS: &[BuiltinServer] = &[
         command: &["bash-language-server", "start"],
         install: "npm install -g bash-language-server",
         version: Some(&["--version"]),
+        // Its background analysis of the project's scripts, which definitions in other
+        // files need.
+        ready_message: Some("BackgroundAnalysis: Completed"),
     },
 ];
 
@@ -126,6 +141,7 @@ impl BuiltinServer {
             command: Some(self.command.iter().map(|s| (*s).to_owned()).collect()),
             framing: Some("lsp".into()),
             languages: self.languages.iter().map(|s| (*s).to_owned()).collect(),
+            ready_message: self.ready_message.map(str::to_owned),
             ..ServiceConfig::default()
         }
     }

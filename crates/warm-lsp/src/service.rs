@@ -39,6 +39,9 @@ use crate::watched::WatchedFiles;
 
 /// Documents untouched this long are closed.
 const IDLE_DOCUMENT: Duration = Duration::from_secs(600);
+/// How long a query waits for a server still reading the project before it asks anyway
+/// (and says the answer may be partial).
+const READY_WAIT: Duration = Duration::from_secs(10);
 /// How long `lsp/diagnostics` waits for published diagnostics by default.
 const DIAGNOSTICS_WAIT: Duration = Duration::from_secs(10);
 /// From a server that publishes without versions: how long more diagnostics may follow the
@@ -70,6 +73,10 @@ struct Shared {
     titles: Mutex<HashMap<String, String>>,
     /// How many work-done progresses are open.
     progress_open: tokio::sync::watch::Sender<usize>,
+    /// The log message that says the server has read the project, if it sends one, and the
+    /// server process that sent it.
+    ready_message: Option<String>,
+    ready_pid: tokio::sync::watch::Sender<Option<u32>>,
     events: EventLog,
 }
 
@@ -90,6 +97,7 @@ impl LspService {
             &init.languages,
             &init.files,
         ));
+        let ready_message = init.ready_message.clone();
         config.dialect = Some(Arc::new(LspDialect::watching(init, watched.clone())));
         let shared = Arc::new(Shared {
             service: config.service.clone(),
@@ -100,6 +108,8 @@ impl LspService {
             next_waiter: AtomicU64::new(0),
             titles: Mutex::new(HashMap::new()),
             progress_open: tokio::sync::watch::channel(0).0,
+            ready_message,
+            ready_pid: tokio::sync::watch::channel(None).0,
             events: events.clone(),
         });
         let hook_shared = Arc::downgrade(&shared);
@@ -186,8 +196,20 @@ impl Query {
                         lsp_params["position"] = json!(position);
                     }
                 }
+                let ready = self
+                    .shared
+                    .wait_ready(
+                        &worker,
+                        params.file.is_some(),
+                        tokio::time::Instant::now() + READY_WAIT,
+                    )
+                    .await;
                 let result = self.send(&worker, &params.method, lsp_params, call).await?;
-                to_value(QueryAnswer { result, encoding })
+                to_value(QueryAnswer {
+                    result,
+                    encoding,
+                    partial: !ready,
+                })
             }
         })
         .await
@@ -211,7 +233,7 @@ impl Query {
                     self.shared.documents.sync(&worker, other).await?;
                 }
                 let synced = self.shared.documents.sync(&worker, &params.file).await?;
-                let ready = self.shared.wait_ready(deadline).await;
+                let ready = self.shared.wait_ready(&worker, true, deadline).await;
                 let pull = worker
                     .handshake_answer()
                     .is_some_and(|c| c.get("diagnosticProvider").is_some_and(|d| !d.is_null()));
@@ -430,10 +452,26 @@ impl Shared {
         Ok(synced)
     }
 
-    /// Waits until the server's work-done progress (indexing, loading a project) has ended,
-    /// at most until `deadline`: answers given meanwhile may be partial. False when it had
-    /// not ended by then.
-    async fn wait_ready(&self, deadline: tokio::time::Instant) -> bool {
+    /// Waits until the server has read the project (its ready message, for a server that
+    /// sends one) and its work-done progress (indexing, loading a project) has ended, at most
+    /// until `deadline`: answers given meanwhile may be partial. False when it was not ready
+    /// by then.
+    ///
+    /// The ready message is waited for only by a query about a file (`for_file`): some
+    /// servers read the project only once a file is opened.
+    async fn wait_ready(
+        &self,
+        worker: &WorkerProcess,
+        for_file: bool,
+        deadline: tokio::time::Instant,
+    ) -> bool {
+        if for_file && self.ready_message.is_some() {
+            let mut ready = self.ready_pid.subscribe();
+            let logged = ready.wait_for(|pid| *pid == Some(worker.pid));
+            if tokio::time::timeout_at(deadline, logged).await.is_err() {
+                return false;
+            }
+        }
         let mut open = self.progress_open.subscribe();
         let ended = tokio::time::timeout_at(deadline, open.wait_for(|n| *n == 0)).await;
         ended.is_ok()
@@ -449,7 +487,7 @@ impl Shared {
             }
             "$/progress" => {
                 if let Some(params) = notification.params {
-                    self.report_progress(&params);
+                    self.report_progress(worker.pid, &params);
                 }
             }
             method => {
@@ -459,6 +497,9 @@ impl Shared {
                     .and_then(|p| p.get("message"))
                     .and_then(Value::as_str)
                     .unwrap_or_default();
+                if method == "window/logMessage" {
+                    self.note_ready(worker.pid, message);
+                }
                 tracing::debug!(
                     pid = worker.pid,
                     method,
@@ -469,9 +510,21 @@ impl Shared {
         }
     }
 
+    /// Notes that server `pid` has read the project when `text` (a log message, or the title
+    /// of a work-done progress that ended) holds its ready message.
+    fn note_ready(&self, pid: u32, text: &str) {
+        if self
+            .ready_message
+            .as_deref()
+            .is_some_and(|ready| text.contains(ready))
+        {
+            self.ready_pid.send_replace(Some(pid));
+        }
+    }
+
     /// Shows a work-done progress notification (`{token, value: {kind, title, message,
     /// percentage}}`) to every waiting query.
-    fn report_progress(&self, params: &Value) {
+    fn report_progress(&self, pid: u32, params: &Value) {
         let token = params
             .get("token")
             .map(Value::to_string)
@@ -488,7 +541,11 @@ impl Shared {
                     titles.insert(token, title.clone());
                     title
                 }
-                Some("end") => titles.remove(&token).unwrap_or_default(),
+                Some("end") => {
+                    let title = titles.remove(&token).unwrap_or_default();
+                    self.note_ready(pid, &title);
+                    title
+                }
                 _ => titles.get(&token).cloned().unwrap_or_default(),
             };
             self.progress_open.send_replace(titles.len());

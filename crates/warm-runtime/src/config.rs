@@ -73,6 +73,10 @@ pub struct ServiceConfig {
     /// LSP workers: globs of the files `warm lsp` uses this server for (e.g. `"*.py"`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<String>,
+    /// LSP workers: words of the `window/logMessage` a server sends when it has read the
+    /// project, or of the title of the work-done progress that ends then; queries about a
+    /// file wait for it.
+    pub ready_message: Option<String>,
     /// Globs of files (relative to the root) whose change replaces the workers: the worker's
     /// own code, so an edit takes effect without `warm restart`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -288,6 +288,19 @@ impl<'a> ServerProject<'a> {
 }
 
 impl ServerProject<'_> {
+    /// Replaces `from` with `to` in `file`.
+    fn replace(&self, file: &str, from: &str, to: &str) {
+        let path = self.env.project.join(file);
+        let text = std::fs::read_to_string(&path).expect("read source");
+        assert!(text.contains(from), "{file} holds {from:?}");
+        std::fs::write(&path, text.replace(from, to)).expect("edit source");
+    }
+
+    fn stop(&self) {
+        let output = self.env.run(&["stop", "-s", self.spec.service]);
+        assert!(output.status.success(), "warm stop: {}", stderr_of(&output));
+    }
+
     /// Adds a comment line at the end of `file` (a shell script's first line must stay its
     /// shebang).
     fn append_line(&self, file: &str) {
@@ -380,12 +393,29 @@ fn differential(spec: &Spec) {
     );
     project.same("hover", "textDocument/hover", main, spec.tool_call);
 
-    // Diagnostics of a file whose dependencies changed, and of an edited file with no
-    // error: current, and not a timeout.
+    // Diagnostics of a file whose dependency (never opened) changed: `tool` renamed away,
+    // then back. A server that knows it reports the call as an error both times warm is
+    // asked (pyright, tsls, clangd); others report what a fresh client gets.
+    project.replace(spec.util_file, "tool", "renamed_tool");
     project.same_diagnostics(main);
+    project.replace(spec.util_file, "renamed_tool", "tool");
+    project.same_diagnostics(main);
+
+    // Diagnostics of an edited file with no error: current, and not a timeout.
     project.append_line(main);
     project.expect(0, &["diagnostics", main]);
     project.same_diagnostics(main);
+
+    // A cold daemon asked about another file at once: the server has read the project
+    // before it answers (bash-language-server's analysis of the sourced scripts, clangd's
+    // and tsserver's indexing), so the answer is not a partial one.
+    project.stop();
+    project.same(
+        "definition",
+        "textDocument/definition",
+        main,
+        spec.tool_call,
+    );
 }
 
 #[test]

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 use warm_client::Client;
+use warm_lsp::probe::Probe;
 use warm_lsp::protocol::{
     DiagnosticsAnswer, DiagnosticsParams, LineColumn, QueryAnswer as Answer, QueryParams,
     DIAGNOSTICS, REQUEST,
@@ -172,10 +173,57 @@ impl Session<'_> {
     /// The service whose daemon runs the server for `target` (or the one named with -s).
     fn service(&self, target: Target<'_>) -> Result<String, Failure> {
         match &self.global.service {
-            Some(service) => Ok(service.clone()),
+            Some(service) => {
+                self.check_installed(service)?;
+                Ok(service.clone())
+            }
             None => Ok(servers::choose(&self.config, &self.root, target)
                 .map_err(|e| Failure::Usage(e.to_string()))?
                 .service_name()),
+        }
+    }
+
+    /// A server named with `-s` that is not installed is a usage error with the install
+    /// command, before any daemon is started for it (one would idle, unable to serve).
+    fn check_installed(&self, service: &str) -> Result<(), Failure> {
+        let program = match servers::builtin_for_service(service) {
+            Some(builtin) => match builtin.probe() {
+                Probe::Works(_) => return Ok(()),
+                Probe::Missing => {
+                    return Err(Failure::Usage(format!(
+                        "{service}: {} is not installed; install it (`{}`) or choose another server (`warm lsp servers`)",
+                        builtin.command[0], builtin.install
+                    )))
+                }
+                Probe::Broken { output, .. } => {
+                    return Err(Failure::Usage(format!(
+                        "{service}: {} does not run: {output}",
+                        builtin.command[0]
+                    )))
+                }
+            },
+            None => servers::lsp_services(&self.config)
+                .into_iter()
+                .find(|(name, _)| name == service)
+                .and_then(|(_, config)| config.command)
+                .and_then(|command| command.into_iter().next()),
+        };
+        // Workers run in the project root: a relative command is found from there.
+        let found = |program: &str| {
+            let path = Path::new(program);
+            if program.contains('/') && path.is_relative() {
+                servers::find_on_path(&self.root.join(path).to_string_lossy())
+            } else {
+                servers::find_on_path(program)
+            }
+        };
+        match program {
+            Some(program) if found(&program).is_none() => {
+                Err(Failure::Usage(format!(
+                    "{service}: its command {program:?} (.warm.toml) is not found on PATH; install it or fix the command"
+                )))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -207,7 +255,11 @@ impl Session<'_> {
             position: position.map(|(line, column)| LineColumn { line, column }),
             params,
         };
-        self.call(target, REQUEST, &request)
+        let answer: Answer = self.call(target, REQUEST, &request)?;
+        if answer.partial {
+            errln!("warm: the server was still reading the project when it answered; the answer may be partial");
+        }
+        Ok(answer)
     }
 
     fn diagnostics(

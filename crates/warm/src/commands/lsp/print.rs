@@ -263,33 +263,49 @@ pub fn servers(session: &Session<'_>) -> Result<u8, Failure> {
         print_json(&rows);
         return FOUND;
     }
-    for row in &rows {
-        let text = |key: &str| -> String {
-            match &row[key] {
-                Value::Array(items) => items
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(if key == "command" { " " } else { "," }),
-                Value::String(s) => s.clone(),
-                _ => String::new(),
-            }
-        };
-        let state = match row["installed"].as_str() {
-            Some(path) => path.to_owned(),
-            None if row["broken"].is_string() => {
-                format!("broken: {} ({})", text("broken"), text("install"))
-            }
-            None if row["source"] == "built-in" => format!("not installed ({})", text("install")),
-            None => "not found on PATH".to_owned(),
-        };
-        outln!(
-            "{:<34} {:<11} {:<32} {}",
-            text("service"),
-            text("source"),
-            text("serves"),
-            state
-        );
+    let text = |row: &Value, key: &str| -> String {
+        match &row[key] {
+            Value::Array(items) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(if key == "command" { " " } else { "," }),
+            Value::String(s) => s.clone(),
+            _ => String::new(),
+        }
+    };
+    let table: Vec<[String; 4]> = rows
+        .iter()
+        .map(|row| {
+            let state = match row["installed"].as_str() {
+                Some(path) => path.to_owned(),
+                None if row["broken"].is_string() => {
+                    format!("broken: {} ({})", text(row, "broken"), text(row, "install"))
+                }
+                None if row["source"] == "built-in" => {
+                    format!("not installed ({})", text(row, "install"))
+                }
+                None => "not found on PATH".to_owned(),
+            };
+            [
+                text(row, "service"),
+                text(row, "source"),
+                text(row, "serves"),
+                state,
+            ]
+        })
+        .collect();
+    // Columns as wide as their widest cell, so that every row lines up.
+    let width = |column: usize| {
+        table
+            .iter()
+            .map(|row| row[column].chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    let (w0, w1, w2) = (width(0), width(1), width(2));
+    for [service, source, serves, state] in &table {
+        outln!("{service:<w0$}  {source:<w1$}  {serves:<w2$}  {state}");
     }
     FOUND
 }
