@@ -266,6 +266,19 @@ fn call_prints_results_and_maps_errors_to_exit_codes() {
     assert_eq!(output.status.code(), Some(4));
 }
 
+/// `--timeout` is the caller's deadline: when it runs out before a (here frozen) daemon says
+/// hello, that is a timeout (4), not an unavailable daemon (3).
+#[test]
+fn a_timeout_that_runs_out_before_the_hello_is_a_timeout() {
+    let env = TestEnv::new();
+    env.ok(&["-s", "echo", "call", "echo", "{}"]);
+    let daemon = env.only_daemon();
+    kill(daemon, "STOP");
+    let output = env.run(&["-s", "echo", "call", "echo", "{}", "--timeout", "300ms"]);
+    kill(daemon, "CONT");
+    assert_exit(&output, 4, "daemon/hello");
+}
+
 #[test]
 fn call_reads_params_from_stdin_and_streams_progress() {
     let env = TestEnv::new();

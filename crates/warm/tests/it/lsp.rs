@@ -386,6 +386,36 @@ fn missing_servers_bad_locations_and_outside_files_are_clear_errors() {
         "{stderr}"
     );
     assert!(project.env.daemon_pids().is_empty());
+    // Named with -s: the same hint, and no daemon started to idle without its server.
+    let output = project
+        .env
+        .warm()
+        .env("PATH", &empty_path)
+        .args(["lsp", "-s", "lsp-pyright", "hover", "app.py:1:1"])
+        .output()
+        .expect("run");
+    assert_exit(&output, 2, "pyright-langserver is not installed");
+    assert_exit(&output, 2, "npm install -g pyright");
+    // A configured server whose command is not found: the same.
+    project.env.write_config(
+        "[services.ghost]\ncommand = [\"ghost-language-server\"]\nframing = \"lsp\"\nlanguages = [\"python\"]\n",
+    );
+    for args in [
+        &["lsp", "-s", "ghost", "hover", "app.py:1:1"][..],
+        &["lsp", "hover", "app.py:1:1"][..],
+    ] {
+        let output = project.env.warm().args(args).output().expect("run");
+        assert_exit(
+            &output,
+            2,
+            "\"ghost-language-server\" (.warm.toml) is not found on PATH",
+        );
+    }
+    assert!(
+        project.env.daemon_pids().is_empty(),
+        "no daemon left behind"
+    );
+    std::fs::remove_file(project.env.project.join(".warm.toml")).expect("remove config");
 
     let outside = project.env.tmp.path().join("outside.py");
     std::fs::write(&outside, "x = 1\n").expect("outside.py");
@@ -501,7 +531,9 @@ fn documents_sync_only_changes_with_rising_versions_and_close_when_idle() {
 #[test]
 fn unversioned_diagnostics_are_for_the_content_just_synced() {
     let project = Project::new();
-    project.use_fake_server("");
+    // Published 400 ms after each change, as a server that lints after a debounce: the list
+    // of the previous content is there first, and must not be taken.
+    project.use_fake_server("env = { FAKE_PUBLISH_DELAY_MS = \"400\" }");
     for round in ["first", "second", "third"] {
         project.write("notes.txt", &format!("{round} content\n"));
         let output = project.run(&["diagnostics", "notes.txt"]);
@@ -580,4 +612,29 @@ fn a_replaced_server_gets_every_document_opened_again() {
         "reopened in the new server: {second}"
     );
     assert_eq!(second["initialize_count"], 1);
+}
+
+#[test]
+fn the_servers_table_lines_up_whatever_the_names() {
+    let project = Project::new();
+    project.use_fake_server("");
+    let table = project.expect(0, &["servers"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines.len() > 2, "{table}");
+    // Every column starts where it starts on every other line: columns are at least two
+    // spaces apart, and the fourth (where the server is) is found the same way on each.
+    let column_starts = |line: &str| -> Vec<usize> {
+        let bytes = line.as_bytes();
+        (0..bytes.len())
+            .filter(|&i| bytes[i] != b' ' && (i == 0 || (i >= 2 && &bytes[i - 2..i] == b"  ")))
+            .collect()
+    };
+    let starts: Vec<Vec<usize>> = lines.iter().map(|line| column_starts(line)).collect();
+    assert!(
+        starts
+            .iter()
+            .all(|s| s.len() >= 4 && s[..4] == starts[0][..4]),
+        "{table}"
+    );
+    assert!(table.contains("lsp-typescript-language-server"), "{table}");
 }

@@ -177,9 +177,13 @@ impl Session<'_> {
                 self.check_installed(service)?;
                 Ok(service.clone())
             }
-            None => Ok(servers::choose(&self.config, &self.root, target)
-                .map_err(|e| Failure::Usage(e.to_string()))?
-                .service_name()),
+            None => {
+                let service = servers::choose(&self.config, &self.root, target)
+                    .map_err(|e| Failure::Usage(e.to_string()))?
+                    .service_name();
+                self.check_installed(&service)?;
+                Ok(service)
+            }
         }
     }
 

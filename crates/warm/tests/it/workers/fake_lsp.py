@@ -4,13 +4,15 @@ It answers `initialize`, asks its client `workspace/configuration` and
 `window/workDoneProgress/create` after `initialized`, and reports everything it saw on
 `test/seen` (the documents opened, changed with their versions, and closed in this process,
 the content of every open document when the last hover came, and its pid). On every didOpen and didChange it publishes diagnostics, without a version,
-quoting the content's first line. Its hover reports work-done progress, then answers with the position it got,
+quoting the content's first line ($FAKE_PUBLISH_DELAY_MS later if set, as a server that
+lints after a debounce). Its hover reports work-done progress, then answers with the position it got,
 in the position encoding it chose (UTF-8 when the client offers it). Its rename edits the
 document, and also the file named by $FAKE_RENAME_ALSO if set (wherever it is). It exits on `exit`, with code 0 only if `shutdown` came first (as the LSP says).
 """
 import json
 import os
 import sys
+import threading
 
 inp, out = sys.stdin.buffer, sys.stdout.buffer
 
@@ -29,20 +31,31 @@ def read():
     return json.loads(inp.read(int(headers[b"content-length"])))
 
 
+writing = threading.Lock()
+
+
 def send(message):
     body = json.dumps(message).encode()
-    out.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
-    out.flush()
+    with writing:
+        out.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        out.flush()
 
 
 def publish(uri, text):
     """Diagnostics without a version (as many servers send them): one warning quoting the
     document's first line, so a test can tell which content they were for."""
     first = text.splitlines()[0] if text else ""
-    send({"jsonrpc": "2.0", "method": "textDocument/publishDiagnostics",
+    delay = int(os.environ.get("FAKE_PUBLISH_DELAY_MS", "0")) / 1000
+    message = {"jsonrpc": "2.0", "method": "textDocument/publishDiagnostics",
           "params": {"uri": uri, "diagnostics": [{
               "range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 1}},
-              "severity": 2, "source": "fake", "message": "content: " + first}]}})
+              "severity": 2, "source": "fake", "message": "content: " + first}]}}
+    if delay:
+        timer = threading.Timer(delay, send, [message])
+        timer.daemon = True
+        timer.start()
+    else:
+        send(message)
 
 
 seen = {"initialize": None, "initialize_count": 0, "initialized": False, "settings": None,
