@@ -113,6 +113,15 @@ impl Published {
         latest.values().any(|e| e.pid == pid && e.version.is_some())
     }
 
+    /// Marks the last diagnostics of `uri` from server `pid` as current when the sync counter
+    /// is `counter`, as if published again then: for a server that says nothing when a list
+    /// stays the same.
+    pub fn confirm(&self, pid: u32, uri: &str, counter: u64) {
+        if let Some(entry) = self.latest.recover().get_mut(uri).filter(|e| e.pid == pid) {
+            entry.arrived_at = entry.arrived_at.max(counter);
+        }
+    }
+
     /// Whether the server has published diagnostics of `uri` at all.
     pub fn has(&self, pid: u32, uri: &str) -> bool {
         self.latest.recover().get(uri).is_some_and(|e| e.pid == pid)
@@ -181,6 +190,23 @@ mod tests {
         // A server of another process does not answer for this one.
         published.record(8, json!({ "uri": "file:///a.py", "diagnostics": [2] }), 9);
         assert_eq!(published.current(&wanted(4, 3)), None);
+    }
+
+    #[test]
+    fn a_list_confirmed_by_silence_is_current_until_the_next_change() {
+        let published = Published::default();
+        published.record(7, json!({ "uri": "file:///a.py", "diagnostics": [] }), 3);
+        assert_eq!(
+            published.current(&wanted(4, 5)),
+            None,
+            "from before the change"
+        );
+        published.confirm(7, "file:///a.py", 5);
+        assert_eq!(published.current(&wanted(4, 5)), Some(json!([])));
+        assert_eq!(published.current(&wanted(4, 6)), None, "a later change");
+        // Another server's silence confirms nothing of this one's.
+        published.confirm(8, "file:///a.py", 9);
+        assert_eq!(published.current(&wanted(4, 9)), None);
     }
 
     #[tokio::test]

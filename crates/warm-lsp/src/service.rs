@@ -340,14 +340,19 @@ impl Query {
             _ = cancel.cancelled() => return Err(ErrorObject::new(ErrorCode::Cancelled, "request cancelled")),
         };
         Ok(match found {
-            Some(diagnostics) if versioned => (diagnostics, true),
+            // Nothing changed since the list was known current, or a server that names the
+            // version its list is for: nothing more can follow for this content.
+            Some(diagnostics) if versioned || !changed => (diagnostics, true),
             Some(_) => {
                 let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
                 let settled = published.settle(&uri, SETTLE, remaining).await;
                 (settled.unwrap_or(json!([])), true)
             }
-            // Silence from a server that publishes only changed lists.
+            // Silence from a server that publishes only changed lists: the last one stands,
+            // and is known current from now on (the next query with nothing changed takes it
+            // at once).
             None if quiet.is_some() && tokio::time::Instant::now() < deadline => {
+                published.confirm(worker.pid, &uri, self.shared.documents.sync_counter());
                 (published.last(&uri).unwrap_or(json!([])), true)
             }
             None => (published.last(&uri).unwrap_or(json!([])), false),
@@ -412,8 +417,8 @@ impl Shared {
     async fn bring_up_to_date(&self, worker: &WorkerProcess) -> Result<bool, ErrorObject> {
         let flushed = self.watched.flush(worker).await?;
         if flushed.any {
-            // Told or not, the server may read what changed: diagnostics published before it
-            // are not current.
+            // The server may read what changed: diagnostics published before it are not
+            // current.
             self.documents.next_sync();
         }
         let changed_open = self.documents.refresh_open(worker).await?;

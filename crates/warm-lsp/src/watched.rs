@@ -83,7 +83,10 @@ struct State {
 /// What [`WatchedFiles::flush`] found.
 #[derive(Debug, Default)]
 pub struct Flushed {
-    /// Whether any file of the project changed since the last flush.
+    /// Whether a file the server reads changed since the last flush (one its globs match,
+    /// or of its languages): not the caches and logs tools write into a project (clangd's
+    /// `.cache/clangd`, `__pycache__`), which would make every query look like one after a
+    /// change.
     pub any: bool,
     /// Files of the server's languages that changed, when the server registered no
     /// watchers: it may not read `didChangeWatchedFiles` at all (bash-language-server does
@@ -215,8 +218,8 @@ impl WatchedFiles {
     /// Tells `worker` of every file its globs match that changed on disk before this call:
     /// passes the barrier, then queues one `workspace/didChangeWatchedFiles`. A server that
     /// registered no watchers is told of the files it serves, and they are returned for the
-    /// caller to open. Says whether any file of the project changed since the last call,
-    /// told or not: a server that reads files itself may answer differently now.
+    /// caller to open. Says whether a file the server reads changed since the last call:
+    /// it may answer differently now.
     ///
     /// # Errors
     /// -32002 when the server takes no more input.
@@ -238,7 +241,7 @@ impl WatchedFiles {
             tracing::warn!(dropped, "more changed paths than kept between queries");
         }
         let mut flushed = Flushed {
-            any: !changed.is_empty() || dropped > 0,
+            any: dropped > 0,
             unwatched: Vec::new(),
         };
         let changes: Vec<Value> = {
@@ -261,6 +264,7 @@ impl WatchedFiles {
                         }
                         None => self.served.matches(&self.root, &path),
                     };
+                    flushed.any |= wanted;
                     if wanted && registered.is_none() && change != DELETED && path.is_file() {
                         flushed.unwatched.push(path.clone());
                     }
