@@ -82,3 +82,57 @@ impl Service for EchoService {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::Progress;
+    use crate::session::Outgoing;
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+    use warm_protocol::{Message, RequestId};
+
+    /// Calls `method` of the echo service; its answer and the progress it reported.
+    async fn call(method: &str, params: Value) -> (Result<Value, ErrorObject>, Vec<Value>) {
+        let (tx, mut rx) = mpsc::channel(64);
+        let answer = EchoService
+            .call(Call {
+                method: method.into(),
+                params: Some(params),
+                progress: Progress::new(RequestId::Number(1), tx),
+                cancel: CancellationToken::new(),
+            })
+            .await;
+        let mut reported = Vec::new();
+        while let Ok(Outgoing::One(Message::Notification(notification))) = rx.try_recv() {
+            reported.push(notification.params.unwrap_or(Value::Null));
+        }
+        (answer, reported)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sleep_reports_progress_only_when_it_has_steps() {
+        let (answer, reported) = call("sleep", json!({ "ms": 30 })).await;
+        assert_eq!(answer.ok(), Some(json!({ "slept_ms": 30 })));
+        assert!(reported.is_empty(), "one step, no progress: {reported:?}");
+        let (_, reported) = call("sleep", json!({ "ms": 30, "steps": 3 })).await;
+        let done: Vec<Value> = reported.iter().map(|p| p["done"].clone()).collect();
+        assert_eq!(done, vec![json!(1), json!(2), json!(3)]);
+        assert_eq!(reported[2]["message"], "slept 3/3");
+    }
+
+    #[tokio::test]
+    async fn fail_answers_the_error_asked_for_or_an_internal_one() {
+        let (answer, _) = call("fail", json!({ "code": -32001, "message": "slow" })).await;
+        let error = answer.expect_err("fails");
+        assert_eq!((error.code, error.message.as_str()), (-32001, "slow"));
+        let (answer, _) = call("fail", json!({})).await;
+        let error = answer.expect_err("fails");
+        assert_eq!(
+            (error.code, error.message.as_str()),
+            (-32603, "failed on request")
+        );
+        let (answer, _) = call("echo", json!({ "a": [1, "é"] })).await;
+        assert_eq!(answer.ok(), Some(json!({ "a": [1, "é"] })));
+    }
+}
