@@ -99,7 +99,22 @@ pub enum Command {
     /// Make every `rg` call warm: install a link named `rg` to warm in a directory on PATH.
     #[command(after_help = SHIM_HELP)]
     Shim(ShimArgs),
+    /// Serve the project's search and language servers to coding agents over MCP (stdio).
+    #[command(after_help = MCP_HELP)]
+    Mcp,
 }
+
+const MCP_HELP: &str = "\
+An MCP server on stdin/stdout for coding agents: tools `search` (ripgrep's answers from the
+warm index), `lsp_hover`, `lsp_definition`, `lsp_references`, `lsp_symbols`,
+`lsp_workspace_symbols`, `lsp_diagnostics`, `lsp_rename`. Every session in a project shares
+the project's one search daemon and one language server per language; the session holds the
+search daemon while it lives.
+
+Add it to an agent's MCP configuration as a stdio server:
+  { \"mcpServers\": { \"warm\": { \"command\": \"warm\", \"args\": [\"mcp\", \"--root\", \"/path/to/project\"] } } }
+
+See docs/agents.md.";
 
 const SHIM_HELP: &str = "\
 A link named rg to the warm binary answers exactly as ripgrep does (same flags, same output,

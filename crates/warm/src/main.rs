@@ -100,6 +100,9 @@ fn run(cli: Cli, ready: Option<warm_daemon::ReadyReporter>) -> Result<u8, Failur
             invocation,
         ));
     }
+    if let Command::Mcp = &cli.command {
+        return commands::mcp::run(&cli.global);
+    }
     if let Command::Shim(args) = &cli.command {
         return commands::shim::run(&args.command).map(|()| 0);
     }
@@ -140,6 +143,7 @@ fn run(cli: Cli, ready: Option<warm_daemon::ReadyReporter>) -> Result<u8, Failur
         | Command::Trust(_)
         | Command::Lsp(_)
         | Command::Shim(_)
+        | Command::Mcp
         | Command::Search(_) => {}
     }
     Ok(0)

@@ -7,6 +7,7 @@ pub mod keepalive;
 pub mod list;
 pub mod logs;
 pub mod lsp;
+pub mod mcp;
 pub mod ping;
 pub mod restart;
 pub mod search;

@@ -13,6 +13,7 @@ mod lifecycle;
 mod load;
 mod lsp;
 mod lsp_servers;
+mod mcp;
 mod onboarding;
 mod recovery;
 mod rg_compat;
