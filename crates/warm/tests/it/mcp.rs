@@ -325,3 +325,70 @@ fn an_agent_on_the_typescript_sdk_gets_the_same_answers() {
         second["calls"][0]
     );
 }
+
+/// Hostile input on the MCP stdio: each bad line answered with an error, and the session
+/// goes on serving.
+#[test]
+fn bad_input_on_the_mcp_stdio_is_answered_and_the_session_goes_on() {
+    use std::io::{BufRead, BufReader, Write};
+    let agent = Agent::new();
+    let mut server = agent
+        .env
+        .warm()
+        .arg("mcp")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn warm mcp");
+    let mut input = server.stdin.take().expect("stdin");
+    let mut output = BufReader::new(server.stdout.take().expect("stdout"));
+    // Writes a line; when `answered`, reads the one-line answer.
+    let mut exchange = |line: &[u8], answered: bool| -> Value {
+        input.write_all(line).expect("write");
+        input.write_all(b"\n").expect("write");
+        input.flush().expect("flush");
+        if !answered {
+            return Value::Null;
+        }
+        let mut answer = String::new();
+        output.read_line(&mut answer).expect("read an answer");
+        serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"))
+    };
+    let init = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": { "name": "hostile", "version": "1" } } });
+    assert!(exchange(init.to_string().as_bytes(), true)["result"]["serverInfo"]["name"] == "warm");
+    let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
+    exchange(initialized.to_string().as_bytes(), false);
+    let mut ask = |line: &[u8]| exchange(line, true);
+
+    let answer = ask(b"{this is not json");
+    assert_eq!(answer["error"]["code"], -32700, "{answer}");
+    let answer = ask(&vec![b'x'; 5 << 20]);
+    assert_eq!(answer["error"]["code"], -32700, "{answer}");
+    let call = |id: u64, name: &str, arguments: Value| {
+        json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": { "name": name, "arguments": arguments } })
+        .to_string()
+    };
+    let answer = ask(call(2, "search", json!({ "pattern": "x".repeat(1 << 20) })).as_bytes());
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+    assert!(answer.to_string().contains("too long"), "{answer}");
+    let answer = ask(call(3, "search", json!({ "pattern": 3 })).as_bytes());
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+    let answer = ask(call(4, "no_such_tool", json!({})).as_bytes());
+    assert!(
+        answer.get("error").is_some() || answer["result"]["isError"] == true,
+        "{answer}"
+    );
+    let answer = ask(call(5, "search", json!({ "pattern": "def twice" })).as_bytes());
+    assert_eq!(
+        answer["result"]["content"][0]["text"], "util.py:4:def twice():",
+        "{answer}"
+    );
+    drop(ask);
+    drop(input);
+    let status = server.wait().expect("warm mcp exits when stdin closes");
+    assert!(status.success(), "{status}");
+}

@@ -10,6 +10,7 @@
 //!
 //! stdout carries only MCP messages; logs go to stderr.
 
+mod stdio;
 mod tools;
 
 use std::path::PathBuf;
@@ -53,7 +54,7 @@ fn hold_search_lease(context: &Context) -> Result<Client, Failure> {
 async fn serve(root: PathBuf) -> Result<(), Failure> {
     let server = tools::WarmTools::new(root);
     let running = server
-        .serve(rmcp::transport::stdio())
+        .serve(stdio::checked())
         .await
         .map_err(|e| Failure::Other(format!("MCP session failed to start: {e}")))?;
     running

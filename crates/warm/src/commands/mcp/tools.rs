@@ -14,6 +14,8 @@ use serde::Deserialize;
 
 /// Output lines a search returns at most by default: well under 10,000 tokens.
 const DEFAULT_MAX_LINES: usize = 200;
+/// The longest argument passed on to `warm` (a pattern, a path).
+const MAX_ARGUMENT: usize = 64 * 1024;
 /// Characters kept of one output line (a minified file's line can be megabytes).
 const MAX_LINE_CHARS: usize = 400;
 
@@ -119,6 +121,17 @@ impl WarmTools {
 
     /// Runs `warm ARGS` in the project root; killed if the tool call is cancelled.
     async fn warm(&self, args: &[String]) -> Result<Ran, ErrorData> {
+        // The kernel refuses one argument over 128 KiB; say so in words, as a tool error.
+        if let Some(long) = args.iter().find(|a| a.len() > MAX_ARGUMENT) {
+            return Ok(Ran {
+                code: 2,
+                stdout: String::new(),
+                stderr: format!(
+                    "an argument of {} bytes is too long (at most {MAX_ARGUMENT})",
+                    long.len()
+                ),
+            });
+        }
         let program = std::env::current_exe().map_err(|e| {
             ErrorData::internal_error(format!("cannot find warm itself: {e}"), None)
         })?;
