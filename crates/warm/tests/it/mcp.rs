@@ -387,7 +387,6 @@ fn bad_input_on_the_mcp_stdio_is_answered_and_the_session_goes_on() {
         answer["result"]["content"][0]["text"], "util.py:4:def twice():",
         "{answer}"
     );
-    drop(ask);
     drop(input);
     let status = server.wait().expect("warm mcp exits when stdin closes");
     assert!(status.success(), "{status}");
