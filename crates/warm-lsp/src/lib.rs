@@ -11,6 +11,7 @@
 //!   requests, and its goodbye, plugged into the worker host.
 //! - [`watched`]: files the server reads itself, and `workspace/didChangeWatchedFiles`.
 //! - [`uri`]: `file://` URIs and paths.
+//! - [`readiness`]: the server's work-done progress, and whether it has read the project.
 //! - [`protocol`]: the `lsp/*` requests and answers, typed for both sides.
 //! - [`service`]: [`LspService`], the daemon side: sync, queries, crash retry, progress.
 //! - [`render`]: the client side: answers as `path:line:col: text` lines, edits applied.
@@ -25,6 +26,7 @@ pub mod documents;
 pub mod position;
 pub mod probe;
 pub mod protocol;
+pub mod readiness;
 pub mod render;
 pub mod servers;
 pub mod service;

@@ -14,9 +14,7 @@
 //! A query that finds the server crashed is retried once on its replacement, which the
 //! worker pool has started and initialised; documents are opened again there.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -35,6 +33,7 @@ use crate::position::{Encoding, LineIndex};
 use crate::protocol::{
     DiagnosticsAnswer, DiagnosticsParams, QueryAnswer, QueryParams, DIAGNOSTICS, REQUEST,
 };
+use crate::readiness::ServerWork;
 use crate::watched::WatchedFiles;
 
 /// Documents untouched this long are closed.
@@ -65,18 +64,8 @@ struct Shared {
     watched: Arc<WatchedFiles>,
     documents: Documents,
     published: Published,
-    /// Progress reporters of the queries waiting now: the server's work-done progress is
-    /// shown to all of them.
-    waiting: Mutex<HashMap<u64, Progress>>,
-    next_waiter: AtomicU64,
-    /// Titles of the server's open work-done progress, by token.
-    titles: Mutex<HashMap<String, String>>,
-    /// How many work-done progresses are open.
-    progress_open: tokio::sync::watch::Sender<usize>,
-    /// The log message that says the server has read the project, if it sends one, and the
-    /// server process that sent it.
-    ready_message: Option<String>,
-    ready_pid: tokio::sync::watch::Sender<Option<u32>>,
+    /// The server's work in progress, and whether it has read the project.
+    work: Arc<ServerWork>,
     events: EventLog,
 }
 
@@ -104,12 +93,7 @@ impl LspService {
             watched,
             documents: Documents::default(),
             published: Published::default(),
-            waiting: Mutex::new(HashMap::new()),
-            next_waiter: AtomicU64::new(0),
-            titles: Mutex::new(HashMap::new()),
-            progress_open: tokio::sync::watch::channel(0).0,
-            ready_message,
-            ready_pid: tokio::sync::watch::channel(None).0,
+            work: Arc::new(ServerWork::new(ready_message)),
             events: events.clone(),
         });
         let hook_shared = Arc::downgrade(&shared);
@@ -143,7 +127,7 @@ impl Service for LspService {
             timeout: self.timeout,
         };
         Box::pin(async move {
-            let _watching = query.shared.watch_progress(&call.progress);
+            let _watching = query.shared.work.watch(&call.progress);
             match call.method.as_str() {
                 REQUEST => query.request(call).await,
                 DIAGNOSTICS => query.diagnostics(call).await,
@@ -198,8 +182,9 @@ impl Query {
                 }
                 let ready = self
                     .shared
+                    .work
                     .wait_ready(
-                        &worker,
+                        worker.pid,
                         params.file.is_some(),
                         tokio::time::Instant::now() + READY_WAIT,
                     )
@@ -233,7 +218,11 @@ impl Query {
                     self.shared.documents.sync(&worker, other).await?;
                 }
                 let synced = self.shared.documents.sync(&worker, &params.file).await?;
-                let ready = self.shared.wait_ready(&worker, true, deadline).await;
+                let ready = self
+                    .shared
+                    .work
+                    .wait_ready(worker.pid, true, deadline)
+                    .await;
                 let pull = worker
                     .handshake_answer()
                     .is_some_and(|c| c.get("diagnosticProvider").is_some_and(|d| !d.is_null()));
@@ -457,31 +446,6 @@ impl Shared {
         Ok(synced)
     }
 
-    /// Waits until the server has read the project (its ready message, for a server that
-    /// sends one) and its work-done progress (indexing, loading a project) has ended, at most
-    /// until `deadline`: answers given meanwhile may be partial. False when it was not ready
-    /// by then.
-    ///
-    /// The ready message is waited for only by a query about a file (`for_file`): some
-    /// servers read the project only once a file is opened.
-    async fn wait_ready(
-        &self,
-        worker: &WorkerProcess,
-        for_file: bool,
-        deadline: tokio::time::Instant,
-    ) -> bool {
-        if for_file && self.ready_message.is_some() {
-            let mut ready = self.ready_pid.subscribe();
-            let logged = ready.wait_for(|pid| *pid == Some(worker.pid));
-            if tokio::time::timeout_at(deadline, logged).await.is_err() {
-                return false;
-            }
-        }
-        let mut open = self.progress_open.subscribe();
-        let ended = tokio::time::timeout_at(deadline, open.wait_for(|n| *n == 0)).await;
-        ended.is_ok()
-    }
-
     fn on_notification(&self, worker: &WorkerProcess, notification: Notification) {
         match notification.method.as_str() {
             "textDocument/publishDiagnostics" => {
@@ -492,7 +456,7 @@ impl Shared {
             }
             "$/progress" => {
                 if let Some(params) = notification.params {
-                    self.report_progress(worker.pid, &params);
+                    self.work.progress(worker.pid, &params);
                 }
             }
             method => {
@@ -503,7 +467,7 @@ impl Shared {
                     .and_then(Value::as_str)
                     .unwrap_or_default();
                 if method == "window/logMessage" {
-                    self.note_ready(worker.pid, message);
+                    self.work.logged(worker.pid, message);
                 }
                 tracing::debug!(
                     pid = worker.pid,
@@ -512,82 +476,6 @@ impl Shared {
                     "from the language server"
                 );
             }
-        }
-    }
-
-    /// Notes that server `pid` has read the project when `text` (a log message, or the title
-    /// of a work-done progress that ended) holds its ready message.
-    fn note_ready(&self, pid: u32, text: &str) {
-        if self
-            .ready_message
-            .as_deref()
-            .is_some_and(|ready| text.contains(ready))
-        {
-            self.ready_pid.send_replace(Some(pid));
-        }
-    }
-
-    /// Shows a work-done progress notification (`{token, value: {kind, title, message,
-    /// percentage}}`) to every waiting query.
-    fn report_progress(&self, pid: u32, params: &Value) {
-        let token = params
-            .get("token")
-            .map(Value::to_string)
-            .unwrap_or_default();
-        let Some(value) = params.get("value") else {
-            return;
-        };
-        let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
-        let title = {
-            let mut titles = self.titles.recover();
-            let title = match value.get("kind").and_then(Value::as_str) {
-                Some("begin") => {
-                    let title = text("title").unwrap_or_default();
-                    titles.insert(token, title.clone());
-                    title
-                }
-                Some("end") => {
-                    let title = titles.remove(&token).unwrap_or_default();
-                    self.note_ready(pid, &title);
-                    title
-                }
-                _ => titles.get(&token).cloned().unwrap_or_default(),
-            };
-            self.progress_open.send_replace(titles.len());
-            title
-        };
-        let message = match (title.is_empty(), text("message")) {
-            (false, Some(message)) => format!("{title}: {message}"),
-            (true, Some(message)) => message,
-            (_, None) => title,
-        };
-        let percentage = value.get("percentage").and_then(Value::as_u64);
-        let waiting: Vec<Progress> = self.waiting.recover().values().cloned().collect();
-        for progress in waiting {
-            progress.try_report(Some(message.clone()), percentage, percentage.map(|_| 100));
-        }
-    }
-
-    /// Registers a query's progress reporter while the returned guard lives.
-    fn watch_progress(self: &Arc<Self>, progress: &Progress) -> Watching {
-        let key = self.next_waiter.fetch_add(1, Ordering::Relaxed);
-        self.waiting.recover().insert(key, progress.clone());
-        Watching {
-            shared: Arc::downgrade(self),
-            key,
-        }
-    }
-}
-
-struct Watching {
-    shared: Weak<Shared>,
-    key: u64,
-}
-
-impl Drop for Watching {
-    fn drop(&mut self) {
-        if let Some(shared) = self.shared.upgrade() {
-            shared.waiting.recover().remove(&self.key);
         }
     }
 }

@@ -343,6 +343,16 @@ impl WorkerProcess {
                 },
             );
         }
+        // Retired meanwhile (it exited between being chosen and this request): `retire`
+        // failed the requests it found, and may have run before this one was there, which
+        // would then wait out its whole timeout. Answered here instead, at once.
+        if self.retired.is_cancelled() {
+            if let Some(pending) = self.take_pending(id) {
+                let reason = self.retire_reason().unwrap_or_else(|| "retired".into());
+                let error = self.failure(&format!("worker {} failed: {reason}", self.pid));
+                let _ = pending.answer_tx.send(Err(error));
+            }
+        }
         (id, answer_rx)
     }
 

@@ -78,16 +78,14 @@ mod tests {
     use crate::config::WorkerConfig;
     use crate::process::WorkerProcess;
 
-    #[tokio::test]
-    async fn a_dropped_call_is_forgotten_and_its_late_answer_expected() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        // Reads every request, answers none.
-        let config = WorkerConfig {
+    /// A worker that reads every request and answers none.
+    fn mute(dir: &std::path::Path) -> WorkerConfig {
+        WorkerConfig {
             service: "mute".into(),
             program: "sh".into(),
             args: vec!["-c".into(), "while read -r line; do :; done".into()],
             env: BTreeMap::new(),
-            cwd: dir.path().to_owned(),
+            cwd: dir.to_owned(),
             framing: Framing::Ndjson,
             workers: 1,
             exclusive: Vec::new(),
@@ -97,9 +95,14 @@ mod tests {
             max_frame_bytes: 1 << 20,
             dialect: None,
             watch: Vec::new(),
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dropped_call_is_forgotten_and_its_late_answer_expected() {
+        let dir = tempfile::tempdir().expect("tempdir");
         let events = EventLog::new(dir.path().join("events.jsonl"));
-        let worker = WorkerProcess::spawn(&config, 0, events, None, None).expect("spawn");
+        let worker = WorkerProcess::spawn(&mute(dir.path()), 0, events, None, None).expect("spawn");
         let call = worker.call(
             "slow".into(),
             None,
@@ -115,6 +118,26 @@ mod tests {
         );
         assert!(worker.pending.recover().is_empty(), "nothing awaits it");
         assert_eq!(worker.in_flight(), 1, "its answer is still expected");
+        worker.stop().await;
+    }
+
+    /// A request registered just after its worker was retired (the worker exited between
+    /// being chosen and the request) is answered at once, not after its whole timeout.
+    #[tokio::test]
+    async fn a_request_registered_after_the_worker_retired_is_failed_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let events = EventLog::new(dir.path().join("events.jsonl"));
+        let worker = WorkerProcess::spawn(&mute(dir.path()), 0, events, None, None).expect("spawn");
+        worker.retire("exited (signal 9)");
+        let (_, answer) = worker.register(Progress::none());
+        let answer = tokio::time::timeout(Duration::from_secs(5), answer)
+            .await
+            .expect("answered at once")
+            .expect("an answer");
+        let error = answer.expect_err("a failure");
+        assert_eq!(error.kind(), warm_protocol::ErrorCode::WorkerUnavailable);
+        assert!(error.message.contains("signal 9"), "{}", error.message);
+        assert!(worker.pending.recover().is_empty());
         worker.stop().await;
     }
 }

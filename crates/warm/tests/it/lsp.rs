@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::{
-    assert_exit, kill, python, require_python_modules, run_concurrently, stderr_of, stdout_of,
-    wait_until, TestEnv,
+    assert_exit, kill, pylsp_bin, python, require_python_modules, run_concurrently, stderr_of,
+    stdout_of, wait_until, TestEnv,
 };
 
 const APP: &str = r#"import os
@@ -41,16 +41,7 @@ impl Project {
             "pip install 'python-lsp-server[pyflakes,autopep8]' pylsp-workspace-symbols",
         );
         let env = TestEnv::new();
-        let bin = env.tmp.path().join("bin");
-        std::fs::create_dir(&bin).expect("bin dir");
-        let wrapper = bin.join("pylsp");
-        std::fs::write(
-            &wrapper,
-            format!("#!/bin/sh\nexec {} -m pylsp \"$@\"\n", python()),
-        )
-        .expect("pylsp wrapper");
-        let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
-        std::fs::set_permissions(&wrapper, executable).expect("chmod pylsp wrapper");
+        let bin = pylsp_bin(&env);
         std::fs::create_dir(env.project.join(".git")).expect(".git");
         std::fs::write(env.project.join("app.py"), APP).expect("app.py");
         Project { env, bin }

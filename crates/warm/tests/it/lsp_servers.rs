@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::support::{python, stderr_of, stdout_of, TestEnv};
+use crate::support::{pylsp_bin, python, stderr_of, stdout_of, TestEnv};
 
 /// One server and a small project in its language. `main` calls `helper` (defined in
 /// `service`, which a query opens before it is edited) and `tool` (defined in `util`, which
@@ -164,16 +164,7 @@ impl<'a> ServerProject<'a> {
             )
             .expect("compile_commands.json");
         }
-        let bin = env.tmp.path().join("bin");
-        std::fs::create_dir(&bin).expect("bin dir");
-        let wrapper = bin.join("pylsp");
-        std::fs::write(
-            &wrapper,
-            format!("#!/bin/sh\nexec {} -m pylsp \"$@\"\n", python()),
-        )
-        .expect("pylsp wrapper");
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let bin = pylsp_bin(&env);
         ServerProject { env, spec, bin }
     }
 

@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use serde_json::{json, Value};
 
 use crate::support::{
-    python, reference_rg, require_python_modules, run_concurrently, stderr_of, TestEnv,
+    pylsp_bin, python, reference_rg, require_python_modules, run_concurrently, stderr_of, TestEnv,
 };
 
 const APP: &str = "import os\n\n\ndef greet(name):\n    return \"hello \" + name\n\n\ndef main():\n    return greet(\"world\")\n";
@@ -28,16 +28,7 @@ impl Agent {
         let env = TestEnv::new();
         std::fs::write(env.project.join("app.py"), APP).expect("app.py");
         std::fs::write(env.project.join("util.py"), UTIL).expect("util.py");
-        let bin = env.tmp.path().join("bin");
-        std::fs::create_dir(&bin).expect("bin dir");
-        let wrapper = bin.join("pylsp");
-        std::fs::write(
-            &wrapper,
-            format!("#!/bin/sh\nexec {} -m pylsp \"$@\"\n", python()),
-        )
-        .expect("pylsp wrapper");
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let bin = pylsp_bin(&env);
         Agent { env, bin }
     }
 

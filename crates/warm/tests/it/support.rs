@@ -235,6 +235,23 @@ pub fn python() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// A `bin` directory in the test's temporary directory holding a `pylsp` that runs the
+/// tests' Python's module (the pyenv shim on PATH would cost ~150 ms a start, and may point at
+/// another Python): put first on `PATH`, it is the `pylsp` a built-in server is found as.
+pub fn pylsp_bin(env: &TestEnv) -> PathBuf {
+    let bin = env.tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    let wrapper = bin.join("pylsp");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nexec {} -m pylsp \"$@\"\n", python()),
+    )
+    .expect("pylsp wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+        .expect("chmod pylsp wrapper");
+    bin
+}
+
 /// The reference ripgrep: the release warm follows (scripts/reference-rg installs it), never
 /// whatever `rg` happens to be on PATH.
 #[track_caller]
