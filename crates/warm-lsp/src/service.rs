@@ -19,9 +19,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
-use warm_daemon::{BoxFuture, Call, Progress, Service};
+use warm_daemon::{BoxFuture, Call, Service};
 use warm_protocol::{ErrorCode, ErrorObject, Notification};
-use warm_runtime::sync::Recover;
 use warm_runtime::EventLog;
 use warm_worker::{Pool, WorkerConfig, WorkerProcess};
 
