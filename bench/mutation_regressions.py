@@ -3,6 +3,8 @@ run the test named after the guarantee N times, and require that it fails every 
 that passes with its mutant in place proves nothing (issue 13).
 
 Usage: mutation_regressions.py ROOT RUNS [NAME...]
+RUNS 0 only checks that every mutation's text is in the source, once (scripts/test does, so
+that a refactoring that moves a text fails at once, not at the end of CI).
 Every mutation is an exact text replacement; one whose text is no longer in the source fails
 the run (the list must follow the code). The source is restored after each mutant, whatever
 happens.
@@ -90,7 +92,7 @@ MUTANTS = [
      "if std::hint::black_box(false) && elsewhere_changed && synced.synced_at <= before",
      "lsp_servers::clangd"),
     ("a query sent before the server has read the project",
-     "crates/warm-lsp/src/service.rs",
+     "crates/warm-lsp/src/readiness.rs",
      "if for_file && self.ready_message.is_some() {",
      "if std::hint::black_box(false) && for_file && self.ready_message.is_some() {",
      "lsp_servers::typescript"),
@@ -110,8 +112,18 @@ def run_test(root, test_filter):
     return result.returncode == 0
 
 
+def check_texts(root):
+    stale = [(name, path) for name, path, original, _, _ in MUTANTS
+             if open(f"{root}/{path}").read().count(original) != 1]
+    for name, path in stale:
+        print(f"FAIL {name}: the text to mutate is not (once) in {path}; update the list")
+    return not stale
+
+
 def main():
     root, runs, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+    if runs == 0:
+        sys.exit(0 if check_texts(root) else 1)
     # Built once, unmutated: the tests must pass first, or a failure proves nothing.
     subprocess.run(["cargo", "build", "--tests", "-p", "warm", "--quiet"], cwd=root, check=True)
     survivors, rows = [], []
