@@ -177,18 +177,22 @@ impl Session<'_> {
                 self.check_installed(service)?;
                 Ok(service.clone())
             }
-            None => {
-                let service = servers::choose(&self.config, &self.root, target)
-                    .map_err(|e| Failure::Usage(e.to_string()))?
-                    .service_name();
-                self.check_installed(&service)?;
-                Ok(service)
-            }
+            None => match servers::choose(&self.config, &self.root, target)
+                .map_err(|e| Failure::Usage(e.to_string()))?
+            {
+                // `choose` has just found it installed and running.
+                servers::Choice::Builtin(server) => Ok(server.service_name()),
+                servers::Choice::Configured(name) => {
+                    self.check_installed(&name)?;
+                    Ok(name)
+                }
+            },
         }
     }
 
-    /// A server named with `-s` that is not installed is a usage error with the install
-    /// command, before any daemon is started for it (one would idle, unable to serve).
+    /// A server named with `-s`, or a configured one, that is not installed is a usage error
+    /// with the install command, before any daemon is started for it (one would idle,
+    /// unable to serve).
     fn check_installed(&self, service: &str) -> Result<(), Failure> {
         let program = match servers::builtin_for_service(service) {
             Some(builtin) => match builtin.probe() {
