@@ -169,7 +169,12 @@ impl WarmTools {
                     text.push_str(said);
                 }
                 if text.is_empty() {
-                    text = "No diagnostics.".into();
+                    // Only `diagnostics` can succeed saying nothing: a clean file.
+                    text = if full.get(1).is_some_and(|c| c == "diagnostics") {
+                        "No diagnostics.".into()
+                    } else {
+                        "No answer.".into()
+                    };
                 }
                 success(text)
             }
