@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::{
-    assert_exit, kill, pylsp_bin, python, require_python_modules, run_concurrently, stderr_of,
-    stdout_of, wait_until, TestEnv,
+    assert_exit, json_stdout, kill, pylsp_bin, python, require_python_modules, run_concurrently,
+    stderr_of, stdout_if_exited, stdout_of, wait_until, TestEnv,
 };
 
 const APP: &str = r#"import os
@@ -64,27 +64,13 @@ impl Project {
 
     /// Runs `warm lsp ARGS`, asserts exit code `code`, returns stdout.
     fn expect(&self, code: i32, args: &[&str]) -> String {
-        let output = self.run(args);
-        assert_eq!(
-            output.status.code(),
-            Some(code),
-            "warm lsp {args:?}:\nstdout: {}\nstderr: {}",
-            stdout_of(&output),
-            stderr_of(&output)
-        );
-        stdout_of(&output)
+        stdout_if_exited(&self.run(args), code, &format!("warm lsp {args:?}"))
     }
 
     fn json(&self, args: &[&str]) -> Value {
         let mut args = args.to_vec();
         args.push("--json");
-        let output = self.run(&args);
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-            panic!(
-                "warm lsp {args:?}: bad JSON ({e}); stderr: {}",
-                stderr_of(&output)
-            )
-        })
+        json_stdout(&self.run(&args), &format!("warm lsp {args:?}"))
     }
 
     /// The server's own answer to `method` at a 0-based LSP position of app.py.

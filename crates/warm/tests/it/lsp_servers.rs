@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::support::{pylsp_bin, python, stderr_of, stdout_of, TestEnv};
+use crate::support::{json_stdout, pylsp_bin, python, stderr_of, stdout_if_exited, TestEnv};
 
 /// One server and a small project in its language. `main` calls `helper` (defined in
 /// `service`, which a query opens before it is edited) and `tool` (defined in `util`, which
@@ -187,16 +187,8 @@ impl<'a> ServerProject<'a> {
 
     /// `warm lsp ARGS`, which must exit with `code`; its stdout.
     fn expect(&self, code: i32, args: &[&str]) -> String {
-        let output = self.warm(args);
-        assert_eq!(
-            output.status.code(),
-            Some(code),
-            "{}: warm lsp {args:?}:\nstdout: {}\nstderr: {}",
-            self.spec.service,
-            stdout_of(&output),
-            stderr_of(&output)
-        );
-        stdout_of(&output)
+        let what = format!("{}: warm lsp {args:?}", self.spec.service);
+        stdout_if_exited(&self.warm(args), code, &what)
     }
 
     /// `warm lsp ARGS --json`, parsed (whatever the exit code: a query with no answer exits 1
@@ -204,14 +196,8 @@ impl<'a> ServerProject<'a> {
     fn json(&self, args: &[&str]) -> Value {
         let mut args = args.to_vec();
         args.push("--json");
-        let output = self.warm(&args);
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-            panic!(
-                "{}: warm lsp {args:?}: bad JSON ({e}); stderr: {}",
-                self.spec.service,
-                stderr_of(&output)
-            )
-        })
+        let what = format!("{}: warm lsp {args:?}", self.spec.service);
+        json_stdout(&self.warm(&args), &what)
     }
 
     /// What a fresh server answers a direct client for `method` (or `diagnostics`) in `file`.

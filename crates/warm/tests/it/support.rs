@@ -355,6 +355,24 @@ pub fn assert_exit(output: &Output, code: i32, needle: &str) {
     );
 }
 
+/// The stdout of a command (`what`, for the message) that must have exited with `code`.
+pub fn stdout_if_exited(output: &Output, code: i32, what: &str) -> String {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "{what}:\nstdout: {}\nstderr: {}",
+        stdout_of(output),
+        stderr_of(output)
+    );
+    stdout_of(output)
+}
+
+/// The stdout of a command (`what`, for the message), parsed as JSON.
+pub fn json_stdout(output: &Output, what: &str) -> Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{what}: bad JSON ({e}); stderr: {}", stderr_of(output)))
+}
+
 pub fn stdout_of(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
