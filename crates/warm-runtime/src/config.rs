@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use warm_protocol::{Framing, Limits};
 
+use crate::agent_tools::ToolConfig;
 use crate::duration::parse_duration;
 use crate::settings::{ClientSettings, SettingsError};
 
@@ -81,6 +82,9 @@ pub struct ServiceConfig {
     /// own code, so an edit takes effect without `warm restart`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub watch: Vec<String>,
+    /// Methods offered to coding agents as `warm mcp` tools, by tool name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tools: BTreeMap<String, ToolConfig>,
 }
 
 /// `restart = { attempts = 2, window = "60s" }`.
@@ -277,6 +281,7 @@ impl Config {
             let resolved = ResolvedService::resolve(name, service).map_err(error)?;
             services.insert(name.clone(), resolved);
         }
+        validate_tool_names(&file.services).map_err(error)?;
         let client = client_settings(&file.client).map_err(error)?;
         Ok(Config {
             path: Some(path.to_path_buf()),
@@ -360,11 +365,34 @@ fn validate_service(name: &str, service: &ServiceConfig) -> Result<(), String> {
             return Err(format!("{}: must be at least 1", key(field)));
         }
     }
+    for (tool, table) in &service.tools {
+        crate::agent_tools::validate(&key(&format!("tools.{tool}")), tool, table)?;
+    }
     Ok(())
 }
 
+/// Agent tools' names must be unique across services: an agent calls a tool by name alone.
+fn validate_tool_names(services: &BTreeMap<String, ServiceConfig>) -> Result<(), String> {
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for (service, table) in services {
+        for tool in table.tools.keys() {
+            if let Some(first) = seen.insert(tool, service) {
+                return Err(format!(
+                    "services.{service}.tools.{tool}: the tool {tool} is also declared by \
+                     [services.{first}]; tool names must be unique"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The hash leaves out what the daemon does not use (the agent tools' descriptions), so
+/// editing them does not replace a running daemon.
 fn hash_service(service: &ServiceConfig) -> String {
-    let canonical = serde_json::to_vec(service).unwrap_or_default();
+    let mut service = service.clone();
+    service.tools.clear();
+    let canonical = serde_json::to_vec(&service).unwrap_or_default();
     let digest = Sha256::digest(&canonical);
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -501,5 +529,31 @@ retry_delays = ["50ms"]
             .expect("b")
             .service("a");
         assert_ne!(a.config_hash, b.config_hash);
+    }
+
+    #[test]
+    fn agent_tools_are_checked_unique_and_left_out_of_the_hash() {
+        let with = |description: &str| {
+            format!(
+                "[services.a]\nttl = \"1s\"\n[services.a.tools.find]\ndescription = \"{description}\"\n"
+            )
+        };
+        let one = parse(&with("Finds.")).expect("a tool").service("a");
+        let other = parse(&with("Finds things.")).expect("a tool").service("a");
+        assert_eq!(one.config.tools["find"].method_for("find"), "find");
+        assert_eq!(
+            one.config_hash, other.config_hash,
+            "a description is not the daemon's"
+        );
+        let bare = parse("[services.a]\nttl = \"1s\"\n")
+            .expect("bare")
+            .service("a");
+        assert_eq!(one.config_hash, bare.config_hash);
+        let reserved = parse("[services.a.tools.search]\ndescription = \"d\"\n");
+        let text = reserved.expect_err("reserved").to_string();
+        assert!(text.contains("services.a.tools.search"), "{text}");
+        let twice = "[services.a.tools.t]\ndescription = \"d\"\n[services.b.tools.t]\ndescription = \"d\"\n";
+        let text = parse(twice).expect_err("twice").to_string();
+        assert!(text.contains("also declared by [services.a]"), "{text}");
     }
 }

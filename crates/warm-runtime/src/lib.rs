@@ -19,6 +19,7 @@
 // or returns what it has to say.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod agent_tools;
 pub mod config;
 pub mod cookie;
 pub mod duration;

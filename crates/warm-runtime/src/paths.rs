@@ -60,6 +60,18 @@ impl Identity {
     }
 }
 
+/// Whether a runtime directory entry's name is a daemon directory's (`SERVICE-` and 16 hex
+/// digits, see [`Identity::dir_name`]). The runtime directory also holds warm's own files
+/// (`probes/`, `inotify.lock`), which are no daemon's and must never be cleaned up as one.
+pub fn is_daemon_dir_name(name: &str) -> bool {
+    let Some((service, hex)) = name.rsplit_once('-') else {
+        return false;
+    };
+    hex.len() == 16
+        && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        && validate_service_name(service).is_ok()
+}
+
 /// Service names become file names and CLI words: keep them plain.
 pub fn validate_service_name(service: &str) -> Result<(), PathError> {
     let is_plain = !service.is_empty()
@@ -276,6 +288,25 @@ mod tests {
         let name = id.dir_name();
         assert!(name.starts_with("search-"));
         assert_eq!(name.len(), "search-".len() + 16);
+    }
+
+    #[test]
+    fn only_daemon_directory_names_are_taken_for_daemons() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        for service in ["search", "lsp-pylsp", "a_b.c"] {
+            let id = Identity::new(service, tmp.path()).expect("identity");
+            assert!(is_daemon_dir_name(&id.dir_name()), "{}", id.dir_name());
+        }
+        for other in [
+            "probes",
+            "inotify.lock",
+            "search-0123",
+            "search-0123456789ABCDEF",
+            "-0123456789abcdef",
+            "a b-0123456789abcdef",
+        ] {
+            assert!(!is_daemon_dir_name(other), "{other}");
+        }
     }
 
     #[test]

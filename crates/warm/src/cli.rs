@@ -93,7 +93,7 @@ pub enum Command {
     Trust(TrustArgs),
     /// Write a commented starter .warm.toml in the current directory.
     #[command(
-        after_help = "Examples:\n  warm init --name index -- python3 -m mytool.worker\n  warm init --name py --lsp -- pylsp\n  warm init                      (all commented out, to fill in)"
+        after_help = "Examples:\n  warm init --name index -- python3 -m mytool.worker\n  warm init --name py --lsp -- pylsp\n  warm init                      (all commented out, to fill in)\n  warm init --mcp                (print the agent configuration for `warm mcp`)"
     )]
     Init(InitArgs),
     /// Make every `rg` call warm: install a link named `rg` to warm in a directory on PATH.
@@ -107,9 +107,10 @@ pub enum Command {
 const MCP_HELP: &str = "\
 An MCP server on stdin/stdout for coding agents: tools `search` (ripgrep's answers from the
 warm index), `lsp_hover`, `lsp_definition`, `lsp_references`, `lsp_symbols`,
-`lsp_workspace_symbols`, `lsp_diagnostics`, `lsp_rename`. Every session in a project shares
-the project's one search daemon and one language server per language; the session holds the
-search daemon while it lives.
+`lsp_workspace_symbols`, `lsp_diagnostics`, `lsp_rename`, and each worker method a trusted
+.warm.toml declares as a tool ([services.NAME.tools.TOOL]). Every session in a project shares
+the project's one search daemon and one language server per language; the session holds a
+lease on each daemon it uses while it lives, so none idles out under an agent.
 
 Add it to an agent's MCP configuration as a stdio server:
   { \"mcpServers\": { \"warm\": { \"command\": \"warm\", \"args\": [\"mcp\", \"--root\", \"/path/to/project\"] } } }
@@ -335,6 +336,10 @@ pub struct InitArgs {
     /// Replace an existing .warm.toml.
     #[arg(long)]
     pub force: bool,
+    /// Write nothing: print the JSON that adds `warm mcp` for this project to a coding
+    /// agent's MCP configuration.
+    #[arg(long, conflicts_with_all = ["name", "lsp", "force", "command"])]
+    pub mcp: bool,
     /// The worker command, after `--`.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,

@@ -113,6 +113,10 @@ fn run(cli: Cli, ready: Option<warm_daemon::ReadyReporter>) -> Result<u8, Failur
         return commands::serve::run(context, args, ready).map(|()| 0);
     }
     if let Command::Init(args) = &cli.command {
+        if args.mcp {
+            let (root, _) = context::project(&cli.global)?;
+            return commands::init::print_mcp_config(&root).map(|()| 0);
+        }
         let cwd = std::env::current_dir()
             .map_err(|e| Failure::Usage(format!("cannot read the current directory: {e}")))?;
         return commands::init::run(&cwd, args).map(|()| 0);

@@ -36,6 +36,43 @@ pub fn run(dir: &Path, args: &InitArgs) -> CommandResult {
     Ok(())
 }
 
+/// Prints the `mcpServers` entry that runs `warm mcp` for `root`, with this binary's path, so
+/// it works from an agent whose PATH lacks warm.
+pub fn print_mcp_config(root: &Path) -> CommandResult {
+    let warm = std::env::current_exe()
+        .map_err(|e| Failure::Other(format!("cannot find the warm executable: {e}")))?;
+    // Structs, not `json!`, to keep the keys in the order agents' documentation shows them.
+    #[derive(serde::Serialize)]
+    struct Entry<'a> {
+        #[serde(rename = "mcpServers")]
+        servers: Servers<'a>,
+    }
+    #[derive(serde::Serialize)]
+    struct Servers<'a> {
+        warm: Server<'a>,
+    }
+    #[derive(serde::Serialize)]
+    struct Server<'a> {
+        command: &'a str,
+        args: [&'a str; 3],
+    }
+    let (warm, root) = (warm.to_string_lossy(), root.to_string_lossy());
+    let entry = Entry {
+        servers: Servers {
+            warm: Server {
+                command: &warm,
+                args: ["mcp", "--root", &root],
+            },
+        },
+    };
+    // Pretty even into a pipe: it is meant to be pasted.
+    let text = serde_json::to_string_pretty(&entry)
+        .map_err(|e| Failure::Other(format!("internal: {e}")))?;
+    outln!("{text}");
+    errln!("add this to the agent's MCP configuration (docs/agents.md says where for each agent)");
+    Ok(())
+}
+
 fn toml_string(text: &str) -> String {
     // A TOML basic string has JSON's escapes.
     serde_json::Value::from(text).to_string()
@@ -76,7 +113,12 @@ fn starter(name: &str, lsp: bool, command: &[OsString]) -> String {
          # Restarts allowed per window before the service is reported unavailable.\n\
          restart = {{ attempts = 2, window = \"60s\" }}\n\
          # Extra environment for the workers.\n\
-         env = {{}}\n"
+         env = {{}}\n\
+         \n\
+         # Offer a method to coding agents as a `warm mcp` tool (docs/agents.md):\n\
+         # [services.{name}.tools.TOOL]\n\
+         # description = \"What it does and answers, written for the model.\"\n\
+         # method = \"METHOD\"\n"
     );
     let table = if command.is_empty() {
         // Commented out until a real command is filled in, so the file is valid as written.

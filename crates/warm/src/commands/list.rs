@@ -40,7 +40,9 @@ pub fn discover(runtime_dir: &Path) -> Result<Vec<(DaemonPaths, Found)>, Failure
     };
     let mut found = Vec::new();
     for entry in entries.flatten() {
-        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+        let is_daemon_dir = entry.file_type().is_ok_and(|t| t.is_dir())
+            && warm_runtime::paths::is_daemon_dir_name(&entry.file_name().to_string_lossy());
+        if !is_daemon_dir {
             continue;
         }
         let Ok(paths) = DaemonPaths::from_dir(entry.path()) else {

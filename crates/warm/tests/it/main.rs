@@ -14,6 +14,7 @@ mod load;
 mod lsp;
 mod lsp_servers;
 mod mcp;
+mod mcp_sessions;
 mod onboarding;
 mod recovery;
 mod rg_compat;

@@ -4,7 +4,7 @@
 //! diagnostics seen to follow edits on disk, bad calls answered as errors while the server
 //! keeps serving, and several sessions sharing one set of daemons.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::{json, Value};
@@ -13,17 +13,17 @@ use crate::support::{
     pylsp_bin, python, reference_rg, require_python_modules, run_concurrently, stderr_of, TestEnv,
 };
 
-const APP: &str = "import os\n\n\ndef greet(name):\n    return \"hello \" + name\n\n\ndef main():\n    return greet(\"world\")\n";
+pub const APP: &str = "import os\n\n\ndef greet(name):\n    return \"hello \" + name\n\n\ndef main():\n    return greet(\"world\")\n";
 const UTIL: &str =
     "from app import greet\n\n\ndef twice():\n    return greet(\"a\") + greet(\"b\")\n";
 
-struct Agent {
-    env: TestEnv,
+pub struct Agent {
+    pub env: TestEnv,
     bin: PathBuf,
 }
 
 impl Agent {
-    fn new() -> Agent {
+    pub fn new() -> Agent {
         require_python_modules(&["mcp", "pylsp"], "pip install mcp python-lsp-server");
         let env = TestEnv::new();
         std::fs::write(env.project.join("app.py"), APP).expect("app.py");
@@ -32,14 +32,35 @@ impl Agent {
         Agent { env, bin }
     }
 
+    /// `warm mcp` itself, in the environment the SDK clients give it (for raw stdio tests).
+    pub fn warm_mcp(&self) -> Command {
+        let mut command = self.env.warm();
+        command.env("PATH", self.path()).arg("mcp");
+        command
+    }
+
+    /// PATH with the pylsp wrapper first.
+    fn path(&self) -> String {
+        format!(
+            "{}:{}",
+            self.bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        )
+    }
+
     /// An MCP session of the Python SDK client (`workers/mcp_client.py`) running `steps`.
     fn session(&self, steps: &Value) -> Command {
         self.client(&python(), "mcp_client.py", steps)
     }
 
-    /// `PROGRAM workers/SCRIPT WARM ROOT STEPS`, in the environment `warm` commands get in
-    /// these tests, with the pylsp wrapper on PATH.
+    /// `PROGRAM workers/SCRIPT WARM ROOT STEPS` with the project as ROOT (see `client_in`).
     fn client(&self, program: &str, script: &str, steps: &Value) -> Command {
+        self.client_in(&self.env.project, program, script, steps)
+    }
+
+    /// `PROGRAM workers/SCRIPT WARM DIR STEPS` (`warm mcp` runs in DIR), in the environment
+    /// `warm` commands get in these tests, with the pylsp wrapper on PATH.
+    fn client_in(&self, dir: &Path, program: &str, script: &str, steps: &Value) -> Command {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("tests/it/workers")
             .join(script);
@@ -51,17 +72,12 @@ impl Agent {
                 None => command.env_remove(key),
             };
         }
-        let path = format!(
-            "{}:{}",
-            self.bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
         command
-            .env("PATH", path)
-            .current_dir(&self.env.project)
+            .env("PATH", self.path())
+            .current_dir(dir)
             .arg(&script)
             .arg(env!("CARGO_BIN_EXE_warm"))
-            .arg(&self.env.project)
+            .arg(dir)
             .arg(steps.to_string());
         command
     }
@@ -317,68 +333,118 @@ fn an_agent_on_the_typescript_sdk_gets_the_same_answers() {
     );
 }
 
-/// Hostile input on the MCP stdio: each bad line answered with an error, and the session
-/// goes on serving.
-#[test]
-fn bad_input_on_the_mcp_stdio_is_answered_and_the_session_goes_on() {
-    use std::io::{BufRead, BufReader, Write};
-    let agent = Agent::new();
-    let mut server = agent
-        .env
-        .warm()
-        .arg("mcp")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn warm mcp");
-    let mut input = server.stdin.take().expect("stdin");
-    let mut output = BufReader::new(server.stdout.take().expect("stdout"));
-    // Writes a line; when `answered`, reads the one-line answer.
-    let mut exchange = |line: &[u8], answered: bool| -> Value {
-        input.write_all(line).expect("write");
-        input.write_all(b"\n").expect("write");
-        input.flush().expect("flush");
-        if !answered {
-            return Value::Null;
-        }
-        let mut answer = String::new();
-        output.read_line(&mut answer).expect("read an answer");
-        serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"))
-    };
-    let init = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": { "name": "hostile", "version": "1" } } });
-    assert!(exchange(init.to_string().as_bytes(), true)["result"]["serverInfo"]["name"] == "warm");
-    let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
-    exchange(initialized.to_string().as_bytes(), false);
-    let mut ask = |line: &[u8]| exchange(line, true);
+/// A `.warm.toml` whose `team` service (the test echo worker) declares three tools.
+pub fn write_team_tools(env: &TestEnv) {
+    let worker = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/workers/echo_worker.py");
+    env.write_config(&format!(
+        r#"[services.team]
+command = [{python:?}, {worker:?}]
+# A cancelled call's worker sleeps on (this worker reads no cancellation): the next call
+# takes the other.
+workers = 2
 
-    let answer = ask(b"{this is not json");
-    assert_eq!(answer["error"]["code"], -32700, "{answer}");
-    let answer = ask(&vec![b'x'; 5 << 20]);
-    assert_eq!(answer["error"]["code"], -32700, "{answer}");
-    let call = |id: u64, name: &str, arguments: Value| {
-        json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call",
-                "params": { "name": name, "arguments": arguments } })
-        .to_string()
-    };
-    let answer = ask(call(2, "search", json!({ "pattern": "x".repeat(1 << 20) })).as_bytes());
-    assert_eq!(answer["result"]["isError"], true, "{answer}");
-    assert!(answer.to_string().contains("too long"), "{answer}");
-    let answer = ask(call(3, "search", json!({ "pattern": 3 })).as_bytes());
-    assert_eq!(answer["result"]["isError"], true, "{answer}");
-    let answer = ask(call(4, "no_such_tool", json!({})).as_bytes());
-    assert!(
-        answer.get("error").is_some() || answer["result"]["isError"] == true,
-        "{answer}"
-    );
-    let answer = ask(call(5, "search", json!({ "pattern": "def twice" })).as_bytes());
+[services.team.tools.echo_back]
+description = "Answers its arguments."
+method = "echo"
+input_schema = {{ type = "object", properties = {{ word = {{ type = "string" }} }}, required = ["word"] }}
+
+[services.team.tools.nap]
+description = "Sleeps ms milliseconds."
+method = "slow"
+
+[services.team.tools.missing]
+description = "A method the worker does not have."
+"#,
+        python = python(),
+        worker = worker.display().to_string(),
+    ));
+}
+
+#[test]
+fn a_workers_method_declared_in_warm_toml_is_an_agent_tool_once_the_file_is_trusted() {
+    let agent = Agent::new();
+    write_team_tools(&agent.env);
+    let out = agent.run(json!([
+        ["call", "echo_back", { "word": "hi" }],
+        ["progress", "nap", { "ms": 2500, "steps": 1 }],
+        ["call", "missing", {}],
+        ["call", "search", { "pattern": "def twice" }],
+    ]));
+    let tools = out["tools"].as_array().map(Vec::len);
     assert_eq!(
-        answer["result"]["content"][0]["text"], "util.py:4:def twice():",
-        "{answer}"
+        tools,
+        Some(11),
+        "8 built-in and 3 declared: {}",
+        out["tools"]
     );
-    drop(input);
-    let status = server.wait().expect("warm mcp exits when stdin closes");
-    assert!(status.success(), "{status}");
+    assert_eq!(out["schemas"]["echo_back"]["required"], json!(["word"]));
+    assert_eq!(out["schemas"]["nap"], json!({ "type": "object" }));
+    let calls = &out["calls"];
+    let echoed: Value = serde_json::from_str(text(&calls[0])).expect("the result as JSON");
+    assert_eq!(echoed, json!({ "word": "hi" }));
+    assert_eq!(calls[1]["error"], false, "{}", calls[1]);
+    let slept: Value = serde_json::from_str(text(&calls[1])).expect("the result as JSON");
+    assert_eq!(slept, json!({ "slept_ms": 2500 }));
+    let heard = calls[1]["progress"].as_array().cloned().unwrap_or_default();
+    assert!(
+        heard.iter().any(|m| m
+            .as_str()
+            .unwrap_or("")
+            .contains("waiting for team to answer slow")),
+        "progress while the worker works: {heard:?}"
+    );
+    assert_eq!(calls[2]["error"], true, "{}", calls[2]);
+    assert!(
+        text(&calls[2]).contains("no method missing"),
+        "{}",
+        calls[2]
+    );
+    assert_eq!(text(&calls[3]), "util.py:4:def twice():");
+
+    // Not trusted: the tools are not offered (their descriptions reach the model), and the
+    // session says why on stderr.
+    let mut untrusted = agent.session(&json!([]));
+    let output = untrusted
+        .env_remove("WARM_TRUST_ALL")
+        .output()
+        .expect("run the MCP client");
+    let out = parse(&output);
+    assert_eq!(
+        out["tools"].as_array().map(Vec::len),
+        Some(8),
+        "{}",
+        out["tools"]
+    );
+    assert!(
+        stderr_of(&output).contains("is not trusted, so they are not offered"),
+        "{}",
+        stderr_of(&output)
+    );
+}
+
+/// The configuration `warm init --mcp` prints, used as an agent would: from a working
+/// directory outside the project, the session serves the project it names.
+#[test]
+fn the_configuration_warm_init_prints_starts_a_session_on_its_project() {
+    let agent = Agent::new();
+    let printed: Value = serde_json::from_str(&agent.env.ok(&["init", "--mcp"])).expect("JSON");
+    let server = &printed["mcpServers"]["warm"];
+    let command = server["command"].as_str().expect("command");
+    assert_eq!(
+        std::fs::canonicalize(command).ok(),
+        std::fs::canonicalize(env!("CARGO_BIN_EXE_warm")).ok()
+    );
+    let elsewhere = agent.env.tmp.path();
+    let steps = json!([["call", "search", { "pattern": "def twice" }]]);
+    let output = agent
+        .client_in(elsewhere, &python(), "mcp_client.py", &steps)
+        .arg(server["args"].to_string())
+        .output()
+        .expect("run the MCP client");
+    let out = parse(&output);
+    assert_eq!(text(&out["calls"][0]), "util.py:4:def twice():");
+    assert!(
+        !agent.env.project.join(".warm.toml").exists(),
+        "init --mcp wrote nothing"
+    );
 }

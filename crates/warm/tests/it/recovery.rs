@@ -97,6 +97,30 @@ fn leftover_lock_file_and_directory_heal() {
         .is_none());
 }
 
+/// The runtime directory also holds warm's own files (the language-server probe cache):
+/// `list` cleans up dead daemons' directories, never those.
+#[test]
+fn list_leaves_what_is_no_daemons_directory() {
+    let env = TestEnv::new();
+    let probes = env.runtime_dir.join("probes");
+    std::fs::create_dir(&probes).expect("probes");
+    std::fs::write(probes.join("0123456789abcdef"), "ok\n").expect("a probe");
+    plant_stale_dir(&env, 999_998, false);
+    let output = env.run(&["list", "--json"]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let said = stderr_of(&output);
+    assert!(!said.contains("probes"), "{said}");
+    assert!(
+        probes.join("0123456789abcdef").exists(),
+        "the probe cache was removed"
+    );
+    assert_eq!(
+        std::fs::read_dir(&env.runtime_dir).expect("rt").count(),
+        1,
+        "the stale daemon directory is removed, the cache kept"
+    );
+}
+
 #[test]
 fn daemon_that_cannot_start_fails_fast_with_reason_and_log() {
     let env = TestEnv::new();

@@ -123,6 +123,16 @@ impl TestEnv {
         self.processes().into_iter().map(|(pid, _)| pid).collect()
     }
 
+    /// Pids of live processes of this test whose command line (arguments joined by spaces)
+    /// contains `needle`.
+    pub fn pids_of(&self, needle: &str) -> Vec<u32> {
+        self.processes()
+            .into_iter()
+            .filter(|(_, cmdline)| cmdline.replace('\0', " ").contains(needle))
+            .map(|(pid, _)| pid)
+            .collect()
+    }
+
     /// Live processes (not zombies) whose environment names this test's runtime directory.
     fn processes(&self) -> Vec<(u32, String)> {
         let needle = format!("WARM_RUNTIME_DIR={}", self.runtime_dir.display());

@@ -3,19 +3,22 @@
 //! freshness, same messages.
 
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::sync::Arc;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
 use rmcp::schemars::{self, JsonSchema};
-use rmcp::{tool, tool_handler, tool_router, ErrorData, ServerHandler};
+use rmcp::service::RequestContext;
+use rmcp::{tool, tool_handler, tool_router, ErrorData, RoleServer, ServerHandler};
 use serde::Deserialize;
+
+use super::command::{run_warm, Ran};
+use super::leases::Leases;
+use super::worker_tools::{self, WorkerTool};
 
 /// Output lines a search returns at most by default: well under 10,000 tokens.
 const DEFAULT_MAX_LINES: usize = 200;
-/// The longest argument passed on to `warm` (a pattern, a path).
-const MAX_ARGUMENT: usize = 64 * 1024;
 /// Characters kept of one output line (a minified file's line can be megabytes).
 const MAX_LINE_CHARS: usize = 400;
 
@@ -108,55 +111,49 @@ pub struct RenameArgs {
 #[derive(Clone)]
 pub struct WarmTools {
     root: PathBuf,
+    leases: Arc<Leases>,
     tool_router: ToolRouter<Self>,
 }
 
 impl WarmTools {
-    pub fn new(root: PathBuf) -> WarmTools {
+    /// The built-in tools and the worker tools `.warm.toml` declares.
+    pub fn new(root: PathBuf, leases: Arc<Leases>, worker_tools: Vec<WorkerTool>) -> WarmTools {
+        let mut tool_router = Self::tool_router();
+        for tool in worker_tools {
+            tool_router.add_route(worker_tools::route(tool));
+        }
         WarmTools {
             root,
-            tool_router: Self::tool_router(),
+            leases,
+            tool_router,
         }
     }
 
-    /// Runs `warm ARGS` in the project root; killed if the tool call is cancelled.
-    async fn warm(&self, args: &[String]) -> Result<Ran, ErrorData> {
-        // The kernel refuses one argument over 128 KiB; say so in words, as a tool error.
-        if let Some(long) = args.iter().find(|a| a.len() > MAX_ARGUMENT) {
-            return Ok(Ran {
-                code: 2,
-                stdout: String::new(),
-                stderr: format!(
-                    "an argument of {} bytes is too long (at most {MAX_ARGUMENT})",
-                    long.len()
-                ),
-            });
-        }
-        let program = std::env::current_exe().map_err(|e| {
-            ErrorData::internal_error(format!("cannot find warm itself: {e}"), None)
-        })?;
-        let output = tokio::process::Command::new(program)
-            .args(args)
-            .current_dir(&self.root)
-            .env_remove("WARM_PROGRESS")
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output()
-            .await
-            .map_err(|e| ErrorData::internal_error(format!("cannot run warm: {e}"), None))?;
-        Ok(Ran {
-            code: output.status.code().unwrap_or(2),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        })
+    /// Runs `warm ARGS` in the project root for a tool call (see [`run_warm`]); then leases
+    /// any daemon of the project the call started.
+    pub async fn run(
+        &self,
+        args: &[String],
+        waiting: &str,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<Ran, ErrorData> {
+        let ran = run_warm(&self.root, args, waiting, context).await;
+        self.leases.hold_running_soon();
+        ran
     }
 
     /// A `warm lsp` query: its lines, or what it said when it found nothing; its error as a
     /// tool error (no server installed, a bad location, a daemon unavailable, a timeout).
-    async fn lsp(&self, args: Vec<String>) -> Result<CallToolResult, ErrorData> {
+    async fn lsp(
+        &self,
+        args: Vec<String>,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
         let mut full = vec!["lsp".to_owned()];
         full.extend(args);
-        let ran = self.warm(&full).await?;
+        let ran = self
+            .run(&full, "waiting for the language server", context)
+            .await?;
         Ok(match ran.code {
             // 1: no answer (no hover, no definition), or diagnostics that include an error.
             0 | 1 => {
@@ -195,6 +192,7 @@ impl WarmTools {
     async fn search(
         &self,
         Parameters(args): Parameters<SearchArgs>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         let mut command: Vec<String> = [
             "search",
@@ -227,7 +225,7 @@ impl WarmTools {
         command.push(format!("--regexp={}", args.pattern));
         command.push("--".into());
         command.extend(args.paths.iter().cloned());
-        let ran = self.warm(&command).await?;
+        let ran = self.run(&command, "searching", &context).await?;
         match ran.code {
             0 => Ok(success(page(
                 &ran.stdout,
@@ -245,8 +243,10 @@ impl WarmTools {
     async fn lsp_hover(
         &self,
         Parameters(args): Parameters<PositionArgs>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        self.lsp(vec!["hover".into(), position(&args)]).await
+        self.lsp(vec!["hover".into(), position(&args)], &context)
+            .await
     }
 
     #[tool(
@@ -255,8 +255,10 @@ impl WarmTools {
     async fn lsp_definition(
         &self,
         Parameters(args): Parameters<PositionArgs>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        self.lsp(vec!["definition".into(), position(&args)]).await
+        self.lsp(vec!["definition".into(), position(&args)], &context)
+            .await
     }
 
     #[tool(
@@ -265,28 +267,32 @@ impl WarmTools {
     async fn lsp_references(
         &self,
         Parameters(args): Parameters<PositionArgs>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        self.lsp(vec!["references".into(), position(&args)]).await
+        self.lsp(vec!["references".into(), position(&args)], &context)
+            .await
     }
 
     #[tool(description = "The symbols (classes, functions, ...) a file defines, with their lines.")]
     async fn lsp_symbols(
         &self,
         Parameters(args): Parameters<FileArgs>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        self.lsp(vec!["symbols".into(), args.file]).await
+        self.lsp(vec!["symbols".into(), args.file], &context).await
     }
 
     #[tool(description = "Symbols anywhere in the project whose name matches a query.")]
     async fn lsp_workspace_symbols(
         &self,
         Parameters(args): Parameters<WorkspaceSymbolsArgs>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         let mut command = vec!["workspace-symbols".to_owned(), args.query];
         if let Some(language) = args.language {
             command.extend(["--language".to_owned(), language]);
         }
-        self.lsp(command).await
+        self.lsp(command, &context).await
     }
 
     #[tool(
@@ -295,13 +301,14 @@ impl WarmTools {
     async fn lsp_diagnostics(
         &self,
         Parameters(args): Parameters<FilesArgs>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         if args.files.is_empty() {
             return Ok(failure("name at least one file"));
         }
         let mut command = vec!["diagnostics".to_owned()];
         command.extend(args.files);
-        self.lsp(command).await
+        self.lsp(command, &context).await
     }
 
     #[tool(
@@ -310,13 +317,14 @@ impl WarmTools {
     async fn lsp_rename(
         &self,
         Parameters(args): Parameters<RenameArgs>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         let at = format!("{}:{}:{}", args.file, args.line, args.column);
         let mut command = vec!["rename".to_owned(), at, args.new_name];
         if args.apply {
             command.push("--apply".into());
         }
-        self.lsp(command).await
+        self.lsp(command, &context).await
     }
 }
 
@@ -326,24 +334,18 @@ impl ServerHandler for WarmTools {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("warm", env!("CARGO_PKG_VERSION")))
             .with_instructions(format!(
-                "Code search and language-server queries over the project at {}, answered by its warm daemons (shared by every session, never stale): `search` is ripgrep; the lsp_* tools ask the project's language server. Paths are relative to that root; positions are 1-based.",
+                "Code search and language-server queries over the project at {}, answered by its warm daemons (shared by every session, never stale): `search` is ripgrep; the lsp_* tools ask the project's language server; any other tool is a method of one of the project's own warm workers. Paths are relative to that root; positions are 1-based.",
                 self.root.display()
             ))
     }
 }
 
-struct Ran {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn success(text: String) -> CallToolResult {
+pub(super) fn success(text: String) -> CallToolResult {
     CallToolResult::success(vec![ContentBlock::text(text)])
 }
 
 /// A tool error the agent sees, in the words the CLI would print.
-fn failure(message: &str) -> CallToolResult {
+pub(super) fn failure(message: &str) -> CallToolResult {
     let message = if message.is_empty() {
         "warm failed without saying why"
     } else {
