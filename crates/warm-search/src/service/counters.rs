@@ -37,6 +37,9 @@ pub(super) struct IndexCounters {
     pub updates: AtomicU64,
     /// Rescans of directories created lately (see `Refresh::Directories`).
     pub rescans: AtomicU64,
+    /// New directories watched again after the watcher named paths that no longer exist
+    /// (see `Shared::rewatch`).
+    pub rewatches: AtomicU64,
     pub compactions: AtomicU64,
 }
 
@@ -46,6 +49,7 @@ impl IndexCounters {
             "builds": get(&self.builds),
             "updates": get(&self.updates),
             "rescans": get(&self.rescans),
+            "rewatches": get(&self.rewatches),
             "compactions": get(&self.compactions),
         })
     }

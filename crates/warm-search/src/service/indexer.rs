@@ -3,27 +3,25 @@
 //! only when events were lost or an ignore rule changed), and releases the queries' barriers
 //! once everything before them is applied.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::time::{Instant, SystemTime};
 
-use notify::Watcher;
+use notify::event::{ModifyKind, RenameMode};
+use notify::{EventKind, Watcher};
 use serde_json::json;
 use warm_runtime::sync::{Recover, RecoverRw};
 
 use super::counters::count;
-use super::{cookie_name, Shared, RECENT_DIR};
+use super::{cookie_name, Shared};
 use crate::budget;
 use crate::index::{Index, Refresh};
 
 impl Shared {
     /// Starts watching the root; a failure is kept for the queries, which then scan.
-    pub(super) fn watch(
-        &self,
-        tx: mpsc::Sender<notify::Result<notify::Event>>,
-        slot: &Mutex<Option<notify::RecommendedWatcher>>,
-    ) {
+    pub(super) fn watch(&self, tx: mpsc::Sender<notify::Result<notify::Event>>) {
         // Held while the watcher is created, so that two daemons cannot both take the last
         // instance the budget allows.
         let _admission = match self.peers.as_ref().map(|p| budget::admit(p, &self.events)) {
@@ -54,7 +52,7 @@ impl Shared {
         });
         match watcher {
             Ok(watcher) if !self.stopping.load(Ordering::Relaxed) => {
-                *slot.recover() = Some(watcher);
+                *self.watcher.recover() = Some(watcher);
             }
             Ok(_) => {}
             Err(error) => {
@@ -114,34 +112,40 @@ impl Shared {
 
     /// Applies a batch of watch events in order, then releases the barriers they carried.
     fn apply(&self, batch: Vec<notify::Result<notify::Event>>) {
-        let (cookies, changed, lost_events) = self.sort_events(batch);
+        let sorted = self.sort_events(batch);
         // A panic mid-update (caught, the daemon serves on) leaves the index in doubt.
-        let mut rebuild = lost_events || self.index.is_poisoned();
-        let rescan = !cookies.is_empty() && self.has_recent_dirs();
-        let mut compacted = false;
+        let mut rebuild = sorted.lost_events || self.index.is_poisoned();
+        let rescan = !sorted.cookies.is_empty() && self.has_recent_dirs();
+        let (mut compacted, mut new_dirs) = (false, Vec::new());
         // A batch of barrier cookies only (one per query) leaves the index as it is: no write
         // lock, so the queries reading it are not held up.
-        if !rebuild && (!changed.is_empty() || rescan) {
+        if !rebuild && (!sorted.changed.is_empty() || rescan) {
             match self.index.write() {
                 Ok(mut guard) => {
                     if let Some(index) = guard.as_mut() {
-                        (rebuild, compacted) = self.update(index, &changed, rescan);
+                        (rebuild, compacted, new_dirs) =
+                            self.update(index, &sorted.changed, rescan);
                     }
                 }
                 // A panic mid-update left the index in doubt: only a rebuild is safe.
                 Err(_) => rebuild = true,
             }
         }
+        match sorted.rewatch {
+            Rewatch::No => {}
+            Rewatch::NewDirs if !new_dirs.is_empty() => self.rewatch(&new_dirs),
+            Rewatch::NewDirs | Rewatch::Root => self.rewatch(std::slice::from_ref(&self.root)),
+        }
         if rebuild {
             self.rebuild("change");
-        } else if compacted || changed.len() > 1000 {
+        } else if compacted || sorted.changed.len() > 1000 {
             // A compaction, or a checkout's worth of refreshes: give back what the replaced
             // entries freed.
             return_free_memory();
         }
         {
             let mut waiting = self.cookies.recover();
-            for cookie in cookies {
+            for cookie in sorted.cookies {
                 if let Some(tx) = waiting.remove(&cookie) {
                     let _ = tx.send(());
                 }
@@ -149,81 +153,158 @@ impl Shared {
         }
     }
 
-    /// Refreshes the changed paths in place, and rescans new directories when `rescan`:
-    /// (whether only a rebuild is right, whether the index was compacted).
-    fn update(&self, index: &mut Index, changed: &[PathBuf], rescan: bool) -> (bool, bool) {
-        if self.refresh_all(index, changed) {
-            return (true, false);
+    /// Watches `dirs` again (the top ones: a watch covers what is below), after events that
+    /// show the watcher may have lost watches of its own.
+    ///
+    /// notify names each inotify watch by the path it had when it was added, and applies the
+    /// watch changes a batch of events calls for only after the whole batch. Moving
+    /// directories in quick succession (`mv z a; mv x a/b`) then loses watches: `x/`'s watch
+    /// is the one `a/b` shares (inotify keeps one watch per inode), and removing the watch of
+    /// the path `x`, gone, removes `a/b`'s; or `a/b` is reported, and watched, under the
+    /// out-of-date name `z/b`. Nothing written in `a/b` would ever reach the index. Watching
+    /// again walks the directories as they are now and adds every watch under its real path;
+    /// notify's thread takes the request only after the batch these events came from, so no
+    /// removal of that batch can undo it.
+    fn rewatch(&self, dirs: &[PathBuf]) {
+        let mut tops: Vec<&PathBuf> = Vec::new();
+        let mut sorted: Vec<&PathBuf> = dirs.iter().collect();
+        sorted.sort();
+        for dir in sorted {
+            if !tops.last().is_some_and(|top| dir.starts_with(top)) {
+                tops.push(dir);
+            }
         }
+        let mut watcher = self.watcher.recover();
+        let Some(watcher) = watcher.as_mut() else {
+            return;
+        };
+        count(&self.work.rewatches);
+        for dir in tops {
+            if let Err(error) = watcher.watch(dir, notify::RecursiveMode::Recursive) {
+                // Gone again already: its removal has events of its own.
+                tracing::debug!(%error, dir = %dir.display(), "not watched again");
+            }
+        }
+    }
+
+    /// Refreshes the changed paths in place, and rescans new directories when `rescan`:
+    /// (whether only a rebuild is right, whether the index was compacted, the directories
+    /// that appeared).
+    fn update(
+        &self,
+        index: &mut Index,
+        changed: &[PathBuf],
+        rescan: bool,
+    ) -> (bool, bool, Vec<PathBuf>) {
+        let new_dirs = match self.refresh_all(index, changed) {
+            Some(dirs) => dirs,
+            None => return (true, false, Vec::new()),
+        };
         if rescan {
             self.rescan_recent_dirs(index);
         }
         count(&self.work.updates);
         index.updated_at = SystemTime::now();
         if !index.needs_compaction() {
-            return (false, false);
+            return (false, false, new_dirs);
         }
         index.compact();
         count(&self.work.compactions);
-        (false, true)
+        (false, true, new_dirs)
     }
 
-    /// Splits watch events into barrier cookies and changed paths, in order; true when only
-    /// a rebuild is safe (the watcher lost events).
-    fn sort_events(
-        &self,
-        batch: Vec<notify::Result<notify::Event>>,
-    ) -> (Vec<String>, Vec<PathBuf>, bool) {
-        let (mut cookies, mut changed, mut rebuild) = (Vec::new(), Vec::new(), false);
+    /// Splits watch events into barrier cookies and changed paths, in order, and tells
+    /// whether the watcher lost events or may have lost watches (see [`Shared::rewatch`]).
+    fn sort_events(&self, batch: Vec<notify::Result<notify::Event>>) -> SortedEvents {
+        let mut sorted = SortedEvents::default();
+        let arrived: HashSet<usize> = batch
+            .iter()
+            .flatten()
+            .filter(|e| matches!(e.kind, EventKind::Modify(ModifyKind::Name(RenameMode::To))))
+            .filter_map(|e| e.attrs.tracker())
+            .collect();
         for event in batch {
             let event = match event {
                 Ok(event) => event,
                 Err(error) => {
                     // Lost events (e.g. a queue overflow).
                     tracing::warn!(%error, "watch error; rebuilding the index");
-                    rebuild = true;
+                    sorted.lost_events = true;
                     continue;
                 }
             };
-            rebuild |= event.need_rescan();
+            sorted.lost_events |= event.need_rescan();
             // Reads (ours included: indexing opens files) leave contents as they were. A
             // metadata change does not, in effect: `chmod` decides whether a file can be read.
-            if matches!(event.kind, notify::EventKind::Access(_)) {
+            if matches!(event.kind, EventKind::Access(_)) {
                 continue;
             }
+            sorted.rewatch = sorted.rewatch.max(self.rewatch_for(&event, &arrived));
             for path in event.paths {
                 if self.global_excludes.as_ref() == Some(&path) {
-                    rebuild = true;
+                    sorted.lost_events = true;
                     continue;
                 }
                 match cookie_name(&self.root, &path) {
-                    Some(cookie) => cookies.push(cookie),
-                    None => changed.push(path),
+                    Some(cookie) => sorted.cookies.push(cookie),
+                    None => sorted.changed.push(path),
                 }
             }
         }
-        (cookies, changed, rebuild)
+        sorted
     }
 
-    /// Refreshes the changed paths; true when they need a rebuild.
-    fn refresh_all(&self, index: &mut Index, changed: &[PathBuf]) -> bool {
-        match index.refresh_all(changed) {
-            Refresh::Done => false,
-            Refresh::Rebuild => true,
-            Refresh::Directories(dirs) => {
-                {
-                    let mut recent = self.recent_dirs.recover();
-                    let now = Instant::now();
-                    recent.extend(dirs.into_iter().map(|dir| (dir, now)));
+    /// What `event` says of the watcher's own watches: a directory of the index moved away
+    /// (to where this batch shows, or not), or something appeared under a path whose
+    /// directory does not exist (the watcher's name for it is out of date).
+    fn rewatch_for(&self, event: &notify::Event, arrived: &HashSet<usize>) -> Rewatch {
+        match event.kind {
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)) => {
+                let was_dir = event.paths.first().is_some_and(|path| {
+                    let relative = path.strip_prefix(&self.root).unwrap_or(path);
+                    let index = self.index.read_recover();
+                    index.as_ref().is_some_and(|index| index.has_dir(relative))
+                });
+                match (was_dir, event.attrs.tracker()) {
+                    (false, _) => Rewatch::No,
+                    (true, Some(tracker)) if arrived.contains(&tracker) => Rewatch::NewDirs,
+                    (true, _) => Rewatch::Root,
                 }
-                false
+            }
+            EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
+                let stale = event
+                    .paths
+                    .first()
+                    .and_then(|path| path.parent())
+                    .is_some_and(|dir| std::fs::symlink_metadata(dir).is_err());
+                if stale {
+                    Rewatch::NewDirs
+                } else {
+                    Rewatch::No
+                }
+            }
+            _ => Rewatch::No,
+        }
+    }
+
+    /// Refreshes the changed paths: the directories walked (new ones), or `None` when only
+    /// a rebuild is right.
+    fn refresh_all(&self, index: &mut Index, changed: &[PathBuf]) -> Option<Vec<PathBuf>> {
+        match index.refresh_all(changed) {
+            Refresh::Done => Some(Vec::new()),
+            Refresh::Rebuild => None,
+            Refresh::Directories(dirs) => {
+                let mut recent = self.recent_dirs.recover();
+                let now = Instant::now();
+                recent.extend(dirs.iter().map(|dir| (dir.clone(), now)));
+                Some(dirs)
             }
         }
     }
 
     fn has_recent_dirs(&self) -> bool {
         let mut recent = self.recent_dirs.recover();
-        recent.retain(|(_, at)| at.elapsed() < RECENT_DIR);
+        recent.retain(|(_, at)| at.elapsed() < self.recent_dir);
         !recent.is_empty()
     }
 
@@ -240,6 +321,30 @@ impl Shared {
         // Walks only: what these find is already recorded as recent.
         let _ = index.refresh_all(&dirs);
     }
+}
+
+/// One batch of watch events, sorted.
+#[derive(Default)]
+struct SortedEvents {
+    /// Barrier cookies seen, to release once the batch is applied.
+    cookies: Vec<String>,
+    /// Paths to refresh, in order.
+    changed: Vec<PathBuf>,
+    /// The watcher lost events, or an ignore file outside the tree changed: rebuild.
+    lost_events: bool,
+    /// Which directories to watch again (see [`Shared::rewatch`]).
+    rewatch: Rewatch,
+}
+
+/// Which directories a batch of events calls to watch again, least to most.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Rewatch {
+    #[default]
+    No,
+    /// The directories that appeared in the batch (the root when none did).
+    NewDirs,
+    /// The whole tree: a directory moved to a place no event showed.
+    Root,
 }
 
 /// Returns the allocator's free pages to the system (glibc's `malloc_trim`; elsewhere a
@@ -266,6 +371,7 @@ mod tests {
     use std::path::Path;
     use std::sync::atomic::AtomicU64;
 
+    use notify::event::RenameMode;
     use notify::event::{AccessKind, CreateKind, DataChange, EventKind, Flag, ModifyKind};
     use notify::Event;
     use warm_runtime::EventLog;
@@ -407,17 +513,61 @@ mod tests {
         assert_eq!(candidates(shared, "before"), [Path::new("a.rs")]);
     }
 
+    fn renamed(mode: RenameMode, path: &Path, tracker: usize) -> Event {
+        Event::new(EventKind::Modify(ModifyKind::Name(mode)))
+            .add_path(path.to_owned())
+            .set_tracker(tracker)
+    }
+
+    #[test]
+    fn moved_directories_and_paths_under_missing_directories_call_for_watching_again() {
+        let Fixture { root, shared, .. } = &fixture();
+        std::fs::create_dir(root.join("d")).expect("d");
+        shared.rebuild("test");
+        std::fs::rename(root.join("d"), root.join("e")).expect("mv d e");
+        let arrived: HashSet<usize> = [7].into();
+        let rewatch = |event: &Event| shared.rewatch_for(event, &arrived);
+        let from_dir = |tracker| renamed(RenameMode::From, &root.join("d"), tracker);
+        assert_eq!(
+            rewatch(&from_dir(7)),
+            Rewatch::NewDirs,
+            "moved where the batch shows"
+        );
+        assert_eq!(
+            rewatch(&from_dir(8)),
+            Rewatch::Root,
+            "moved where no event shows"
+        );
+        let from_file = renamed(RenameMode::From, &root.join("a.rs"), 8);
+        assert_eq!(rewatch(&from_file), Rewatch::No, "a file holds no watch");
+        let to_stale = renamed(RenameMode::To, &root.join("d/b"), 7);
+        assert_eq!(
+            rewatch(&to_stale),
+            Rewatch::NewDirs,
+            "named under a directory gone"
+        );
+        let stale = created(&root.join("gone/f.rs")).expect("event");
+        assert_eq!(rewatch(&stale), Rewatch::NewDirs);
+        let fresh = created(&root.join("e/f.rs")).expect("event");
+        assert_eq!(rewatch(&fresh), Rewatch::No);
+
+        // Applied: counted once per batch that calls for it, and only with a watcher.
+        shared.watch(mpsc::channel().0);
+        shared.apply(vec![created(&root.join("e/f.rs")), cookie(root)]);
+        assert_eq!(get(&shared.work.rewatches), 0);
+        shared.apply(vec![Ok(from_dir(8)), created(&root.join("gone/f.rs"))]);
+        assert_eq!(get(&shared.work.rewatches), 1);
+    }
+
     #[test]
     fn a_watcher_set_up_as_the_service_stops_is_dropped_not_kept() {
         let Fixture { shared, .. } = &fixture();
-        let slot = Mutex::new(None);
-        shared.watch(mpsc::channel().0, &slot);
-        assert!(slot.lock().expect("slot").is_some(), "running: kept");
+        shared.watch(mpsc::channel().0);
+        assert!(shared.watcher.recover().take().is_some(), "running: kept");
 
-        let slot = Mutex::new(None);
         shared.stopping.store(true, Ordering::Relaxed);
-        shared.watch(mpsc::channel().0, &slot);
+        shared.watch(mpsc::channel().0);
         // Kept, its inotify instance and watches would outlive the stopped service.
-        assert!(slot.lock().expect("slot").is_none(), "stopping: dropped");
+        assert!(shared.watcher.recover().is_none(), "stopping: dropped");
     }
 }

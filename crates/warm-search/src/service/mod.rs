@@ -70,6 +70,13 @@ struct Shared {
     peers: Option<Peers>,
     /// Directories created lately, rescanned at each barrier (see [`Refresh::Directories`]).
     recent_dirs: Mutex<Vec<(PathBuf, Instant)>>,
+    /// How long a new directory stays in `recent_dirs`: [`RECENT_DIR`], or
+    /// `WARM_SEARCH_TEST_RECENT_DIR_MS` for tests that must prove the watches alone keep the
+    /// index right (the rescans would hide a directory left unwatched).
+    recent_dir: Duration,
+    /// The file watcher; dropped at shutdown, which ends the event stream and so the indexer
+    /// thread.
+    watcher: Mutex<Option<notify::RecommendedWatcher>>,
     stopping: AtomicBool,
     events: EventLog,
     /// How each query was answered, for `search/status`: a fallback must never hide the path
@@ -84,8 +91,6 @@ struct Shared {
 
 pub struct SearchService {
     shared: Arc<Shared>,
-    /// Dropped at shutdown, which ends the event stream and so the indexer thread.
-    watcher: Arc<Mutex<Option<notify::RecommendedWatcher>>>,
 }
 
 impl SearchService {
@@ -103,29 +108,24 @@ impl SearchService {
         let shared = Arc::new(Shared::new(root, events, peers, shutdown));
         if let Some(reason) = &shared.refused {
             tracing::warn!("{reason}");
-            return SearchService {
-                shared,
-                watcher: Arc::new(Mutex::new(None)),
-            };
+            return SearchService { shared };
         }
         let (tx, rx) = mpsc::channel();
         // Watching starts before the walk, so no change made during the build is missed. Both
         // run on the indexer thread: adding a watch per directory takes a while on a large
         // tree, and the daemon answers meanwhile (queries scan until the index is ready).
-        let watcher: Arc<Mutex<Option<notify::RecommendedWatcher>>> = Arc::new(Mutex::new(None));
         let indexer = shared.clone();
-        let slot = watcher.clone();
         let spawned = std::thread::Builder::new()
             .name("warm-search-indexer".into())
             .spawn(move || {
                 crate::index::lower_priority();
-                indexer.watch(tx, &slot);
+                indexer.watch(tx);
                 indexer.run(rx);
             });
         if let Err(error) = spawned {
             tracing::error!(%error, "cannot start the indexer thread");
         }
-        SearchService { shared, watcher }
+        SearchService { shared }
     }
 }
 
@@ -145,9 +145,17 @@ impl Service for SearchService {
 
     fn shutdown(&self) -> BoxFuture<()> {
         self.shared.stopping.store(true, Ordering::Relaxed);
-        self.watcher.recover().take();
+        self.shared.watcher.recover().take();
         Box::pin(async {})
     }
+}
+
+/// A duration in milliseconds from the environment variable `name` (tests only).
+fn test_duration(name: &str) -> Option<Duration> {
+    std::env::var(name)
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map(Duration::from_millis)
 }
 
 impl Shared {
@@ -182,14 +190,13 @@ impl Shared {
             shutdown,
             peers,
             recent_dirs: Mutex::new(Vec::new()),
+            recent_dir: test_duration("WARM_SEARCH_TEST_RECENT_DIR_MS").unwrap_or(RECENT_DIR),
+            watcher: Mutex::new(None),
             stopping: AtomicBool::new(false),
             events,
             queries: QueryCounters::default(),
             work: IndexCounters::default(),
-            apply_delay: std::env::var("WARM_SEARCH_TEST_APPLY_DELAY_MS")
-                .ok()
-                .and_then(|ms| ms.parse().ok())
-                .map_or(Duration::ZERO, Duration::from_millis),
+            apply_delay: test_duration("WARM_SEARCH_TEST_APPLY_DELAY_MS").unwrap_or_default(),
         }
     }
 

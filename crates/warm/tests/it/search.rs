@@ -585,6 +585,56 @@ fn swapped_and_recreated_directories_are_indexed_as_they_are_now() {
     }
 }
 
+/// 300 directories moved (`mv z a`), then 300 more moved into them (`mv x a/b`), at once.
+/// notify applies the watch changes of a batch of events after the batch (remove `z`'s
+/// watch, add `a`'s), so a move into `a` made meanwhile is lost to it, `a/b` shares the
+/// inotify watch of `x` (one per inode), and removing the watch of the path `x` next removes
+/// `a/b`'s: nothing written in `a/b` would reach the index unless the service watches the
+/// moved directories again. The rescans of new directories are turned off
+/// (`WARM_SEARCH_TEST_RECENT_DIR_MS=0`), so only the watches can make the files written
+/// later in each `a/b` appear.
+#[test]
+fn directories_moved_into_directories_just_moved_are_watched_under_their_real_paths() {
+    const PAIRS: usize = 300;
+    let env = TestEnv::new();
+    small_project(&env);
+    let p = &env.project;
+    for i in 0..PAIRS {
+        // Subdirectories make each of notify's re-watches of a moved directory take longer.
+        for sub in 0..4 {
+            std::fs::create_dir_all(p.join(format!("z{i}/s{sub}"))).expect("z");
+        }
+        std::fs::create_dir(p.join(format!("x{i}"))).expect("x");
+    }
+    let started = env
+        .warm()
+        .env("WARM_SEARCH_TEST_RECENT_DIR_MS", "0")
+        .args(["-s", "search", "start"])
+        .output()
+        .expect("start");
+    assert!(started.status.success(), "{}", stderr_of(&started));
+    wait_for_index(&env);
+    for i in 0..PAIRS {
+        std::fs::rename(p.join(format!("z{i}")), p.join(format!("a{i}"))).expect("mv z a");
+    }
+    for i in 0..PAIRS {
+        std::fs::rename(p.join(format!("x{i}")), p.join(format!("a{i}/b"))).expect("mv x a/b");
+    }
+    // A barrier: every move is applied before the files are written.
+    assert_eq!(found(&env, "fn alpha"), "src/a.rs:fn alpha() {}");
+    for i in 0..PAIRS {
+        std::fs::write(p.join(format!("a{i}/b/late.txt")), format!("late_{i}\n")).expect("w");
+    }
+    let (warm, rg) = both(&env, &["-l", "late_"]);
+    assert_eq!(rg.len(), PAIRS);
+    assert_eq!(warm, rg);
+    let work = &env.json(&["search", "--status"])["work"];
+    assert_eq!(
+        work["builds"], 1,
+        "kept right in place, not rebuilt: {work}"
+    );
+}
+
 #[test]
 fn edits_under_a_symlinked_directory_are_seen_at_their_real_path() {
     let env = TestEnv::new();

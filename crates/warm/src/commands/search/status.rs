@@ -90,10 +90,11 @@ fn print_status(status: &Value) {
     );
     let work = &status["work"];
     outln!(
-        "upkeep:     {} builds, {} in-place updates, {} new-directory rescans, {} compactions",
+        "upkeep:     {} builds, {} in-place updates, {} new-directory rescans, {} re-watches, {} compactions",
         work["builds"],
         work["updates"],
         work["rescans"],
+        work["rewatches"],
         work["compactions"]
     );
     let inotify = &status["inotify"];
