@@ -44,13 +44,15 @@ pub struct ServiceConfig {
     pub command: Option<Vec<String>>,
     /// `"ndjson"` or `"lsp"`.
     pub framing: Option<String>,
-    /// Idle TTL, e.g. `"10m"`; `"0"` means never.
+    /// Idle TTL, e.g. `"10m"` or `600` (seconds); `"0"` means never.
+    #[serde(default, deserialize_with = "crate::duration::deserialize_text")]
     pub ttl: Option<String>,
     /// Worker pool size.
     pub workers: Option<u32>,
     /// Methods that run alone.
     #[serde(default)]
     pub exclusive: Vec<String>,
+    #[serde(default, deserialize_with = "crate::duration::deserialize_text")]
     pub request_timeout: Option<String>,
     pub restart: Option<RestartConfig>,
     #[serde(default)]
@@ -61,7 +63,9 @@ pub struct ServiceConfig {
     /// Requests in one JSON-RPC batch.
     pub max_batch: Option<usize>,
     /// How long a partially received frame may take to complete.
+    #[serde(default, deserialize_with = "crate::duration::deserialize_text")]
     pub partial_frame_timeout: Option<String>,
+    #[serde(default, deserialize_with = "crate::duration::deserialize_text")]
     pub drain_timeout: Option<String>,
     /// LSP workers: `initializationOptions` sent with `initialize`.
     pub initialization_options: Option<toml::Value>,
@@ -92,6 +96,7 @@ pub struct ServiceConfig {
 #[serde(deny_unknown_fields)]
 pub struct RestartConfig {
     pub attempts: u32,
+    #[serde(deserialize_with = "crate::duration::deserialize_required")]
     pub window: String,
 }
 
@@ -99,6 +104,7 @@ pub struct RestartConfig {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientConfig {
+    #[serde(default, deserialize_with = "crate::duration::deserialize_texts")]
     pub retry_delays: Option<Vec<String>>,
     pub max_restarts: Option<u32>,
     pub fallback: Option<bool>,

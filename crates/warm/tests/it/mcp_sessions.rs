@@ -147,6 +147,8 @@ fn bad_input_on_the_mcp_stdio_is_answered_and_the_session_goes_on() {
     );
     let answer = session.call(5, "search", json!({ "pattern": "def twice" }));
     assert_eq!(text(&answer), "util.py:4:def twice():", "{answer}");
+    session.send(&json!({ "jsonrpc": "2.0", "id": 6, "method": "ping" }));
+    assert_eq!(session.answer(6)["result"], json!({}), "MCP ping");
     session.close();
 }
 

@@ -147,3 +147,16 @@ fn start_with_ttl_changes_a_running_daemon() {
     assert_eq!(first["pid"], second["pid"]);
     assert_eq!(second["ttl_secs"], 2700);
 }
+
+/// A bare number is seconds, on the command line and in `.warm.toml`, as `sleep` takes it.
+#[test]
+fn a_ttl_written_as_a_bare_number_is_seconds() {
+    let env = TestEnv::new();
+    env.ok(&["-s", "echo", "start", "--ttl", "42"]);
+    assert_eq!(env.json(&["-s", "echo", "status"])["ttl_secs"], 42);
+    env.write_config("[services.default]\nttl = 90\nrequest_timeout = 2.5\n");
+    env.ok(&["start"]);
+    assert_eq!(env.json(&["status"])["ttl_secs"], 90);
+    let output = env.run(&["start", "--ttl", "5 minutes"]);
+    assert_exit(&output, 2, "invalid duration \"5 minutes\"");
+}
