@@ -54,6 +54,15 @@ fn entries(store: &Path) -> Vec<(String, PathBuf)> {
         .collect()
 }
 
+/// Whether the file at `path` is trusted as it is on disk now.
+pub fn is_file_trusted(path: &Path) -> bool {
+    let Ok(path) = path.canonicalize() else {
+        return false;
+    };
+    let content = std::fs::read(&path).unwrap_or_default();
+    is_trusted(&path, &content)
+}
+
 /// Whether the file at `path` (canonical) with these bytes was trusted.
 pub fn is_trusted(path: &Path, content: &[u8]) -> bool {
     if trust_all() {

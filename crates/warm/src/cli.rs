@@ -73,6 +73,12 @@ pub enum Command {
     Status,
     /// List every daemon of this user (stale entries are cleaned).
     List,
+    /// Check what warm depends on (runtime directory, daemons, inotify limits, language
+    /// servers, ripgrep, the project's .warm.toml) and say how to fix each problem.
+    #[command(
+        after_help = "Exit code 1 when a check failed (a warning or a note does not fail).\n\nExamples:\n  warm doctor\n  warm doctor --json | jq '.[] | select(.verdict != \"ok\")'"
+    )]
+    Doctor,
     /// Stop the daemon gracefully (or every daemon with --all).
     Stop(StopArgs),
     /// Print the daemon's log (or its event stream).

@@ -126,6 +126,9 @@ fn run(cli: Cli, ready: Option<warm_daemon::ReadyReporter>) -> Result<u8, Failur
             .map_err(|e| Failure::Usage(format!("cannot read the current directory: {e}")))?;
         return commands::trust::run(&cwd, args, cli.global.json).map(|()| 0);
     }
+    if let Command::Doctor = &cli.command {
+        return commands::doctor::run(&cli.global);
+    }
     if let Command::List = &cli.command {
         return commands::list::run(&warm_runtime::runtime_dir_location(), cli.global.json)
             .map(|()| 0);
@@ -143,6 +146,7 @@ fn run(cli: Cli, ready: Option<warm_daemon::ReadyReporter>) -> Result<u8, Failur
         Command::Bench(args) => commands::bench::run(&context, args)?,
         Command::Serve(_)
         | Command::List
+        | Command::Doctor
         | Command::Init(_)
         | Command::Trust(_)
         | Command::Lsp(_)

@@ -64,7 +64,8 @@ pub fn discover(runtime_dir: &Path) -> Result<Vec<(DaemonPaths, Found)>, Failure
     Ok(found)
 }
 
-fn query_status(sock: &Path) -> Option<Status> {
+/// The status of the daemon listening on `sock`, if it answers within 5 s.
+pub fn query_status(sock: &Path) -> Option<Status> {
     let mut connection = Connection::connect(sock, Framing::Ndjson).ok()?;
     connection.set_timeout(Some(Duration::from_secs(5))).ok()?;
     let value = connection

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod call;
+pub mod doctor;
 pub mod init;
 pub mod keepalive;
 pub mod list;

@@ -5,6 +5,7 @@ mod support;
 mod as_nobody;
 mod client;
 mod docs;
+mod doctor;
 mod examples;
 mod faults;
 mod framing;

@@ -65,10 +65,16 @@ async fn serve(
     worker_tools: Vec<worker_tools::WorkerTool>,
 ) -> Result<(), Failure> {
     let server = tools::WarmTools::new(root, leases, worker_tools);
-    let running = server
-        .serve(stdio::checked())
-        .await
-        .map_err(|e| Failure::Other(format!("MCP session failed to start: {e}")))?;
+    let running = match server.serve(stdio::checked()).await {
+        Ok(running) => running,
+        // stdin closed before any client spoke (`warm mcp < /dev/null`): nothing went wrong.
+        Err(rmcp::service::ServerInitializeError::ConnectionClosed(_)) => return Ok(()),
+        Err(error) => {
+            return Err(Failure::Other(format!(
+                "MCP session failed to start: {error}"
+            )))
+        }
+    };
     running
         .waiting()
         .await

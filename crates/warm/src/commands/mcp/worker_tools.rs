@@ -43,7 +43,7 @@ pub fn declared(config: &Config) -> Vec<WorkerTool> {
     let Some(path) = &config.path else {
         return tools;
     };
-    if tools.is_empty() || trusted(path) {
+    if tools.is_empty() || warm_client::trust::is_file_trusted(path) {
         return tools;
     }
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
@@ -55,14 +55,6 @@ pub fn declared(config: &Config) -> Vec<WorkerTool> {
         path.parent().unwrap_or(path).display()
     );
     Vec::new()
-}
-
-fn trusted(path: &std::path::Path) -> bool {
-    let Ok(path) = path.canonicalize() else {
-        return false;
-    };
-    let content = std::fs::read(&path).unwrap_or_default();
-    warm_client::trust::is_trusted(&path, &content)
 }
 
 /// The route that answers `tool`: the method's result as JSON text, or its error (the

@@ -10,7 +10,7 @@
 //! its answer, or its error, is ripgrep's own. Nothing about the daemon can make a search fail:
 //! without it, the search scans.
 
-mod delegate;
+pub mod delegate;
 pub use delegate::real_ripgrep;
 mod status;
 mod targets;
