@@ -175,10 +175,21 @@ impl Shared {
             }
         }
         let mut watcher = self.watcher.recover();
-        let Some(watcher) = watcher.as_mut() else {
+        let Some(watcher) = watcher.as_mut().filter(|_| !tops.is_empty()) else {
             return;
         };
         count(&self.work.rewatches);
+        let relative: Vec<String> = tops
+            .iter()
+            .map(|dir| {
+                dir.strip_prefix(&self.root)
+                    .unwrap_or(dir)
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        self.events
+            .record("search.rewatch", json!({ "dirs": relative }));
         for dir in tops {
             if let Err(error) = watcher.watch(dir, notify::RecursiveMode::Recursive) {
                 // Gone again already: its removal has events of its own.
@@ -523,6 +534,7 @@ mod tests {
     fn moved_directories_and_paths_under_missing_directories_call_for_watching_again() {
         let Fixture { root, shared, .. } = &fixture();
         std::fs::create_dir(root.join("d")).expect("d");
+        std::fs::create_dir(root.join("g")).expect("g");
         shared.rebuild("test");
         std::fs::rename(root.join("d"), root.join("e")).expect("mv d e");
         let arrived: HashSet<usize> = [7].into();
@@ -551,12 +563,40 @@ mod tests {
         let fresh = created(&root.join("e/f.rs")).expect("event");
         assert_eq!(rewatch(&fresh), Rewatch::No);
 
-        // Applied: counted once per batch that calls for it, and only with a watcher.
+        // Applied, with a watcher: the directory moved in is watched again when the batch
+        // shows where it went, else the whole tree; nothing for a batch that calls for none.
         shared.watch(mpsc::channel().0);
         shared.apply(vec![created(&root.join("e/f.rs")), cookie(root)]);
         assert_eq!(get(&shared.work.rewatches), 0);
-        shared.apply(vec![Ok(from_dir(8)), created(&root.join("gone/f.rs"))]);
-        assert_eq!(get(&shared.work.rewatches), 1);
+        let to_dir = renamed(RenameMode::To, &root.join("e"), 7);
+        shared.apply(vec![Ok(from_dir(7)), Ok(to_dir)]);
+        assert_eq!(rewatched(fixture_events(shared)), [vec!["e".to_owned()]]);
+        std::fs::remove_dir(root.join("g")).expect("rm g");
+        shared.apply(vec![Ok(renamed(RenameMode::From, &root.join("g"), 9))]);
+        shared.apply(vec![created(&root.join("gone/f.rs"))]);
+        let whole_tree = vec![String::new()];
+        assert_eq!(
+            rewatched(fixture_events(shared)),
+            [vec!["e".to_owned()], whole_tree.clone(), whole_tree]
+        );
+        assert_eq!(get(&shared.work.rewatches), 3);
+    }
+
+    /// The event log's lines.
+    fn fixture_events(shared: &Shared) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(shared.events.path()).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// The directories of each `search.rewatch` event, in order.
+    fn rewatched(events: Vec<serde_json::Value>) -> Vec<Vec<String>> {
+        events
+            .iter()
+            .filter(|e| e["event"] == "search.rewatch")
+            .map(|e| serde_json::from_value(e["dirs"].clone()).unwrap_or_default())
+            .collect()
     }
 
     #[test]

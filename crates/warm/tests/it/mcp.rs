@@ -369,6 +369,7 @@ fn a_workers_method_declared_in_warm_toml_is_an_agent_tool_once_the_file_is_trus
         ["progress", "nap", { "ms": 2500, "steps": 1 }],
         ["call", "missing", {}],
         ["call", "search", { "pattern": "def twice" }],
+        ["progress", "echo_back", { "word": "quick" }],
     ]));
     let tools = out["tools"].as_array().map(Vec::len);
     assert_eq!(
@@ -400,6 +401,8 @@ fn a_workers_method_declared_in_warm_toml_is_an_agent_tool_once_the_file_is_trus
         calls[2]
     );
     assert_eq!(text(&calls[3]), "util.py:4:def twice():");
+    // A call answered within the second hears no progress: no noise for quick calls.
+    assert_eq!(calls[4]["progress"], json!([]), "{}", calls[4]);
 
     // Not trusted: the tools are not offered (their descriptions reach the model), and the
     // session says why on stderr.

@@ -216,6 +216,23 @@ fn daemons_stay_while_any_session_lives_and_idle_out_after_the_last() {
         "[services.search]\nttl = \"1s\"\n[services.lsp-pylsp]\nttl = \"1s\"\n\
          [services.echo]\nttl = \"3s\"\n",
     );
+    // A daemon of another project, running before the sessions' calls.
+    let other = env.tmp.path().join("other");
+    std::fs::create_dir(&other).expect("other project");
+    let in_other = |args: &[&str]| {
+        let mut command = env.warm();
+        command
+            .current_dir(&other)
+            .arg("--root")
+            .arg(&other)
+            .args(args);
+        command.output().expect("warm in the other project")
+    };
+    assert!(in_other(&["-s", "echo", "start"]).status.success());
+    let other_leases = || {
+        let status = in_other(&["-s", "echo", "status", "--json"]);
+        serde_json::from_slice::<Value>(&status.stdout).map_or(Value::Null, |s| s["leases"].clone())
+    };
     let at = json!({ "file": "app.py", "line": 9, "column": 12 });
     let mut first = RawSession::start(agent.warm_mcp());
     let mut second = RawSession::start(agent.warm_mcp());
@@ -223,12 +240,30 @@ fn daemons_stay_while_any_session_lives_and_idle_out_after_the_last() {
         let answer = session.call(1, "lsp_definition", at.clone());
         assert!(text(&answer).contains("app.py:4:5"), "{answer}");
     }
-    let mut daemons = env.daemon_pids();
-    daemons.sort_unstable();
+    // Each session holds each daemon it used (taken after its call, in the background).
+    let leases = |service: &str| {
+        let status = env.run(&["-s", service, "status", "--json"]);
+        serde_json::from_slice::<Value>(&status.stdout).map_or(Value::Null, |s| s["leases"].clone())
+    };
+    for service in ["search", "lsp-pylsp"] {
+        assert!(
+            wait_until(Duration::from_secs(10), || leases(service) == 2),
+            "{service}: {} leases",
+            leases(service)
+        );
+    }
+    // ... and nothing of another project's: its daemon ran before those calls, so the
+    // lease passes that took the pylsp daemon saw it too.
     assert_eq!(
-        daemons.len(),
-        2,
-        "one search and one pylsp daemon: {daemons:?}"
+        other_leases(),
+        0,
+        "a session leased another project's daemon"
+    );
+    assert!(in_other(&["-s", "echo", "stop"]).status.success());
+    assert!(
+        wait_until(Duration::from_secs(10), || env.daemon_pids().len() == 2),
+        "one search and one pylsp daemon: {:?}",
+        env.daemon_pids()
     );
 
     // kill -9 of one session: the other goes on.
@@ -238,6 +273,17 @@ fn daemons_stay_while_any_session_lives_and_idle_out_after_the_last() {
     assert_eq!(text(&answer), "app.py:4:def hello(name):", "{answer}");
     let answer = second.call(3, "lsp_definition", at.clone());
     assert!(text(&answer).contains("app.py:4:5"), "{answer}");
+    // A daemon restarted under a session is held again after the session's next call.
+    env.ok(&["-s", "search", "restart", "--ttl", "1"]);
+    let answer = second.call(4, "search", json!({ "pattern": "def hello" }));
+    assert!(text(&answer).contains("app.py:4"), "{answer}");
+    assert!(
+        wait_until(Duration::from_secs(10), || leases("search") == 1),
+        "the restarted search daemon is not held: {} leases",
+        leases("search")
+    );
+    let mut daemons = env.daemon_pids();
+    daemons.sort_unstable();
 
     // A witness with a longer TTL, started after the session's last call and held by
     // nobody: once it has idled out, unheld daemons would have been gone for 2 s.
