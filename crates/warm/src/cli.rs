@@ -21,7 +21,7 @@ Examples:
 Exit codes: 0 ok, 1 the method returned an error, 2 usage, 3 daemon unavailable, 4 timeout.
 Environment: WARM_RUNTIME_DIR (where daemons live), WARM_RETRY_DELAYS, WARM_MAX_RESTARTS,
 WARM_FALLBACK, WARM_READY_TIMEOUT, WARM_PROGRESS (progress on stderr even when it is not a
-terminal), WARM_LOG (daemon log filter, e.g. debug), WARM_TRUST_ALL (1: trust every
+terminal; `json`: one JSON object per line), WARM_LOG (daemon log filter, e.g. debug), WARM_TRUST_ALL (1: trust every
 .warm.toml, for CI and containers).";
 
 /// Keep tools warm: one background daemon per project, shared by every client.

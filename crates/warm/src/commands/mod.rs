@@ -38,13 +38,22 @@ pub fn print_json<T: Serialize>(value: &T) {
     }
 }
 
+/// The `WARM_PROGRESS` value that makes progress machine-readable on stderr.
+pub const PROGRESS_AS_JSON: &str = "json";
+
 /// Prints a request's progress on stderr, when stderr is a terminal or `WARM_PROGRESS` is
-/// set: `[done/total] message`.
+/// set: `[done/total] message` (or JSON, see [`PROGRESS_AS_JSON`]).
 pub fn progress_printer() -> impl FnMut(warm_protocol::methods::ProgressParams) {
     use std::io::IsTerminal;
-    let show = std::io::stderr().is_terminal() || std::env::var_os("WARM_PROGRESS").is_some();
+    let setting = std::env::var("WARM_PROGRESS").ok();
+    // `json`: one `{"progress": {...}}` object per line, for a program reading stderr (`warm
+    // mcp` forwards them to the agent).
+    let as_json = setting.as_deref() == Some(PROGRESS_AS_JSON);
+    let show = std::io::stderr().is_terminal() || setting.is_some();
     move |p| {
-        if show {
+        if as_json {
+            errln!("{}", serde_json::json!({ "progress": p }));
+        } else if show {
             let counts = match (p.done, p.total) {
                 (Some(done), Some(total)) => format!("[{done}/{total}] "),
                 (Some(done), None) => format!("[{done}] "),

@@ -387,12 +387,17 @@ fn a_workers_method_declared_in_warm_toml_is_an_agent_tool_once_the_file_is_trus
     let slept: Value = serde_json::from_str(text(&calls[1])).expect("the result as JSON");
     assert_eq!(slept, json!({ "slept_ms": 2500 }));
     let heard = calls[1]["progress"].as_array().cloned().unwrap_or_default();
+    let heard: Vec<&str> = heard.iter().filter_map(Value::as_str).collect();
     assert!(
-        heard.iter().any(|m| m
-            .as_str()
-            .unwrap_or("")
-            .contains("waiting for team to answer slow")),
-        "progress while the worker works: {heard:?}"
+        heard
+            .iter()
+            .any(|m| m.contains("waiting for team to answer slow (")),
+        "the elapsed time while the worker says nothing: {heard:?}"
+    );
+    assert_eq!(
+        heard.last(),
+        Some(&"[1/1] step 1"),
+        "the worker's own progress"
     );
     assert_eq!(calls[2]["error"], true, "{}", calls[2]);
     assert!(
