@@ -52,12 +52,18 @@ impl Identity {
         })
     }
 
-    /// The name of this identity's directory: `<service>-<first 16 hex of sha256(root)>`.
+    /// The name of this identity's directory: `<service>-<root tag>` (see [`root_tag`]).
     pub fn dir_name(&self) -> String {
-        let digest = Sha256::digest(self.root.as_os_str().as_encoded_bytes());
-        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-        format!("{}-{hex}", self.service)
+        format!("{}-{}", self.service, root_tag(&self.root))
     }
+}
+
+/// The part of a daemon directory's name that names its project: the first 16 hex digits of
+/// the SHA-256 of the canonical root. Every daemon of one project has it, so a client can
+/// find them without asking every daemon of the user.
+pub fn root_tag(root: &Path) -> String {
+    let digest = Sha256::digest(root.as_os_str().as_encoded_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Whether a runtime directory entry's name is a daemon directory's (`SERVICE-` and 16 hex

@@ -143,11 +143,10 @@ pub fn project(global: &GlobalArgs) -> Result<(PathBuf, Config), Failure> {
 /// The message for a service whose `command` comes from an untrusted `.warm.toml`, or `None`
 /// when the user trusts the file as it is.
 fn untrusted(config_path: &std::path::Path, service: &str, command: &[String]) -> Option<String> {
-    let path = config_path.canonicalize().ok()?;
-    let content = std::fs::read(&path).unwrap_or_default();
-    if warm_client::trust::is_trusted(&path, &content) {
+    if warm_client::trust::is_file_trusted(config_path) {
         return None;
     }
+    let path = config_path.canonicalize().ok()?;
     let dir = path.parent().unwrap_or(&path);
     Some(format!(
         "{} is not trusted, and its service {service} would run: {}

@@ -175,7 +175,7 @@ impl Shared {
             }
         }
         let mut watcher = self.watcher.recover();
-        let Some(watcher) = watcher.as_mut().filter(|_| !tops.is_empty()) else {
+        let Some(watcher) = watcher.as_mut() else {
             return;
         };
         count(&self.work.rewatches);

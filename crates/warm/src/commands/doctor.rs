@@ -7,9 +7,8 @@ use std::path::Path;
 use serde::Serialize;
 use warm_lsp::probe::Probe;
 use warm_runtime::config::Config;
-use warm_runtime::{DaemonPaths, LockFile};
 
-use super::list::query_status;
+use super::list::{scan, Found};
 use crate::cli::GlobalArgs;
 use crate::failure::Failure;
 
@@ -105,40 +104,37 @@ fn runtime_dir_check(dir: &Path) -> Check {
 /// The daemons in the runtime directory: running ones of another version, and the files of
 /// dead ones (which `warm list` removes; this command only reports them).
 fn daemon_checks(runtime_dir: &Path) -> Vec<Check> {
-    let Ok(entries) = std::fs::read_dir(runtime_dir) else {
-        return vec![Check::new("daemons", Verdict::Ok, "none running")];
+    let Ok(scan) = scan(runtime_dir, None) else {
+        return vec![Check::new(
+            "daemons",
+            Verdict::Info,
+            "cannot read the runtime directory",
+        )];
     };
-    let (mut running, mut stale, mut other_versions) = (0, 0, Vec::new());
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !warm_runtime::paths::is_daemon_dir_name(&name) {
-            continue;
-        }
-        let Ok(paths) = DaemonPaths::from_dir(entry.path()) else {
-            continue;
-        };
-        if !LockFile::is_held(&paths.lock).unwrap_or(false) {
-            stale += 1;
-            continue;
-        }
-        running += 1;
-        if let Some(status) = query_status(&paths.sock) {
-            if status.version != crate::context::version() {
-                other_versions.push(format!("{} ({})", status.service, status.version));
+    let other_versions: Vec<String> = scan
+        .daemons
+        .iter()
+        .filter_map(|(_, found)| match found {
+            Found::Running(status) if status.version != crate::context::version() => {
+                Some(format!("{} ({})", status.service, status.version))
             }
-        }
-    }
+            _ => None,
+        })
+        .collect();
     let mut checks = vec![Check::new(
         "daemons",
         Verdict::Ok,
-        format!("{running} running"),
+        format!("{} running", scan.daemons.len()),
     )];
-    if stale > 0 {
+    if !scan.dead.is_empty() {
         checks.push(
             Check::new(
                 "stale daemon files",
                 Verdict::Info,
-                format!("{stale} directories of daemons no longer running"),
+                format!(
+                    "{} directories of daemons no longer running",
+                    scan.dead.len()
+                ),
             )
             .fix("warm list (removes them)"),
         );

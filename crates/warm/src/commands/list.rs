@@ -26,11 +26,25 @@ pub struct ProjectDaemon {
     pub status: Status,
 }
 
-/// Looks at every daemon directory; removes those of dead daemons (reported on stderr).
-pub fn discover(runtime_dir: &Path) -> Result<Vec<(DaemonPaths, Found)>, Failure> {
+/// What is in the runtime directory.
+pub struct Scan {
+    /// The daemons that hold their lock.
+    pub daemons: Vec<(DaemonPaths, Found)>,
+    /// Directories of daemons that no longer run.
+    pub dead: Vec<DaemonPaths>,
+}
+
+/// Looks at every daemon directory (only `root`'s daemons' with `Some(root)`, canonical),
+/// asking each daemon that holds its lock for its status. Changes nothing.
+pub fn scan(runtime_dir: &Path, root: Option<&Path>) -> Result<Scan, Failure> {
     let entries = match std::fs::read_dir(runtime_dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Scan {
+                daemons: Vec::new(),
+                dead: Vec::new(),
+            })
+        }
         Err(e) => {
             return Err(Failure::Other(format!(
                 "cannot read {}: {e}",
@@ -38,10 +52,18 @@ pub fn discover(runtime_dir: &Path) -> Result<Vec<(DaemonPaths, Found)>, Failure
             )))
         }
     };
-    let mut found = Vec::new();
+    let suffix = root.map(|root| format!("-{}", warm_runtime::paths::root_tag(root)));
+    let mut scan = Scan {
+        daemons: Vec::new(),
+        dead: Vec::new(),
+    };
     for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
         let is_daemon_dir = entry.file_type().is_ok_and(|t| t.is_dir())
-            && warm_runtime::paths::is_daemon_dir_name(&entry.file_name().to_string_lossy());
+            && warm_runtime::paths::is_daemon_dir_name(&name)
+            && suffix
+                .as_ref()
+                .is_none_or(|suffix| name.ends_with(suffix.as_str()));
         if !is_daemon_dir {
             continue;
         }
@@ -53,15 +75,26 @@ pub fn discover(runtime_dir: &Path) -> Result<Vec<(DaemonPaths, Found)>, Failure
                 Some(status) => Found::Running(Box::new(status)),
                 None => Found::Unresponsive(Meta::read(&paths.meta).map(Box::new)),
             };
-            found.push((paths, state));
-        } else if let Ok(true) = paths.remove_if_dead() {
+            scan.daemons.push((paths, state));
+        } else {
+            scan.dead.push(paths);
+        }
+    }
+    Ok(scan)
+}
+
+/// Looks at every daemon directory; removes those of dead daemons (reported on stderr).
+pub fn discover(runtime_dir: &Path) -> Result<Vec<(DaemonPaths, Found)>, Failure> {
+    let scan = scan(runtime_dir, None)?;
+    for paths in scan.dead {
+        if let Ok(true) = paths.remove_if_dead() {
             errln!(
                 "warm: removed the files of a daemon that is no longer running: {}",
                 paths.dir.display()
             );
         }
     }
-    Ok(found)
+    Ok(scan.daemons)
 }
 
 /// The status of the daemon listening on `sock`, if it answers within 5 s.

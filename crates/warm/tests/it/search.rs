@@ -129,6 +129,19 @@ fn wait_for_index(env: &TestEnv) {
     );
 }
 
+/// Starts the search daemon with a test knob (`WARM_SEARCH_TEST_*`) set, and waits for its
+/// index.
+fn start_search_with(env: &TestEnv, knob: &str, value: &str) {
+    let started = env
+        .warm()
+        .env(knob, value)
+        .args(["-s", "search", "start"])
+        .output()
+        .expect("start");
+    assert!(started.status.success(), "{}", stderr_of(&started));
+    wait_for_index(env);
+}
+
 fn dir_size(dir: &Path) -> u64 {
     let output = Command::new("du").arg("-sb").arg(dir).output().expect("du");
     stdout_of(&output)
@@ -475,14 +488,7 @@ fn the_barrier_makes_every_change_visible_even_when_the_indexer_lags() {
     small_project(&env);
     // The indexer sleeps 400 ms before applying each batch of events: only a barrier that
     // waits for it can make the next query see the change (the index alone is stale).
-    let started = env
-        .warm()
-        .env("WARM_SEARCH_TEST_APPLY_DELAY_MS", "400")
-        .args(["-s", "search", "start"])
-        .output()
-        .expect("start");
-    assert!(started.status.success(), "{}", stderr_of(&started));
-    wait_for_index(&env);
+    start_search_with(&env, "WARM_SEARCH_TEST_APPLY_DELAY_MS", "400");
     for round in 0..5 {
         let token = format!("fresh_token_{round}");
         std::fs::write(
@@ -606,14 +612,7 @@ fn directories_moved_into_directories_just_moved_are_watched_under_their_real_pa
         }
         std::fs::create_dir(p.join(format!("x{i}"))).expect("x");
     }
-    let started = env
-        .warm()
-        .env("WARM_SEARCH_TEST_RECENT_DIR_MS", "0")
-        .args(["-s", "search", "start"])
-        .output()
-        .expect("start");
-    assert!(started.status.success(), "{}", stderr_of(&started));
-    wait_for_index(&env);
+    start_search_with(&env, "WARM_SEARCH_TEST_RECENT_DIR_MS", "0");
     for i in 0..PAIRS {
         std::fs::rename(p.join(format!("z{i}")), p.join(format!("a{i}"))).expect("mv z a");
     }
@@ -658,14 +657,7 @@ fn a_barrier_that_times_out_scans_instead_of_answering_stale() {
     let env = TestEnv::new();
     small_project(&env);
     // The indexer takes longer than the barrier waits: the index cannot be shown current.
-    let started = env
-        .warm()
-        .env("WARM_SEARCH_TEST_APPLY_DELAY_MS", "3000")
-        .args(["-s", "search", "start"])
-        .output()
-        .expect("start");
-    assert!(started.status.success(), "{}", stderr_of(&started));
-    wait_for_index(&env);
+    start_search_with(&env, "WARM_SEARCH_TEST_APPLY_DELAY_MS", "3000");
     std::fs::write(env.project.join("src/late.rs"), "fn arrived_late() {}\n").expect("write");
     let output = env.run(&["search", "--json", "arrived_late"]);
     assert_eq!(

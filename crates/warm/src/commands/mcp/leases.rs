@@ -23,7 +23,8 @@ const LEASE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The session's leases, by daemon socket.
 pub struct Leases {
     runtime_dir: PathBuf,
-    root: String,
+    /// The project root, canonical.
+    root: PathBuf,
     held: Mutex<HashMap<PathBuf, Held>>,
 }
 
@@ -37,26 +38,26 @@ impl Leases {
     pub fn new(runtime_dir: PathBuf, root: &std::path::Path) -> Arc<Leases> {
         Arc::new(Leases {
             runtime_dir,
-            root: root.to_string_lossy().into_owned(),
+            root: root.to_owned(),
             held: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Leases every running daemon of the project this session does not hold yet.
+    /// Leases every running daemon of the project this session does not hold yet. Only the
+    /// project's daemons are asked (their directories' names say whose they are), not every
+    /// daemon of the user, since this runs after every tool call.
     pub fn hold_running(&self) {
-        let Ok(found) = list::discover(&self.runtime_dir) else {
+        let Ok(scan) = list::scan(&self.runtime_dir, Some(&self.root)) else {
             return;
         };
         let Ok(mut held) = self.held.lock() else {
             return;
         };
-        for (paths, found) in found {
+        for (paths, found) in scan.daemons {
             let Found::Running(status) = found else {
                 continue;
             };
-            if status.root != self.root
-                || held.get(&paths.sock).is_some_and(|h| h.pid == status.pid)
-            {
+            if held.get(&paths.sock).is_some_and(|h| h.pid == status.pid) {
                 continue;
             }
             match lease(&paths.sock) {

@@ -42,7 +42,7 @@ pub fn run(global: &GlobalArgs) -> Result<u8, Failure> {
             failure.message()
         );
     }
-    let leases = Leases::new(search.runtime_dir.clone(), &root);
+    let leases = Leases::new(search.runtime_dir.clone(), &search.root);
     leases.hold_running();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
