@@ -426,6 +426,9 @@ impl Client {
         // hand; wait for it to go (or to answer) before starting ours.
         loop {
             match LockFile::try_acquire(&self.paths.lock) {
+                // A service manager listens on the socket (socket activation): it starts the
+                // daemon, and its socket file is no dead daemon's to clean up.
+                Ok(Some(_lock)) if warm_runtime::paths::socket_is_served(&self.paths.sock) => {}
                 Ok(Some(lock)) => {
                     self.clean_stale();
                     drop(lock);

@@ -18,6 +18,7 @@
 //! - [`drain`]: [`drain::Drain`], what a stopping daemon waits for, in order.
 //! - [`state`]: the state connection tasks share, and `daemon/status`.
 //! - [`ready`]: the readiness pipe back to the spawning client.
+//! - [`activation`]: a socket passed by a service manager (systemd), and notes to it.
 //! - [`echo`]: the built-in `echo` service.
 //! - [`memory`]: [`memory::MemoryDaemon`], a daemon over in-memory pipes, for fast tests.
 
@@ -29,6 +30,7 @@
 // panic on every later ping).
 #![deny(clippy::arithmetic_side_effects)]
 
+pub mod activation;
 pub mod activity;
 pub mod builtin;
 pub mod connection;

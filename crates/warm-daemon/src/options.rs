@@ -1,5 +1,7 @@
 //! [`DaemonOptions`]: everything a daemon is told before it starts.
 
+use std::os::unix::net::UnixListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use warm_protocol::Limits;
@@ -24,6 +26,9 @@ pub struct DaemonOptions {
     pub service_stop_timeout: Duration,
     /// How often `health.json` is rewritten.
     pub health_interval: Duration,
+    /// A listening socket passed by a service manager ([`activation`](crate::activation)):
+    /// served instead of binding `sock`, and left to the manager when the daemon exits.
+    pub activated: Option<Arc<UnixListener>>,
 }
 
 impl DaemonOptions {
@@ -43,6 +48,7 @@ impl DaemonOptions {
             drain_timeout: Duration::from_secs(10),
             service_stop_timeout: Duration::from_secs(20),
             health_interval: Duration::from_secs(2),
+            activated: None,
         }
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Shutdown order (never reordered): stop accepting and remove `sock` (new clients start a
 //! fresh daemon instead of reaching this one), answer the connections already queued in the
-//! kernel with -32003, drain requests in flight within `drain_timeout`, stop the service,
+//! kernel with -32003 (a socket passed by a service manager is neither removed nor emptied:
+//! it is the manager's, and it starts the next daemon for what is queued), drain requests in flight within `drain_timeout`, stop the service,
 //! remove `meta.json`/`health.json`, flush and close connections, and finally release the lock
 //! (by dropping it, in the caller). A watchdog thread hard-exits if the drain overruns, so
 //! the daemon can never linger accepting nothing and answering nothing.
@@ -37,6 +38,8 @@ pub enum StartError {
         root: String,
         pid: String,
     },
+    #[error("a service manager listens on {socket} (socket activation): it starts this daemon on the first connection; connect instead of starting one")]
+    SocketManaged { socket: String },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -94,31 +97,10 @@ impl Daemon {
                     .map_or_else(|| "unknown".into(), |m| m.pid.to_string()),
             })?;
         let shared = Arc::new(Shared::new(options, service, shutdown));
-        // We hold the lock, so a socket file here belongs to a dead daemon.
-        match std::fs::remove_file(&paths.sock) {
-            Ok(()) => shared.events.record(
-                "stale.cleaned",
-                json!({ "files": ["sock"], "by": "daemon" }),
-            ),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(StartError::Io {
-                    context: format!("cannot remove stale socket {}", paths.sock.display()),
-                    source: e,
-                })
-            }
-        }
-        let std_listener = StdUnixListener::bind(&paths.sock).map_err(io_error(format!(
-            "cannot listen on {}",
-            paths.sock.display()
-        )))?;
-        std::fs::set_permissions(&paths.sock, std::fs::Permissions::from_mode(0o600))
-            .map_err(io_error("cannot restrict the socket's permissions"))?;
-        std_listener
-            .set_nonblocking(true)
-            .map_err(io_error("cannot make the socket non-blocking"))?;
-        let listener =
-            UnixListener::from_std(std_listener).map_err(io_error("cannot register the socket"))?;
+        let listener = match &shared.options.activated {
+            Some(passed) => listen_on_passed(passed)?,
+            None => bind(&shared)?,
+        };
         // meta.json serves `warm list` and stale-state checks; clients reach the daemon
         // through the socket alone. A full disk must not keep a daemon from serving.
         if let Err(error) = write_meta(&shared) {
@@ -134,7 +116,11 @@ impl Daemon {
                 "ttl_secs": shared.options.ttl.as_secs(),
             }),
         );
-        let socket_id = file_id(&paths.sock);
+        // The manager's socket is not the daemon's to guard or remove.
+        let socket_id = match shared.options.activated {
+            Some(_) => None,
+            None => file_id(&paths.sock),
+        };
         Ok(Daemon {
             shared,
             listener,
@@ -155,9 +141,15 @@ impl Daemon {
             lock,
             socket_id,
         } = self;
-        shared
-            .events
-            .record("daemon.ready", json!({ "pid": shared.pid }));
+        shared.events.record(
+            "daemon.ready",
+            json!({ "pid": shared.pid, "activated": shared.options.activated.is_some() }),
+        );
+        crate::activation::notify_ready(&format!(
+            "serving {} for {}",
+            shared.options.identity.service,
+            shared.options.identity.root.display()
+        ));
         tracing::info!(
             pid = shared.pid,
             service = %shared.options.identity.service,
@@ -179,6 +171,52 @@ impl Daemon {
         drop(lock);
         report
     }
+}
+
+/// Binds `sock`, replacing a stale socket file (we hold the lock, so no daemon serves it),
+/// unless a service manager listens on it: that socket starts daemons of its own.
+fn bind(shared: &Shared) -> Result<UnixListener, StartError> {
+    let paths = &shared.options.paths;
+    if warm_runtime::paths::socket_is_served(&paths.sock) {
+        return Err(StartError::SocketManaged {
+            socket: paths.sock.display().to_string(),
+        });
+    }
+    match std::fs::remove_file(&paths.sock) {
+        Ok(()) => shared.events.record(
+            "stale.cleaned",
+            json!({ "files": ["sock"], "by": "daemon" }),
+        ),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(StartError::Io {
+                context: format!("cannot remove stale socket {}", paths.sock.display()),
+                source: e,
+            })
+        }
+    }
+    let std_listener = StdUnixListener::bind(&paths.sock).map_err(io_error(format!(
+        "cannot listen on {}",
+        paths.sock.display()
+    )))?;
+    std::fs::set_permissions(&paths.sock, std::fs::Permissions::from_mode(0o600))
+        .map_err(io_error("cannot restrict the socket's permissions"))?;
+    register(std_listener)
+}
+
+/// Serves the socket a service manager passed (a duplicate of it: the manager keeps its own).
+fn listen_on_passed(passed: &StdUnixListener) -> Result<UnixListener, StartError> {
+    let std_listener = passed.try_clone().map_err(io_error(
+        "cannot take the socket passed by the service manager",
+    ))?;
+    register(std_listener)
+}
+
+fn register(std_listener: StdUnixListener) -> Result<UnixListener, StartError> {
+    std_listener
+        .set_nonblocking(true)
+        .map_err(io_error("cannot make the socket non-blocking"))?;
+    UnixListener::from_std(std_listener).map_err(io_error("cannot register the socket"))
 }
 
 fn write_meta(shared: &Shared) -> io::Result<()> {
@@ -298,8 +336,12 @@ async fn shut_down(
     if socket_id.is_some() && file_id(&paths.sock) == socket_id {
         let _ = std::fs::remove_file(&paths.sock);
     }
-    // 2. Connections already queued in the kernel get served, and answered -32003.
-    answer_backlog(listener, shared);
+    crate::activation::notify_stopping(&reason);
+    // 2. Connections already queued in the kernel get served, and answered -32003; those in
+    //    a service manager's socket stay there for the daemon it starts next.
+    if shared.options.activated.is_none() {
+        answer_backlog(listener, shared);
+    }
     shared.events.record(
         "daemon.shutdown",
         json!({ "reason": reason, "in_flight": shared.activity.in_flight(), "pid": shared.pid }),

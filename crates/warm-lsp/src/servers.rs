@@ -129,9 +129,17 @@ impl BuiltinServer {
     }
 
     /// Makes `service` (the built-in server's service, `lsp-ID`, as `.warm.toml` resolves
-    /// it: TTL and limits) run this server: its command, LSP framing.
+    /// it: TTL, limits, `max_rss`) run this server: its command, LSP framing, and
+    /// [`default_max_rss`] unless `.warm.toml` sets one (`0`: none).
     pub fn configure(&self, service: &mut ResolvedService) {
-        service.config = self.service_config();
+        let max_rss = service.config.max_rss.take();
+        if max_rss.is_none() {
+            service.max_rss = Some(default_max_rss());
+        }
+        service.config = ServiceConfig {
+            max_rss,
+            ..self.service_config()
+        };
         service.framing = Framing::Lsp;
     }
 
@@ -145,6 +153,13 @@ impl BuiltinServer {
             ..ServiceConfig::default()
         }
     }
+}
+
+/// The memory cap of a built-in language server that `.warm.toml` gives none: a quarter of
+/// the machine's memory, at least 2 GiB. Servers are known to grow without end (users report
+/// rust-analyzer at 9 GB); one past this is replaced between queries, none of them failing.
+pub fn default_max_rss() -> u64 {
+    (warm_worker::memory::physical_memory() / 4).max(2 << 30)
 }
 
 /// The built-in server whose daemon is the service `name` (`lsp-ID`).

@@ -17,6 +17,7 @@ use warm_protocol::{Framing, Limits};
 use crate::agent_tools::ToolConfig;
 use crate::duration::parse_duration;
 use crate::settings::{ClientSettings, SettingsError};
+use crate::size::parse_size;
 
 /// The file name looked for in the project root.
 pub const CONFIG_FILE: &str = ".warm.toml";
@@ -82,6 +83,14 @@ pub struct ServiceConfig {
     /// project, or of the title of the work-done progress that ends then; queries about a
     /// file wait for it.
     pub ready_message: Option<String>,
+    /// Largest resident memory of a worker (or language server) with its child processes,
+    /// e.g. `"2G"`; past it the worker is replaced between requests. `0`: no cap.
+    #[serde(
+        default,
+        deserialize_with = "crate::size::deserialize_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_rss: Option<String>,
     /// Globs of files (relative to the root) whose change replaces the workers: the worker's
     /// own code, so an edit takes effect without `warm restart`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -160,6 +169,8 @@ pub struct ResolvedService {
     /// How long a worker may take to answer one request.
     pub request_timeout: Duration,
     pub restart: RestartPolicy,
+    /// The workers' memory cap in bytes (`max_rss`), if any.
+    pub max_rss: Option<u64>,
     /// Hash of the service's table, so a daemon started from an older `.warm.toml` is
     /// recognised and replaced.
     pub config_hash: Option<String>,
@@ -179,6 +190,7 @@ impl ResolvedService {
             workers: 1,
             request_timeout: Duration::from_secs(60),
             restart: RestartPolicy::default(),
+            max_rss: None,
             config_hash: None,
             config: ServiceConfig::default(),
         }
@@ -245,6 +257,13 @@ impl ResolvedService {
                 defaults.request_timeout,
             )?,
             restart,
+            max_rss: match &table.max_rss {
+                Some(text) => {
+                    Some(parse_size(text).map_err(|e| format!("{}: {e}", key("max_rss")))?)
+                        .filter(|bytes| *bytes > 0)
+                }
+                None => None,
+            },
             config_hash: Some(hash_service(table)),
             config: table.clone(),
         })

@@ -12,6 +12,7 @@
 //! - [`cookie`]: the barrier files daemons make to sync with their file watchers.
 //! - [`config`]: `.warm.toml`, parsed once into typed values ([`config::ResolvedService`]).
 //! - [`duration`]: the duration syntax of `.warm.toml` and `WARM_*` variables.
+//! - [`size`]: amounts of memory (`max_rss`).
 //! - [`settings`]: [`ClientSettings`], how a client retries, restarts and falls back.
 //! - [`sync`]: locks that recover from poisoning instead of skipping their work.
 
@@ -28,6 +29,7 @@ pub mod lock;
 pub mod meta;
 pub mod paths;
 pub mod settings;
+pub mod size;
 pub mod sync;
 
 pub use events::EventLog;

@@ -107,6 +107,13 @@ pub fn runtime_dir_location() -> PathBuf {
     PathBuf::from(format!("/tmp/warm-{}", rustix::process::geteuid().as_raw()))
 }
 
+/// True when something accepts connections on the socket file `sock`. With the daemon's lock
+/// free, that is a service manager's socket (systemd socket activation): it starts the daemon
+/// on the first connection, and its socket file must not be taken for a dead daemon's.
+pub fn socket_is_served(sock: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(sock).is_ok()
+}
+
 /// Creates the runtime directory if needed and checks that only this user can use it.
 ///
 /// # Errors

@@ -50,6 +50,9 @@ pub struct WorkerConfig {
     pub dialect: Option<Arc<dyn Dialect>>,
     /// Globs (relative to `cwd`) of files whose change replaces the workers.
     pub watch: Vec<String>,
+    /// Resident memory (bytes, the worker's process tree) past which a worker is replaced
+    /// between requests.
+    pub max_rss: Option<u64>,
 }
 
 impl WorkerConfig {
@@ -71,6 +74,7 @@ impl WorkerConfig {
             shutdown: ShutdownDeadlines::default(),
             max_frame_bytes: service.limits.max_frame_bytes,
             watch: config.watch.clone(),
+            max_rss: service.max_rss,
             dialect: None,
         })
     }

@@ -6,6 +6,7 @@
 //! - [`process`]: [`WorkerProcess`] — one worker: id rewriting and timeouts; its stdio
 //!   tasks (`process::io`) and its shutdown sequence (`process::stop`).
 //! - [`pool`]: [`Pool`] — the workers of a service: picking, exclusive methods, restarts.
+//! - [`memory`]: `max_rss`, workers replaced when their process tree holds too much.
 //! - [`reload`]: noticing changed worker code: the command's files, the `watch` globs.
 //! - [`fallback`]: one request on a fresh worker, when no daemon can be reached.
 //! - [`dialect`]: [`Dialect`], what a protocol over JSON-RPC adds (the LSP one is
@@ -19,6 +20,7 @@
 pub mod config;
 pub mod dialect;
 pub mod fallback;
+pub mod memory;
 pub mod pool;
 pub mod process;
 pub mod reload;

@@ -30,6 +30,8 @@ use crate::reload::{CommandFingerprint, Watch};
 struct Slot {
     worker: Option<Arc<WorkerProcess>>,
     restarts: u64,
+    /// Workers of this slot replaced for passing `max_rss`.
+    memory_restarts: u64,
 }
 
 pub struct Pool {
@@ -71,6 +73,7 @@ impl Pool {
             .map(|_| Slot {
                 worker: None,
                 restarts: 0,
+                memory_restarts: 0,
             })
             .collect();
         let (exited_tx, exited_rx) = mpsc::unbounded_channel();
@@ -89,6 +92,9 @@ impl Pool {
             hook,
         });
         tokio::spawn(supervise(Arc::downgrade(&pool), exited_rx));
+        if let Some(cap) = pool.config.max_rss {
+            tokio::spawn(crate::memory::enforce_cap(Arc::downgrade(&pool), cap));
+        }
         pool.start_watch();
         // Warm from the start: that is the point.
         for slot in 0..pool.config.workers {
@@ -346,19 +352,76 @@ impl Pool {
         replaced.retain(|w| !w.has_exited());
         let mut slots = self.lock_slots();
         for (slot, entry) in slots.iter_mut().enumerate() {
-            match self.spawn_worker(slot) {
-                Ok(worker) => {
-                    if let Some(old) = entry.worker.replace(worker) {
-                        old.retire_when_idle(self.config.request_timeout);
-                        replaced.push(old);
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(slot, %error, "replacement worker could not start");
-                }
-            }
+            self.replace(slot, entry, &mut replaced, "replaced by a reload");
         }
         *self.unavailable.recover() = None;
+    }
+
+    /// Replaces `worker`, whose process tree holds `rss` bytes, more than `cap`
+    /// ([`memory`](crate::memory)), unless it was replaced meanwhile.
+    pub(crate) fn replace_for_memory(&self, worker: &WorkerProcess, rss: u64, cap: u64) {
+        if self.stopping.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut replaced = self.replaced.recover();
+        replaced.retain(|w| !w.has_exited());
+        let mut slots = self.lock_slots();
+        let Some(entry) = slots.get_mut(worker.slot) else {
+            return;
+        };
+        if entry.worker.as_ref().map(|w| w.pid) != Some(worker.pid) {
+            return;
+        }
+        entry.memory_restarts += 1;
+        self.events.record(
+            "worker.memory_exceeded",
+            json!({
+                "service": self.config.service, "slot": worker.slot, "pid": worker.pid,
+                "rss_bytes": rss, "max_rss_bytes": cap,
+            }),
+        );
+        tracing::warn!(service = %self.config.service, pid = worker.pid, rss, cap, "worker over max_rss, replacing it");
+        let why = format!(
+            "over max_rss: {} MiB > {}",
+            rss >> 20,
+            warm_runtime::size::format_size(cap)
+        );
+        self.replace(worker.slot, entry, &mut replaced, &why);
+    }
+
+    /// Puts a new worker in `slot`: it takes the slot's new requests at once, while the one it
+    /// replaces finishes those it has in flight, then stops (kept in `replaced` meanwhile).
+    fn replace(
+        &self,
+        slot: usize,
+        entry: &mut Slot,
+        replaced: &mut Vec<Arc<WorkerProcess>>,
+        why: &str,
+    ) {
+        match self.spawn_worker(slot) {
+            Ok(worker) => {
+                if let Some(old) = entry.worker.replace(worker) {
+                    old.retire_when_idle(self.config.request_timeout, why);
+                    replaced.push(old);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(slot, %error, "replacement worker could not start");
+            }
+        }
+    }
+
+    /// The workers taking requests now.
+    pub(crate) fn running_workers(&self) -> Vec<Arc<WorkerProcess>> {
+        self.lock_slots()
+            .iter()
+            .filter_map(|s| s.worker.clone())
+            .filter(|w| w.is_available())
+            .collect()
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
     }
 
     /// Starts the watcher of the `watch` globs, if any: a change reloads the workers. The
@@ -406,6 +469,10 @@ impl Pool {
                     Some(worker) => worker.status(s.restarts),
                     None => json!({ "slot": slot, "state": "not started", "restarts": s.restarts }),
                 };
+                if let Some(cap) = self.config.max_rss {
+                    status["max_rss_bytes"] = json!(cap);
+                    status["memory_restarts"] = json!(s.memory_restarts);
+                }
                 if let Some(error) = &unavailable {
                     status["service_unavailable"] = json!(error.message);
                 }

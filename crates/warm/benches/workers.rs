@@ -283,6 +283,7 @@ fn stop_times(python: &str, script: &Path, cwd: &Path, runs: usize) -> Vec<Strin
         max_frame_bytes: 1 << 24,
         dialect: None,
         watch: Vec::new(),
+        max_rss: None,
     };
     let events = warm_runtime::EventLog::new("/dev/null");
     let mut rows = Vec::new();

@@ -108,6 +108,43 @@ pub enum Command {
     /// Serve the project's search and language servers to coding agents over MCP (stdio).
     #[command(after_help = MCP_HELP)]
     Mcp,
+    /// Let systemd start this project's daemon on first use (socket activation).
+    #[command(after_help = SYSTEMD_HELP)]
+    Systemd(SystemdArgs),
+}
+
+const SYSTEMD_HELP: &str = "\
+Writes a user unit pair for one daemon (a service of a project): a .socket that systemd
+listens on, at the very path where warm's clients look for the daemon's socket, and a
+.service that runs `warm serve` for it. The first connection starts the daemon; when it
+exits (idle TTL, `warm stop`) systemd keeps the socket, and the next call starts it again.
+Clients need nothing: they connect as always. The units name this warm binary, the
+runtime directory and the PATH in effect now (where the daemon finds workers and language
+servers).
+
+Examples:
+  warm systemd install -s search          then run the systemctl line it prints
+  warm systemd install -s lsp-pylsp --root ~/src/app
+  warm systemd uninstall -s search
+
+See docs/lifecycle.md.";
+
+#[derive(Debug, Args)]
+pub struct SystemdArgs {
+    #[command(subcommand)]
+    pub command: SystemdCommand,
+    /// Where user units live (default: $XDG_CONFIG_HOME/systemd/user, else
+    /// ~/.config/systemd/user).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub unit_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemdCommand {
+    /// Write the .socket and .service units of the daemon of -s SERVICE (--root DIR).
+    Install,
+    /// Remove them (stop them first with the systemctl line it prints).
+    Uninstall,
 }
 
 const MCP_HELP: &str = "\

@@ -17,10 +17,20 @@ use crate::cli::{Cli, Command};
 use crate::context::Context;
 use crate::failure::{code, Failure};
 
+/// What socket activation passed: a listener, or why it cannot be served.
+type Activated = Result<
+    std::sync::Arc<std::os::unix::net::UnixListener>,
+    warm_daemon::activation::ActivationError,
+>;
+
 fn main() -> ExitCode {
     // Taken before anything else, so that even a usage error reaches a spawning client.
     let ready = std::env::var_os(warm_runtime::READY_FD_ENV)
         .map(|_| warm_daemon::ReadyReporter::from_env());
+    // And the socket a service manager passed (`warm serve` under systemd), before any thread
+    // starts: taking it edits the environment.
+    let activated = std::env::var_os("LISTEN_FDS")
+        .and_then(|_| warm_daemon::activation::take_listener().transpose());
     // ripgrep's command line is not clap's (`-s` is rg's, a pattern may start with `-`, the
     // last of two flags wins): `warm search` and the `rg` shim parse their own.
     if let Some((global, args, invocation)) = search_command_line(std::env::args_os().collect()) {
@@ -36,7 +46,7 @@ fn main() -> ExitCode {
             return ExitCode::from(if error.use_stderr() { code::USAGE } else { 0 });
         }
     };
-    match run(cli, ready) {
+    match run(cli, ready, activated) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
             errln!("warm: {}", failure.message());
@@ -87,7 +97,11 @@ fn search_command_line(
     }
 }
 
-fn run(cli: Cli, ready: Option<warm_daemon::ReadyReporter>) -> Result<u8, Failure> {
+fn run(
+    cli: Cli,
+    ready: Option<warm_daemon::ReadyReporter>,
+    activated: Option<Activated>,
+) -> Result<u8, Failure> {
     // These resolve their own service: from the files asked about, or `search`.
     if let Command::Lsp(args) = &cli.command {
         return commands::lsp::run(&cli.global, args);
@@ -110,7 +124,7 @@ fn run(cli: Cli, ready: Option<warm_daemon::ReadyReporter>) -> Result<u8, Failur
     if let Command::Serve(args) = &cli.command {
         init_daemon_logging();
         let ready = ready.unwrap_or_else(warm_daemon::ReadyReporter::none);
-        return commands::serve::run(context, args, ready).map(|()| 0);
+        return commands::serve::run(context, args, ready, activated).map(|()| 0);
     }
     if let Command::Init(args) = &cli.command {
         if args.mcp {
@@ -144,6 +158,7 @@ fn run(cli: Cli, ready: Option<warm_daemon::ReadyReporter>) -> Result<u8, Failur
         Command::Stop(args) => commands::stop::run(&context, args.all)?,
         Command::Logs(args) => commands::logs::run(&context, args)?,
         Command::Bench(args) => commands::bench::run(&context, args)?,
+        Command::Systemd(args) => commands::systemd::run(&context, args)?,
         Command::Serve(_)
         | Command::List
         | Command::Doctor

@@ -101,6 +101,8 @@ pub struct WorkerProcess {
     /// is told why it waits.
     abandoned: Mutex<HashMap<i64, Instant>>,
     served: AtomicU64,
+    /// Answers counted in `served` when the worker became ready (its dialect's start).
+    served_at_ready: AtomicU64,
     /// Cancelled once the worker may take requests: at once, or after its dialect's start.
     ready: CancellationToken,
     /// What the worker's protocol adds to plain JSON-RPC (see [`Dialect`]).
@@ -154,6 +156,8 @@ impl WorkerProcess {
         command
             .args(&config.args)
             .envs(&config.env)
+            // The daemon's notes to its service manager are its own, not its workers'.
+            .env_remove("NOTIFY_SOCKET")
             .current_dir(&config.cwd)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -189,6 +193,7 @@ impl WorkerProcess {
             stderr_closed: CancellationToken::new(),
             abandoned: Mutex::new(HashMap::new()),
             served: AtomicU64::new(0),
+            served_at_ready: AtomicU64::new(0),
             ready: CancellationToken::new(),
             dialect: config.dialect.clone(),
             handshake_answer: std::sync::OnceLock::new(),
@@ -213,6 +218,9 @@ impl WorkerProcess {
                     match dialect.start(starting.clone()).await {
                         Ok(answer) => {
                             let _ = starting.handshake_answer.set(answer);
+                            starting
+                                .served_at_ready
+                                .store(starting.served(), Ordering::Relaxed);
                             starting.ready.cancel();
                         }
                         Err(error) => starting.retire(&error.to_string()),
@@ -241,9 +249,10 @@ impl WorkerProcess {
 
     /// Takes no new requests from now on, and retires once those in flight are answered
     /// (or `deadline` has passed): a reload that loses nothing.
-    pub fn retire_when_idle(self: &Arc<Self>, deadline: Duration) {
+    pub fn retire_when_idle(self: &Arc<Self>, deadline: Duration, why: &str) {
         self.draining.cancel();
         let worker = self.clone();
+        let why = why.to_owned();
         tokio::spawn(async move {
             let give_up = Instant::now() + deadline;
             // Polled: answers arrive on the reader, and a reload is rare.
@@ -253,7 +262,7 @@ impl WorkerProcess {
             {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            worker.retire("replaced by a reload");
+            worker.retire(&why);
         });
     }
 
@@ -304,12 +313,19 @@ impl WorkerProcess {
             "restarts": restarts,
             "last_exit": self.exit_info().map(|e| e.to_string()),
             "reason": self.retire_reason(),
+            "rss_bytes": crate::memory::tree_rss(self.pid),
         })
     }
 
     /// Requests this worker has answered.
     pub fn served(&self) -> u64 {
         self.served.load(Ordering::Relaxed)
+    }
+
+    /// Requests answered since the worker became ready: its clients', not its dialect's.
+    pub fn served_since_ready(&self) -> u64 {
+        self.served()
+            .saturating_sub(self.served_at_ready.load(Ordering::Relaxed))
     }
 
     /// What the worker answered its dialect's start (a language server's capabilities),

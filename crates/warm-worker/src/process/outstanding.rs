@@ -95,6 +95,7 @@ mod tests {
             max_frame_bytes: 1 << 20,
             dialect: None,
             watch: Vec::new(),
+            max_rss: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! `warm doctor`: checks what warm depends on in the user's system (its runtime directory,
 //! the daemons in it, the inotify limits, the language servers, ripgrep for the shim, the
-//! project's `.warm.toml`) and says what to do about each problem. It changes nothing.
+//! systemd user units, the project's `.warm.toml`) and says what to do about each problem.
+//! It changes nothing.
 
 use std::path::Path;
 
@@ -66,6 +67,7 @@ pub fn run(global: &GlobalArgs) -> Result<u8, Failure> {
     checks.push(inotify_check());
     checks.push(ripgrep_check());
     checks.extend(language_server_checks());
+    checks.push(systemd_check());
     checks.push(project_check(global));
     if global.json {
         super::print_json(&checks);
@@ -239,6 +241,44 @@ fn language_server_checks() -> Vec<Check> {
             }
         })
         .collect()
+}
+
+fn systemd_check() -> Check {
+    const NAME: &str = "systemd units";
+    let Ok(unit_dir) = super::systemd::default_unit_dir() else {
+        return Check::new(NAME, Verdict::Info, "no HOME: no user units to look at");
+    };
+    let units = super::systemd::installed(&unit_dir);
+    let gone: Vec<&str> = units
+        .iter()
+        .filter(|(_, warm)| !warm.exists())
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if !gone.is_empty() {
+        return Check::new(
+            NAME,
+            Verdict::Warn,
+            format!("{} run a warm binary that is gone", gone.join(", ")),
+        )
+        .fix("run `warm systemd install` again for each (same -s and --root), or `warm systemd uninstall`");
+    }
+    match units.len() {
+        0 => Check::new(
+            NAME,
+            Verdict::Info,
+            "none (daemons start on first use, by their clients)",
+        )
+        .fix("to have systemd start them instead: warm systemd install -s SERVICE"),
+        _ => Check::new(
+            NAME,
+            Verdict::Ok,
+            units
+                .iter()
+                .map(|(name, _)| name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+    }
 }
 
 fn project_check(global: &GlobalArgs) -> Check {

@@ -17,6 +17,7 @@ pub mod shim;
 pub mod start;
 pub mod status;
 pub mod stop;
+pub mod systemd;
 pub mod trust;
 
 use serde::Serialize;

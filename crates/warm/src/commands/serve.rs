@@ -20,10 +20,12 @@ use crate::failure::{CommandResult, Failure};
 
 /// Runs the daemon; `ready` was taken from the environment first thing in `main`, so that
 /// any failure here still reaches the client that spawned us.
+/// `activated` is the socket a service manager passed, if one did (systemd socket activation).
 pub fn run(
     context: Result<Context, Failure>,
     args: &ServeArgs,
     mut ready: ReadyReporter,
+    activated: Option<crate::Activated>,
 ) -> CommandResult {
     // For tests only: a daemon slow to start widens the window in which racing clients find
     // none, so that a test can prove that spawning is serialised (never two daemons).
@@ -33,7 +35,16 @@ pub fn run(
     {
         std::thread::sleep(std::time::Duration::from_millis(ms.min(10_000)));
     }
-    let prepared = context.and_then(|context| options(&context, args).map(|o| (context, o)));
+    let activated = activated.transpose().map_err(|e| Failure::Unavailable {
+        reason: e.to_string(),
+        log_tail: None,
+    });
+    let prepared = activated.and_then(|activated| {
+        let context = context?;
+        let mut options = options(&context, args)?;
+        options.activated = activated;
+        Ok((context, options))
+    });
     let (context, options) = match prepared {
         Ok(prepared) => prepared,
         Err(failure) => {

@@ -89,7 +89,7 @@ fn print_human(status: &Status) {
     }
 }
 
-/// `  worker 0  pid 4242  running  up 3m02s  requests 120  in flight 1  restarts 0`
+/// `  worker 0  pid 4242  running  up 3m02s  requests 120  in flight 1  restarts 0  memory 41 MiB`
 fn worker_line(worker: &serde_json::Value) -> String {
     let text = |key: &str| worker[key].as_str().unwrap_or("-").to_owned();
     let number = |key: &str| worker[key].as_u64().map_or("-".into(), |n| n.to_string());
@@ -105,6 +105,16 @@ fn worker_line(worker: &serde_json::Value) -> String {
         number("in_flight"),
         number("restarts"),
     );
+    if let Some(rss) = worker["rss_bytes"].as_u64() {
+        line.push_str(&format!("  memory {} MiB", rss >> 20));
+        if let Some(cap) = worker["max_rss_bytes"].as_u64() {
+            line.push_str(&format!(
+                " (cap {}, replaced {} times)",
+                warm_runtime::size::format_size(cap),
+                number("memory_restarts")
+            ));
+        }
+    }
     if let Some(exit) = worker["last_exit"].as_str() {
         line.push_str(&format!("  last exit: {exit}"));
     }

@@ -101,3 +101,38 @@ fn problems_are_named_with_their_fix_and_nothing_is_changed() {
         "{runtime}"
     );
 }
+
+#[test]
+fn systemd_units_are_listed_and_one_naming_a_gone_binary_is_named_with_its_fix() {
+    let env = TestEnv::new();
+    let (_, checks) = doctor(&env, true);
+    assert_eq!(find(&checks, "systemd units")["verdict"], "info");
+    // In the test's own XDG_CONFIG_HOME.
+    let installed: Value =
+        serde_json::from_str(&env.ok(&["-s", "echo", "systemd", "install", "--json"]))
+            .expect("json");
+    let unit = installed["unit"].as_str().expect("unit").to_owned();
+    let (_, checks) = doctor(&env, true);
+    let check = find(&checks, "systemd units");
+    assert_eq!(check["verdict"], "ok", "{check}");
+    assert_eq!(check["detail"], unit.as_str());
+
+    let service = env
+        .tmp
+        .path()
+        .join(format!("config/systemd/user/{unit}.service"));
+    let text = std::fs::read_to_string(&service).expect("the service unit");
+    let moved = text.replace("ExecStart=\"", "ExecStart=\"/gone");
+    std::fs::write(&service, moved).expect("edit the unit");
+    let (code, checks) = doctor(&env, true);
+    assert_eq!(code, 0, "a warning does not fail");
+    let check = find(&checks, "systemd units");
+    assert_eq!(check["verdict"], "warn", "{check}");
+    assert!(
+        check["fix"]
+            .as_str()
+            .unwrap_or("")
+            .contains("warm systemd install"),
+        "{check}"
+    );
+}

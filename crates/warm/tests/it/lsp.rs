@@ -592,6 +592,82 @@ fn a_replaced_server_gets_every_document_opened_again() {
 }
 
 #[test]
+fn a_server_past_max_rss_is_replaced_and_no_query_fails() {
+    let project = Project::new();
+    project.use_fake_server("max_rss = \"64M\"\nenv = { FAKE_GROW_MIB = \"40\" }");
+    project.write("notes.txt", "some notes\n");
+    let uri = format!("file://{}/notes.txt", project.env.project.display());
+    let seen = || project.json(&["raw", "test/seen"]);
+    let first = seen()["pid"].clone();
+    // Every hover makes the server hold 40 MiB more: past its cap after the second.
+    let mut hovers = 0;
+    let replaced = wait_until(Duration::from_secs(20), || {
+        hovers += 1;
+        assert_eq!(
+            project.expect(0, &["hover", "notes.txt:1:1"]),
+            "fake hover at 0:0\n"
+        );
+        seen()["pid"] != first
+    });
+    assert!(replaced, "still {first} after {hovers} hovers");
+    assert!(hovers >= 2, "replaced after {hovers} hovers");
+    // The new server is asked about the file it has never seen: it is opened there.
+    assert_eq!(
+        project.expect(0, &["hover", "notes.txt:1:1"]),
+        "fake hover at 0:0\n"
+    );
+    let second = seen();
+    assert_eq!(second["opened"], json!([uri]), "reopened: {second}");
+    assert_eq!(second["initialize_count"], 1);
+    let events = project.env.events("fake");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "worker.memory_exceeded" && e["pid"] == first),
+        "{events:?}"
+    );
+    // Shut down as the LSP says (shutdown, then exit: code 0), not killed.
+    assert!(wait_until(Duration::from_secs(10), || {
+        project
+            .env
+            .events("fake")
+            .iter()
+            .any(|e| e["event"] == "worker.exit" && e["pid"] == first && e["code"] == 0)
+    }));
+}
+
+#[test]
+fn pylsp_replaced_for_memory_at_every_query_answers_every_query() {
+    let project = Project::new();
+    // Below what any server needs: each query leaves a server to replace.
+    project
+        .env
+        .write_config("[services.lsp-pylsp]\nmax_rss = \"1M\"\n");
+    let replaced = || {
+        project
+            .env
+            .events("lsp-pylsp")
+            .iter()
+            .filter(|e| e["event"] == "worker.memory_exceeded")
+            .count()
+    };
+    let first = project.expect(0, &["definition", "app.py:11:17"]);
+    for queries in 1..=3 {
+        // One replacement per query: a new server past its cap is replaced only once it has
+        // answered a query (its handshake does not count).
+        assert!(
+            wait_until(Duration::from_secs(10), || replaced() == queries),
+            "{} replaced after {queries} queries",
+            replaced()
+        );
+        if queries < 3 {
+            assert_eq!(project.expect(0, &["definition", "app.py:11:17"]), first);
+        }
+    }
+    assert!(!wait_until(Duration::from_secs(3), || replaced() != 3));
+}
+
+#[test]
 fn the_servers_table_lines_up_whatever_the_names() {
     let project = Project::new();
     project.use_fake_server("");

@@ -20,6 +20,7 @@ mod onboarding;
 mod recovery;
 mod rg_compat;
 mod search;
+mod systemd;
 mod trust;
 mod ttl;
 mod workers;

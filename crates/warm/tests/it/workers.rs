@@ -544,3 +544,110 @@ fn lsp_worker_gets_the_handshake_once_and_its_requests_answered() {
         "{events:?}"
     );
 }
+
+/// The workers' status objects of service `py`.
+fn worker_status(env: &TestEnv) -> Vec<Value> {
+    env.json(&["-s", "py", "status"])["workers"]
+        .as_array()
+        .expect("workers")
+        .clone()
+}
+
+#[test]
+fn a_worker_past_max_rss_is_replaced_between_requests_and_no_call_fails() {
+    let env = TestEnv::new();
+    configure(&env, "max_rss = \"100M\"");
+    let sock = socket(&env);
+    let first = worker_pids(&env);
+    assert_eq!(first.len(), 1, "{first:?}");
+    // Clients calling all along: not one of their calls may fail.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|client| {
+            let (sock, stop) = (sock.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut connection = connect(&sock);
+                let mut calls = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let params = json!({ "client": client, "i": calls });
+                    let answer = connection.request("echo", Some(&params), &mut |_| {});
+                    assert_eq!(answer.expect("answer"), Ok(params));
+                    calls += 1;
+                }
+                calls
+            })
+        })
+        .collect();
+    let grown = connect(&sock)
+        .request("grow", Some(&json!({ "mib": 150 })), &mut |_| {})
+        .expect("answer")
+        .expect("result");
+    assert_eq!(grown, json!(first[0]));
+    // A request running on the worker when it is found past its cap (checks come every
+    // second): it finishes there.
+    let running = {
+        let sock = sock.clone();
+        std::thread::spawn(move || {
+            connect(&sock).request("slow", Some(&json!({ "ms": 2500 })), &mut |_| {})
+        })
+    };
+    let replaced = wait_until(Duration::from_secs(20), || {
+        let now = worker_pids(&env);
+        now.len() == 1 && now != first
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for client in clients {
+        assert!(client.join().expect("no call failed") > 0);
+    }
+    assert!(replaced, "still {:?}", worker_pids(&env));
+    let running = running.join().expect("the slow call's thread");
+    assert_eq!(running.expect("answer"), Ok(json!({ "slept_ms": 2500 })));
+
+    let events = env.events("py");
+    let exceeded = events
+        .iter()
+        .find(|e| e["event"] == "worker.memory_exceeded")
+        .unwrap_or_else(|| panic!("no worker.memory_exceeded: {events:?}"));
+    assert_eq!(exceeded["pid"], json!(first[0]));
+    assert_eq!(exceeded["max_rss_bytes"], json!(100u64 << 20));
+    assert!(
+        exceeded["rss_bytes"].as_u64() > Some(100 << 20),
+        "{exceeded}"
+    );
+    let status = &worker_status(&env)[0];
+    assert_eq!(status["memory_restarts"], 1, "{status}");
+    assert_eq!(status["max_rss_bytes"], json!(100u64 << 20), "{status}");
+    assert!(status["rss_bytes"].as_u64() < Some(100 << 20), "{status}");
+    // The replaced worker was stopped in order, once idle: its stdin closed, it exited 0.
+    assert!(wait_until(Duration::from_secs(10), || {
+        env.events("py")
+            .iter()
+            .any(|e| e["event"] == "worker.exit" && e["pid"] == json!(first[0]) && e["code"] == 0)
+    }));
+    let human = env.ok(&["-s", "py", "status"]);
+    assert!(human.contains("(cap 100MiB, replaced 1 times)"), "{human}");
+}
+
+#[test]
+fn a_worker_that_starts_past_max_rss_is_replaced_once_per_request_not_in_a_loop() {
+    let env = TestEnv::new();
+    configure(&env, "max_rss = \"1M\"");
+    let sock = socket(&env);
+    let restarts = || worker_status(&env)[0]["memory_restarts"].as_u64();
+    let mut connection = connect(&sock);
+    for expected in 1..=2 {
+        let pid = connection
+            .request("pid", None, &mut |_| {})
+            .expect("answer")
+            .expect("result");
+        assert!(
+            wait_until(Duration::from_secs(10), || restarts() == Some(expected)),
+            "{:?}",
+            restarts()
+        );
+        assert_ne!(worker_pids(&env), vec![pid.as_u64().expect("pid")]);
+    }
+    // Idle, the replacement holds its place however long it stays over the cap (the check
+    // runs every second).
+    assert!(!wait_until(Duration::from_secs(3), || restarts() != Some(2)));
+}

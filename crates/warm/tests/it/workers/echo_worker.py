@@ -2,6 +2,7 @@
 
 Methods: echo (returns params), pid, slow {ms, steps} (progress, then a result),
 flood {bytes} (writes one line of that many bytes), crash {code} (exits at once),
+grow {mib} (holds that many more MiB, touched, and answers its pid),
 digest {data} (sha256 and length of base64 data: raw bytes sent in binary frames arrive
 as base64), read {ms} and reindex {ms} (report whether they overlapped an exclusive request, or any
 request, by marker files in $WORKER_MARKS, shared by every worker of the pool).
@@ -23,6 +24,7 @@ if mode == "ignore_sigterm":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 out = sys.stdout
+held = []
 marks = os.environ.get("WORKER_MARKS", "")
 
 
@@ -74,6 +76,9 @@ for line in sys.stdin:
         send({"jsonrpc": "2.0", "id": rid, "result": {"sha256": hashlib.sha256(data).hexdigest(), "len": len(data)}})
     elif method in ("read", "reindex"):
         send({"jsonrpc": "2.0", "id": rid, "result": {"overlap": overlapped(method, rid, params["ms"])}})
+    elif method == "grow":
+        held.append(b"\x01" * (params["mib"] << 20))
+        send({"jsonrpc": "2.0", "id": rid, "result": os.getpid()})
     elif method == "crash":
         os._exit(params.get("code", 3))
     else:

@@ -7,7 +7,7 @@ the content of every open document when the last hover came, and its pid). On ev
 quoting the content's first line ($FAKE_PUBLISH_DELAY_MS later if set, as a server that
 lints after a debounce). Its hover reports work-done progress, then answers with the position it got,
 in the position encoding it chose (UTF-8 when the client offers it). Its rename edits the
-document, and also the file named by $FAKE_RENAME_ALSO if set (wherever it is). It exits on `exit`, with code 0 only if `shutdown` came first (as the LSP says).
+document, and also the file named by $FAKE_RENAME_ALSO if set (wherever it is). Each hover makes it hold $FAKE_GROW_MIB more MiB of memory, if set (a server that leaks). It exits on `exit`, with code 0 only if `shutdown` came first (as the LSP says).
 """
 import json
 import os
@@ -62,6 +62,7 @@ seen = {"initialize": None, "initialize_count": 0, "initialized": False, "settin
         "answers": {}, "shutdown": False, "opened": [], "changed": [], "closed": [],
         "pid": os.getpid(), "open_at_last_hover": {}}
 texts = {}
+held = []
 while True:
     msg = read()
     if msg is None:
@@ -101,6 +102,7 @@ while True:
     elif method == "textDocument/hover":
         # What a real server answers from: every document open at this moment.
         seen["open_at_last_hover"] = dict(texts)
+        held.append(b"\x01" * (int(os.environ.get("FAKE_GROW_MIB", "0")) << 20))
         for value in ({"kind": "begin", "title": "Indexing", "percentage": 0},
                       {"kind": "report", "message": "3/4 files", "percentage": 75},
                       {"kind": "end"}):
