@@ -23,6 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lsp import PY, Session  # noqa: E402  (the LSP benchmark's project and client)
+from mcp_session import McpSession  # noqa: E402
 
 WARM = os.path.abspath(sys.argv[1])
 RUNS = int(os.environ.get("WARM_BENCH_RUNS", "30"))
@@ -30,42 +31,6 @@ COLD_RUNS = int(os.environ.get("WARM_BENCH_COLD_RUNS", "5"))
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AT = {"file": "main.py", "line": 5, "column": 12}
 PATTERN = "fn main"
-
-
-class McpSession:
-    """`warm mcp` over its stdio, spoken to line by line."""
-
-    def __init__(self, root, env):
-        self.proc = subprocess.Popen([WARM, "mcp"], cwd=root, env=env, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        self.next_id = 0
-        self.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
-                                    "clientInfo": {"name": "bench", "version": "1"}})
-        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-
-    def send(self, message):
-        self.proc.stdin.write(json.dumps(message).encode() + b"\n")
-        self.proc.stdin.flush()
-
-    def request(self, method, params):
-        self.next_id += 1
-        self.send({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params})
-        while True:
-            message = json.loads(self.proc.stdout.readline())
-            if message.get("id") == self.next_id and "method" not in message:
-                if "error" in message:
-                    raise SystemExit(f"{method}: {message['error']}")
-                return message["result"]
-
-    def call(self, tool, arguments):
-        result = self.request("tools/call", {"name": tool, "arguments": arguments})
-        if result.get("isError"):
-            raise SystemExit(f"{tool}: {result}")
-        return result["content"][0]["text"]
-
-    def close(self):
-        self.proc.stdin.close()
-        self.proc.wait()
 
 
 class ColdSession(Session):
@@ -106,7 +71,7 @@ def main():
     env.pop("WARM_PROGRESS", None)
     rows = []
     try:
-        session = McpSession(root, env)
+        session = McpSession(WARM, root, env)
         want_search = session.call("search", {"pattern": PATTERN})
         want_definition = session.call("lsp_definition", AT)
         if "service.py:1:5" not in want_definition:
@@ -126,7 +91,7 @@ def main():
         session.close()
 
         def fresh_session():
-            fresh = McpSession(root, env)
+            fresh = McpSession(WARM, root, env)
             fresh.call("lsp_definition", AT)
             fresh.close()
 

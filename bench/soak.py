@@ -1,10 +1,14 @@
-"""Soak: a daemon with a pool of two workers under mixed load for a bounded time, sampled every
-second. Fails when a request is lost or when RSS (beyond 10% after warm-up), open fds, threads
-or child processes grow.
+"""Soak: a daemon with a pool of two workers, and the project's search daemon under edits,
+under mixed load for a bounded time, sampled every second. Fails when a request is lost, when
+a search misses a write made before it, or when RSS (beyond 10% after warm-up), open fds,
+threads or child processes of the daemons (and of a persistent `warm mcp` session) grow.
 
 Load, all at once: persistent pipelined clients (`warm bench`, reconnecting every few seconds),
 one-shot clients (`warm bench --one-shot`), progress streams (`slow` with steps), clients that
-disconnect mid-request (killed), and an exclusive method (`reindex`) between the others.
+disconnect mid-request (killed), an exclusive method (`reindex`) between the others; files
+written and renamed, each write followed at once by a `warm search` that must find it at its
+current name; and an MCP session (as an agent holds one) whose `search` tool must find what
+it has just written.
 
 Run through scripts/soak (default 10 minutes; CI runs 60 s).
 """
@@ -18,10 +22,16 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mcp_session import McpSession  # noqa: E402
+
 WARM = sys.argv[1]
 WORKER = sys.argv[2]
 DURATION = float(sys.argv[3]) if len(sys.argv) > 3 else 600.0
 CHUNK = 5.0
+# Files the edit loop rewrites and renames, and those the MCP session writes.
+SEARCH_FILES = 100
+MCP_FILES = 20
 
 
 class Totals:
@@ -59,12 +69,27 @@ def main():
     def status():
         return json.loads(warm("status", "--json").stdout)
 
+    src = os.path.join(root, "src")
+    os.mkdir(src)
+    names = {i: f"f{i}.txt" for i in range(SEARCH_FILES)}
+    for i, name in names.items():
+        with open(os.path.join(src, name), "w") as f:
+            f.write(f"seed {i}\n")
+    os.mkdir(os.path.join(root, "agent"))
+
     warm("start")
     first = status()
     pid = first["pid"]
+    search = subprocess.run([WARM, "search", "-l", "seed 7$", "src"], cwd=root, env=env,
+                            capture_output=True, text=True)
+    if search.stdout != "src/f7.txt\n":
+        raise SystemExit(f"the first search: {search.stdout!r} {search.stderr}")
+    search_pid = json.loads(subprocess.run([WARM, "-s", "search", "status", "--json"], cwd=root,
+                                           env=env, capture_output=True, text=True).stdout)["pid"]
+    mcp = McpSession(WARM, root, env)
     totals = Totals()
     deadline = time.monotonic() + DURATION
-    samples = []
+    samples = {"worker daemon": [], "search daemon": [], "warm mcp": []}
 
     def running():
         return time.monotonic() < deadline
@@ -104,9 +129,48 @@ def main():
             totals.add("cancelled")
             time.sleep(0.9)
 
+    def edit_and_search_loop():
+        # Read-your-writes through the one-shot CLI: every write, then a search for it.
+        n = 0
+        while running():
+            n += 1
+            i = n % SEARCH_FILES
+            old = names[i]
+            if n % 10 == 0:
+                names[i] = ("g" if old.startswith("f") else "f") + old[1:]
+                os.rename(os.path.join(src, old), os.path.join(src, names[i]))
+            token = f"soaktoken{n}x"
+            with open(os.path.join(src, names[i]), "w") as f:
+                f.write(f"{token}\n")
+            out = subprocess.run([WARM, "search", "-l", "-F", token], cwd=root, env=env,
+                                 capture_output=True, text=True)
+            if out.stdout != f"src/{names[i]}\n":
+                totals.fail(f"search for {token} in src/{names[i]}: {out.stdout!r} {out.stderr}")
+            totals.add("searches")
+            time.sleep(0.02)
+
+    def mcp_loop():
+        n = 0
+        try:
+            while running():
+                n += 1
+                name = f"agent/m{n % MCP_FILES}.txt"
+                token = f"agenttoken{n}y"
+                with open(os.path.join(root, name), "w") as f:
+                    f.write(f"{token}\n")
+                text = mcp.call("search", {"pattern": token, "fixed_strings": True})
+                if name not in text:
+                    totals.fail(f"mcp search for {token}: {text!r}")
+                totals.add("mcp_searches")
+                time.sleep(0.05)
+        except BaseException as error:  # the session itself failed
+            totals.fail(f"mcp session: {error!r}")
+
     def sample():
         while running():
-            samples.append(measure(pid))
+            samples["worker daemon"].append(measure(pid))
+            samples["search daemon"].append(measure(search_pid))
+            samples["warm mcp"].append(measure(mcp.proc.pid))
             time.sleep(1.0)
 
     threads = [
@@ -115,6 +179,8 @@ def main():
         threading.Thread(target=call_loop, args=("slow", '{"ms": 100, "steps": 4}', "progress_calls")),
         threading.Thread(target=call_loop, args=("reindex", '{"ms": 20}', "exclusive_calls")),
         threading.Thread(target=cancel_loop),
+        threading.Thread(target=edit_and_search_loop),
+        threading.Thread(target=mcp_loop),
         threading.Thread(target=sample),
     ]
     for t in threads:
@@ -127,7 +193,9 @@ def main():
         if last["in_flight"] == 0:
             break
         time.sleep(0.1)
+    mcp.close()
     warm("stop")
+    subprocess.run([WARM, "-s", "search", "stop"], cwd=root, env=env, capture_output=True)
     verdict = judge(samples, totals, first, last)
     print(json.dumps(verdict, indent=2))
     if verdict["failures"]:
@@ -156,25 +224,37 @@ def measure(pid):
 
 def judge(samples, totals, first, last):
     failures = list(totals.failures)
-    warmup = max(1, len(samples) // 5)
-    early, late = samples[warmup:warmup * 2] or samples[:1], samples[-warmup:] or samples[-1:]
     growth = {}
-    for key, slack in (("rss_kb", None), ("fds", 4), ("threads", 4), ("children", 0)):
-        before = statistics.median(s[key] for s in early)
-        after = statistics.median(s[key] for s in late)
-        growth[key] = {"after_warmup": before, "at_end": after,
-                       "max": max(s[key] for s in samples)}
-        limit = before * 1.10 if slack is None else before + slack
-        if after > limit:
-            failures.append(f"{key} grew from {before} to {after}")
+    for process, series in samples.items():
+        growth[process] = grown(process, series, failures)
     served = last["requests"] - first["requests"]
     answered = (totals.counts.get("bench_requests", 0) + totals.counts.get("progress_calls", 0)
                 + totals.counts.get("exclusive_calls", 0))
     if served < answered:
         failures.append(f"the daemon counted {served} requests, the clients {answered} answers")
-    return {"seconds": len(samples), "client_counts": totals.counts,
+    return {"seconds": len(samples["worker daemon"]), "client_counts": totals.counts,
             "daemon_requests": served, "client_answers": answered,
             "resources": growth, "failures": failures}
+
+
+def grown(process, series, failures):
+    """How each resource of `process` went from after warm-up to the end; a growth past its
+    slack is a failure. `warm mcp` runs a `warm` child per tool call: its children come and
+    go, so they are not counted."""
+    warmup = max(1, len(series) // 5)
+    early, late = series[warmup:warmup * 2] or series[:1], series[-warmup:] or series[-1:]
+    growth = {}
+    for key, slack in (("rss_kb", None), ("fds", 4), ("threads", 4), ("children", 0)):
+        if key == "children" and process == "warm mcp":
+            continue
+        before = statistics.median(s[key] for s in early)
+        after = statistics.median(s[key] for s in late)
+        growth[key] = {"after_warmup": before, "at_end": after,
+                       "max": max(s[key] for s in series)}
+        limit = before * 1.10 if slack is None else before + slack
+        if after > limit:
+            failures.append(f"{process}: {key} grew from {before} to {after}")
+    return growth
 
 
 if __name__ == "__main__":
