@@ -119,6 +119,7 @@ class AsyncClient:
         self._on_notification = on_notification
         self._lock = asyncio.Lock()
         self._connection = None
+        self._retired = []
         self._leases = set()
         self.daemon = None
 
@@ -129,8 +130,9 @@ class AsyncClient:
         await self.close()
 
     async def close(self):
-        connection, self._connection = self._connection, None
-        if connection is not None:
+        connections = [c for c in [self._connection, *self._retired] if c is not None]
+        self._connection, self._retired = None, []
+        for connection in connections:
             await connection.close()
 
     async def call(self, method, params=None, *, timeout=None, on_progress=None):
@@ -155,13 +157,16 @@ class AsyncClient:
                     raise
                 await asyncio.sleep(pause)
             except ConnectionLost:
-                await self._drop(connection)
+                self._retire(connection)
                 raise
 
     async def _wait(self, connection, request_id, answer, deadline):
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
             return await asyncio.wait_for(asyncio.shield(answer), left)
+        except WarmError:
+            # The daemon's own answer (a -32001 is a `TimeoutError` too, but not ours).
+            raise
         except asyncio.TimeoutError:
             await self._cancel(connection, request_id)
             raise WarmTimeoutError("no answer within the timeout; the call was cancelled",
@@ -175,17 +180,18 @@ class AsyncClient:
         await connection.notify("$/cancelRequest", {"id": request_id})
 
     async def _restarted(self, connection, restarts):
-        await self._drop(connection)
+        self._retire(connection)
         if restarts >= self.max_restarts:
             raise UnavailableError(
                 f"the daemon was restarted {restarts + 1} times during this call and is "
                 "still not answering")
         return restarts + 1
 
-    async def _drop(self, connection):
+    def _retire(self, connection):
+        """As `Client._retire`: new calls go elsewhere, calls in flight finish."""
         if self._connection is connection:
             self._connection = None
-        await connection.close()
+            self._retired = [c for c in self._retired if not c.closed] + [connection]
 
     async def _connected(self):
         async with self._lock:

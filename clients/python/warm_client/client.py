@@ -187,6 +187,9 @@ class Client:
         self._on_notification = on_notification
         self._lock = threading.Lock()
         self._connection = None
+        # Connections given up for new calls (their daemon is stopping) whose calls in
+        # flight still get their answers; the daemon closes them when it has drained.
+        self._retired = []
         self._leases = set()
         #: What the daemon said in its hello (`pid`, `version`, `service`, `root`).
         self.daemon = None
@@ -199,8 +202,9 @@ class Client:
 
     def close(self):
         with self._lock:
-            connection, self._connection = self._connection, None
-        if connection is not None:
+            connections = [c for c in [self._connection, *self._retired] if c is not None]
+            self._connection, self._retired = None, []
+        for connection in connections:
             connection.close()
 
     def call(self, method, params=None, *, timeout=None, on_progress=None, cancel=None):
@@ -232,7 +236,7 @@ class Client:
                     raise
                 time.sleep(pause)
             except ConnectionLost:
-                self._drop(connection)
+                self._retire(connection)
                 raise
 
     def _wait(self, connection, pending, deadline, cancel):
@@ -251,20 +255,22 @@ class Client:
             undo()
 
     def _restarted(self, connection, restarts):
-        """Drops a connection whose daemon is gone or going; the next attempt starts a new
-        one, within `max_restarts`."""
-        self._drop(connection)
+        """Gives up a connection whose daemon is gone or going for new calls; the next
+        attempt starts a new daemon, within `max_restarts`."""
+        self._retire(connection)
         if restarts >= self.max_restarts:
             raise UnavailableError(
                 f"the daemon was restarted {restarts + 1} times during this call and is "
                 "still not answering")
         return restarts + 1
 
-    def _drop(self, connection):
+    def _retire(self, connection):
+        """New calls go to another connection; this one keeps serving the calls it has in
+        flight until the daemon closes it."""
         with self._lock:
             if self._connection is connection:
                 self._connection = None
-        connection.close()
+                self._retired = [c for c in self._retired if not c.closed] + [connection]
 
     def _connected(self):
         with self._lock:

@@ -212,13 +212,19 @@ impl Client {
             let _ = connection.request(methods::SHUTDOWN, Some(&params), &mut |_| {});
         }
         self.disconnect();
-        self.wait_for_exit()?;
-        // The lock goes a moment before the process: wait for the process too, so that
-        // "stopped" means gone.
-        warm_runtime::meta::wait_process_exit(
+        // The process, not the lock: a client may start the next daemon, which takes the
+        // lock, as soon as this one lets it go. "Stopped" means this one is gone.
+        if pid == 0 {
+            self.wait_for_exit()?;
+        } else if !warm_runtime::meta::wait_process_exit(
             pid,
             Instant::now() + self.spec.settings.lock_timeout,
-        );
+        ) {
+            return Err(unavailable(format!(
+                "the daemon (pid {pid}) did not exit within {}s",
+                self.spec.settings.lock_timeout.as_secs()
+            )));
+        }
         Ok(StopOutcome::Stopped { pid })
     }
 

@@ -1,6 +1,7 @@
 //! Starting, joining, listing and stopping daemons.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -177,6 +178,35 @@ fn stop_leaves_logs_but_no_process() {
     assert!(logs.contains("daemon ready"), "{logs}");
     // Stopping again is not an error.
     env.ok(&["stop"]);
+}
+
+#[test]
+fn stop_returns_when_its_daemon_is_gone_though_the_next_one_has_started() {
+    let env = TestEnv::new();
+    let first = env.json(&["-s", "echo", "start"]);
+    let socket = PathBuf::from(first["socket"].as_str().expect("socket"));
+    let draining = env.slow_echo_call(1500);
+    let stop = env
+        .warm()
+        .args(["-s", "echo", "stop"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("warm stop");
+    // The socket goes first; then a call starts the next daemon, which takes the lock as
+    // soon as the draining one lets it go.
+    assert!(wait_until(Duration::from_secs(10), || !socket.exists()));
+    assert_eq!(env.ok(&["-s", "echo", "call", "echo", "[1]"]), "[1]\n");
+    let stopped = wait_output(stop);
+    assert_eq!(
+        stdout_if_exited(&stopped, 0, "warm stop"),
+        format!("stopped echo (pid {})\n", first["pid"])
+    );
+    stdout_if_exited(&wait_output(draining), 0, "the drained call");
+    assert_ne!(
+        env.only_daemon(),
+        first["pid"].as_u64().expect("pid") as u32
+    );
 }
 
 #[test]
