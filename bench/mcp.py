@@ -12,7 +12,6 @@
 Run through scripts/bench-mcp:  bench/mcp.py WARM   (WARM_BENCH_RUNS, default 30)
 Prints a Markdown table of medians and ratios.
 """
-import json
 import os
 import shutil
 import statistics

@@ -105,6 +105,12 @@ class Driver:
     def call(self, method, params=None, **fields):
         return self.do("call", method=method, params=params, **fields)
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.close()
+
     def close(self):
         try:
             self.send("close")
@@ -167,32 +173,25 @@ def error_type(answer):
 
 def round_trip(project, command):
     """Framing: params come back as sent, unicode and a 1 MiB string included."""
-    driver = project.driver(command)
-    try:
+    with project.driver(command) as driver:
         params = {"text": "héllo — 世界 🌍", "nested": [1, 2.5, None, True, {"a": []}]}
         check(result(driver.call("echo", params)) == params, "echo of unicode and nesting")
         big = {"blob": "x" * (1 << 20)}
         check(result(driver.call("echo", big)) == big, "echo of 1 MiB")
         check(result(driver.call("echo", [])) == [], "an empty array")
-    finally:
-        driver.close()
 
 
 def concurrent_calls(project, command):
     """Fifty calls in flight on one client at once each get their own answer."""
-    driver = project.driver(command)
-    try:
+    with project.driver(command) as driver:
         ids = [driver.send("call", method="sleep", params={"ms": 100 + i}) for i in range(50)]
         for i, op_id in enumerate(ids):
             check(result(driver.wait(op_id)) == {"slept_ms": 100 + i}, f"call {i}")
-    finally:
-        driver.close()
 
 
 def typed_errors(project, command):
     """Each error code is its own type, with the daemon's code and data."""
-    driver = project.driver(command, busy_timeout=0)
-    try:
+    with project.driver(command, busy_timeout=0) as driver:
         unknown = driver.call("no/such/method")
         check(error_type(unknown) == "RpcError" and unknown["error"]["code"] == -32601,
               f"unknown method: {unknown}")
@@ -202,52 +201,40 @@ def typed_errors(project, command):
             check(error_type(answer) == kind, f"{code}: {answer}")
             check(answer["error"]["code"] == code, f"{code} kept: {answer}")
             check("made to fail" in answer["error"]["message"], f"message kept: {answer}")
-    finally:
-        driver.close()
 
 
 def unavailable(project, command):
     """A worker that cannot start is an UnavailableError, not a hang."""
     project.config('[services.broken]\ncommand = ["/nonexistent/worker"]\n')
-    driver = project.driver(command, service="broken")
-    try:
+    with project.driver(command, service="broken") as driver:
         answer = driver.call("anything", {})
         check(error_type(answer) == "UnavailableError", f"{answer}")
-    finally:
-        driver.close()
 
 
 def progress(project, command):
     """Progress of a call reaches its callback, in order, before its result."""
-    driver = project.driver(command)
-    try:
+    with project.driver(command) as driver:
         op_id = driver.send("call", method="sleep", params={"ms": 300, "steps": 3}, progress=True)
         check(result(driver.wait(op_id)) == {"slept_ms": 300}, "result")
         seen = [p.get("done") for p in driver.progress_of(op_id)]
         check(seen == [1, 2, 3], f"progress {driver.progress_of(op_id)}")
         check(all(p.get("total") == 3 for p in driver.progress_of(op_id)), "totals")
-    finally:
-        driver.close()
 
 
 def timeout(project, command):
     """A call past its timeout is a TimeoutError, and is cancelled in the daemon."""
-    driver = project.driver(command)
-    try:
+    with project.driver(command) as driver:
         started = time.monotonic()
         answer = driver.call("sleep", {"ms": 20000}, timeout=0.3)
         check(error_type(answer) == "TimeoutError", f"{answer}")
         check(time.monotonic() - started < 5, "answered at its timeout")
         check(wait_until(lambda: project.status("echo")["in_flight"] == 0),
               "the daemon still runs the timed-out call")
-    finally:
-        driver.close()
 
 
 def cancel(project, command):
     """Cancelling a running call ends it as CancelledError, in the daemon too."""
-    driver = project.driver(command)
-    try:
+    with project.driver(command) as driver:
         op_id = driver.send("call", method="sleep", params={"ms": 20000, "steps": 200},
                             progress=True)
         check(wait_until(lambda: driver.progress_of(op_id)), "the call did not start")
@@ -259,14 +246,11 @@ def cancel(project, command):
         check(wait_until(lambda: project.status("echo")["in_flight"] == 0),
               "the daemon still runs the cancelled call")
         check(result(driver.call("echo", ["after"])) == ["after"], "the client serves on")
-    finally:
-        driver.close()
 
 
 def restart(project, command):
     """After the daemon is restarted behind its back, the same client reaches the new one."""
-    driver = project.driver(command)
-    try:
+    with project.driver(command) as driver:
         check(result(driver.call("echo", [1])) == [1], "first call")
         first = result(driver.do("daemon"))["pid"]
         check(project.warm("-s", "echo", "restart").returncode == 0, "warm restart")
@@ -275,15 +259,12 @@ def restart(project, command):
         check(second != first, f"still pid {first}")
         check(project.warm("-s", "echo", "stop").returncode == 0, "warm stop")
         check(result(driver.call("echo", [3])) == [3], "call after a stop")
-    finally:
-        driver.close()
 
 
 def resend_while_stopping(project, command):
     """A request sent while the daemon drains is answered -32003 (it did not run): the client
     sends it again to the next daemon; the request the old one was running finishes there."""
-    driver = project.driver(command)
-    try:
+    with project.driver(command) as driver:
         socket = result(driver.call("daemon/status"))["socket"]
         running = driver.send("call", method="sleep", params={"ms": 1500})
         check(wait_until(lambda: project.status("echo")["in_flight"] == 1), "not running")
@@ -295,38 +276,29 @@ def resend_while_stopping(project, command):
         check(result(driver.call("echo", ["resent"])) == ["resent"], "the request sent meanwhile")
         check(result(driver.wait(running)) == {"slept_ms": 1500}, "the drained request")
         check(stopping.wait(10) == 0, "warm stop")
-    finally:
-        driver.close()
 
 
 def busy(project, command):
     """Busy answers are retried until they pass; with retrying off, BusyError says when."""
     project.config("[services.echo]\nmax_in_flight = 1\n")
-    driver = project.driver(command)
-    try:
+    with project.driver(command) as driver:
         ids = [driver.send("call", method="sleep", params={"ms": 150}) for _ in range(4)]
         for op_id in ids:
             check(result(driver.wait(op_id)) == {"slept_ms": 150}, "a retried call")
         check(project.status("echo")["busy"] > 0, "no call was ever busy")
-    finally:
-        driver.close()
-    impatient = project.driver(command, busy_timeout=0)
-    try:
+    with project.driver(command, busy_timeout=0) as impatient:
         ids = [impatient.send("call", method="sleep", params={"ms": 300}) for _ in range(2)]
         answers = [impatient.wait(op_id) for op_id in ids]
         refused = [a for a in answers if "error" in a]
         check(len(refused) == 1, f"{answers}")
         check(error_type(refused[0]) == "BusyError", f"{refused}")
         check((refused[0]["error"]["data"] or {}).get("retry_after_ms", 0) > 0, f"{refused}")
-    finally:
-        impatient.close()
 
 
 def lease(project, command):
     """A lease keeps the daemon past its idle TTL; released, it idles out."""
     project.config('[services.echo]\nttl = "1s"\n')
-    driver = project.driver(command)
-    try:
+    with project.driver(command) as driver:
         lease_op = driver.send("lease")
         lease_id = result(driver.wait(lease_op))["lease_id"]
         check(lease_id, "a lease id")
@@ -337,14 +309,11 @@ def lease(project, command):
         check(project.status("echo")["leases"] >= 1, "no lease counted")
         check(driver.do("release", lease=lease_op).get("ok"), "release")
         check(wait_until(lambda: not alive(pid), 10), "the released daemon did not idle out")
-    finally:
-        driver.close()
 
 
 def lease_across_restart(project, command):
     """A lease held while the daemon is restarted is taken again on the new daemon."""
-    driver = project.driver(command)
-    try:
+    with project.driver(command) as driver:
         lease_op = driver.send("lease")
         check(result(driver.wait(lease_op))["lease_id"], "a lease id")
         check(project.warm("-s", "echo", "restart").returncode == 0, "warm restart")
@@ -352,8 +321,6 @@ def lease_across_restart(project, command):
         check(project.status("echo")["leases"] == 1, "the lease was not taken again")
         check(driver.do("release", lease=lease_op).get("ok"), "release")
         check(wait_until(lambda: project.status("echo")["leases"] == 0), "not released")
-    finally:
-        driver.close()
 
 
 def shared_worker(project, commands):

@@ -12,7 +12,8 @@ binary (`$WARM`, else `warm` on `PATH`), which keeps spawning, single-instance l
 version checks in one place. The protocol: docs/protocol.md of the warm repository.
 """
 from .aio import AsyncClient
-from .client import CancelToken, Client, Lease
+from .client import CancelToken, Client
+from .common import Lease
 from .errors import (BusyError, CancelledError, ConnectionLost, RpcError, TooLargeError,
                      UnavailableError, WarmError, WarmTimeoutError)
 

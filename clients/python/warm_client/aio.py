@@ -4,13 +4,11 @@ Cancelling the task that awaits a call sends the daemon `$/cancelRequest` for it
 """
 import asyncio
 import itertools
-import random
 import time
 from contextlib import asynccontextmanager
 
 from . import errors, protocol
-from .client import HELLO_TIMEOUT, Lease
-from .daemon import Target
+from .common import HELLO_TIMEOUT, ClientBase, Lease, Retries
 from .errors import (BusyError, ConnectionLost, ShuttingDown, UnavailableError, WarmError,
                      WarmTimeoutError)
 
@@ -108,20 +106,13 @@ class _AsyncConnection:
         self._task.cancel()
 
 
-class AsyncClient:
+class AsyncClient(ClientBase):
     """Calls to the daemon of `service` for the project at `root`, from asyncio."""
 
     def __init__(self, service=None, root=None, *, warm=None, busy_timeout=60.0,
                  max_restarts=2, on_notification=None):
-        self._target = Target(service, root, warm)
-        self.busy_timeout = busy_timeout
-        self.max_restarts = max_restarts
-        self._on_notification = on_notification
+        super().__init__(service, root, warm, busy_timeout, max_restarts, on_notification)
         self._lock = asyncio.Lock()
-        self._connection = None
-        self._retired = []
-        self._leases = set()
-        self.daemon = None
 
     async def __aenter__(self):
         return self
@@ -130,34 +121,30 @@ class AsyncClient:
         await self.close()
 
     async def close(self):
-        connections = [c for c in [self._connection, *self._retired] if c is not None]
-        self._connection, self._retired = None, []
-        for connection in connections:
+        for connection in self._all_connections():
             await connection.close()
 
     async def call(self, method, params=None, *, timeout=None, on_progress=None):
         """Calls `method` and returns its result (see `Client.call`)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        busy_until = time.monotonic() + self.busy_timeout
-        restarts = 0
+        retries = Retries(self)
         while True:
             connection = await self._connected()
             try:
                 request_id, answer = await connection.send(method, params, on_progress)
             except _NotSent:
-                restarts = await self._restarted(connection, restarts)
+                self._retire_locked(connection)
+                retries.restarted()
                 continue
             try:
                 return await self._wait(connection, request_id, answer, deadline)
             except ShuttingDown:
-                restarts = await self._restarted(connection, restarts)
+                self._retire_locked(connection)
+                retries.restarted()
             except BusyError as busy:
-                pause = busy.retry_after_ms / 1000 * random.uniform(0.8, 1.2)
-                if time.monotonic() + pause > busy_until:
-                    raise
-                await asyncio.sleep(pause)
+                await asyncio.sleep(retries.busy_pause(busy))
             except ConnectionLost:
-                self._retire(connection)
+                self._retire_locked(connection)
                 raise
 
     async def _wait(self, connection, request_id, answer, deadline):
@@ -178,20 +165,6 @@ class AsyncClient:
     async def _cancel(self, connection, request_id):
         connection.forget(request_id)
         await connection.notify("$/cancelRequest", {"id": request_id})
-
-    async def _restarted(self, connection, restarts):
-        self._retire(connection)
-        if restarts >= self.max_restarts:
-            raise UnavailableError(
-                f"the daemon was restarted {restarts + 1} times during this call and is "
-                "still not answering")
-        return restarts + 1
-
-    def _retire(self, connection):
-        """As `Client._retire`: new calls go elsewhere, calls in flight finish."""
-        if self._connection is connection:
-            self._connection = None
-            self._retired = [c for c in self._retired if not c.closed] + [connection]
 
     async def _connected(self):
         async with self._lock:

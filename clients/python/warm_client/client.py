@@ -13,18 +13,15 @@ callbacks. What the client does for its caller, as docs/protocol.md asks:
   run): that is `ConnectionLost`.
 """
 import itertools
-import random
 import socket
 import threading
 import time
 from contextlib import contextmanager
 
 from . import errors, protocol
-from .daemon import Target
+from .common import HELLO_TIMEOUT, ClientBase, Lease, Retries
 from .errors import (BusyError, CancelledError, ConnectionLost, ShuttingDown,
                      UnavailableError, WarmError, WarmTimeoutError)
-
-HELLO_TIMEOUT = 10.0
 
 
 class CancelToken:
@@ -168,31 +165,14 @@ class _Connection:
         self.sock.close()
 
 
-class Lease:
-    """A lease on the daemon (`daemon/lease`): it does not idle out while held."""
-
-    def __init__(self):
-        self.id = None
-
-
-class Client:
+class Client(ClientBase):
     """Calls to the daemon of `service` (the project's default service if `None`) for the
     project at `root` (found from the current directory if `None`)."""
 
     def __init__(self, service=None, root=None, *, warm=None, busy_timeout=60.0,
                  max_restarts=2, on_notification=None):
-        self._target = Target(service, root, warm)
-        self.busy_timeout = busy_timeout
-        self.max_restarts = max_restarts
-        self._on_notification = on_notification
+        super().__init__(service, root, warm, busy_timeout, max_restarts, on_notification)
         self._lock = threading.Lock()
-        self._connection = None
-        # Connections given up for new calls (their daemon is stopping) whose calls in
-        # flight still get their answers; the daemon closes them when it has drained.
-        self._retired = []
-        self._leases = set()
-        #: What the daemon said in its hello (`pid`, `version`, `service`, `root`).
-        self.daemon = None
 
     def __enter__(self):
         return self
@@ -202,8 +182,7 @@ class Client:
 
     def close(self):
         with self._lock:
-            connections = [c for c in [self._connection, *self._retired] if c is not None]
-            self._connection, self._retired = None, []
+            connections = self._all_connections()
         for connection in connections:
             connection.close()
 
@@ -215,8 +194,7 @@ class Client:
         another thread.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        busy_until = time.monotonic() + self.busy_timeout
-        restarts = 0
+        retries = Retries(self)
         while True:
             if cancel is not None and cancel.cancelled:
                 raise CancelledError("cancelled before it was sent", errors.CANCELLED)
@@ -224,17 +202,16 @@ class Client:
             try:
                 pending = connection.send(method, params, on_progress)
             except _NotSent:
-                restarts = self._restarted(connection, restarts)
+                self._retire(connection)
+                retries.restarted()
                 continue
             try:
                 return self._wait(connection, pending, deadline, cancel)
             except ShuttingDown:
-                restarts = self._restarted(connection, restarts)
+                self._retire(connection)
+                retries.restarted()
             except BusyError as busy:
-                pause = busy.retry_after_ms / 1000 * random.uniform(0.8, 1.2)
-                if time.monotonic() + pause > busy_until:
-                    raise
-                time.sleep(pause)
+                time.sleep(retries.busy_pause(busy))
             except ConnectionLost:
                 self._retire(connection)
                 raise
@@ -254,23 +231,9 @@ class Client:
         finally:
             undo()
 
-    def _restarted(self, connection, restarts):
-        """Gives up a connection whose daemon is gone or going for new calls; the next
-        attempt starts a new daemon, within `max_restarts`."""
-        self._retire(connection)
-        if restarts >= self.max_restarts:
-            raise UnavailableError(
-                f"the daemon was restarted {restarts + 1} times during this call and is "
-                "still not answering")
-        return restarts + 1
-
     def _retire(self, connection):
-        """New calls go to another connection; this one keeps serving the calls it has in
-        flight until the daemon closes it."""
         with self._lock:
-            if self._connection is connection:
-                self._connection = None
-                self._retired = [c for c in self._retired if not c.closed] + [connection]
+            self._retire_locked(connection)
 
     def _connected(self):
         with self._lock:
