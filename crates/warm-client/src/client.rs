@@ -434,7 +434,7 @@ impl Client {
             match LockFile::try_acquire(&self.paths.lock) {
                 // A service manager listens on the socket (socket activation): it starts the
                 // daemon, and its socket file is no dead daemon's to clean up.
-                Ok(Some(_lock)) if warm_runtime::paths::socket_is_served(&self.paths.sock) => {}
+                Ok(Some(_lock)) if warm_runtime::paths::socket_is_listening(&self.paths.sock) => {}
                 Ok(Some(lock)) => {
                     self.clean_stale();
                     drop(lock);

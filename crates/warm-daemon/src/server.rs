@@ -177,7 +177,7 @@ impl Daemon {
 /// unless a service manager listens on it: that socket starts daemons of its own.
 fn bind(shared: &Shared) -> Result<UnixListener, StartError> {
     let paths = &shared.options.paths;
-    if warm_runtime::paths::socket_is_served(&paths.sock) {
+    if warm_runtime::paths::socket_is_listening(&paths.sock) {
         return Err(StartError::SocketManaged {
             socket: paths.sock.display().to_string(),
         });

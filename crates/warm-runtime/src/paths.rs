@@ -107,11 +107,34 @@ pub fn runtime_dir_location() -> PathBuf {
     PathBuf::from(format!("/tmp/warm-{}", rustix::process::geteuid().as_raw()))
 }
 
-/// True when something accepts connections on the socket file `sock`. With the daemon's lock
-/// free, that is a service manager's socket (systemd socket activation): it starts the daemon
-/// on the first connection, and its socket file must not be taken for a dead daemon's.
-pub fn socket_is_served(sock: &Path) -> bool {
-    std::os::unix::net::UnixStream::connect(sock).is_ok()
+/// True when a socket listens at the path `sock`. With the daemon's lock free, that is a
+/// service manager's socket (systemd socket activation): it starts the daemon on the first
+/// connection, and its socket file must not be taken for a dead daemon's.
+///
+/// Read from the kernel's table of Unix sockets (`/proc/net/unix`: the listening flag and the
+/// bound path) rather than by connecting, which would start the manager's daemon.
+pub fn socket_is_listening(sock: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    /// `__SO_ACCEPTCON` in the table's flags: the socket listens.
+    const ACCEPTING: u32 = 0x0001_0000;
+    let Ok(table) = fs::read("/proc/net/unix") else {
+        return false;
+    };
+    let path = sock.as_os_str().as_bytes();
+    // `Num: RefCount Protocol Flags Type St Inode Path`; the path (which may hold spaces)
+    // is the rest of the line.
+    table.split(|b| *b == b'\n').skip(1).any(|line| {
+        let Some(before) = line.strip_suffix(path) else {
+            return false;
+        };
+        let flags = before
+            .split(|b| *b == b' ')
+            .filter(|field| !field.is_empty())
+            .nth(3)
+            .and_then(|field| std::str::from_utf8(field).ok())
+            .and_then(|field| u32::from_str_radix(field, 16).ok());
+        before.ends_with(b" ") && flags.is_some_and(|flags| flags & ACCEPTING != 0)
+    })
 }
 
 /// Creates the runtime directory if needed and checks that only this user can use it.
@@ -226,6 +249,10 @@ impl DaemonPaths {
         let Some(_lock) = crate::LockFile::try_acquire(&self.lock)? else {
             return Ok(false);
         };
+        // A service manager's socket, its daemon idle: not dead.
+        if socket_is_listening(&self.sock) {
+            return Ok(false);
+        }
         for entry in fs::read_dir(&self.dir)? {
             let entry = entry?;
             if entry.file_type()?.is_dir() {

@@ -123,11 +123,14 @@ fn daemon_checks(runtime_dir: &Path) -> Vec<Check> {
             _ => None,
         })
         .collect();
-    let mut checks = vec![Check::new(
-        "daemons",
-        Verdict::Ok,
-        format!("{} running", scan.daemons.len()),
-    )];
+    let mut running = format!("{} running", scan.daemons.len());
+    if !scan.activatable.is_empty() {
+        running.push_str(&format!(
+            ", {} started by a service manager on the next call",
+            scan.activatable.len()
+        ));
+    }
+    let mut checks = vec![Check::new("daemons", Verdict::Ok, running)];
     if !scan.dead.is_empty() {
         checks.push(
             Check::new(

@@ -32,6 +32,9 @@ pub struct Scan {
     pub daemons: Vec<(DaemonPaths, Found)>,
     /// Directories of daemons that no longer run.
     pub dead: Vec<DaemonPaths>,
+    /// Directories whose daemon is not running but whose socket a service manager listens
+    /// on (systemd socket activation): it starts the daemon on the next connection.
+    pub activatable: Vec<DaemonPaths>,
 }
 
 /// Looks at every daemon directory (only `root`'s daemons' with `Some(root)`, canonical),
@@ -43,6 +46,7 @@ pub fn scan(runtime_dir: &Path, root: Option<&Path>) -> Result<Scan, Failure> {
             return Ok(Scan {
                 daemons: Vec::new(),
                 dead: Vec::new(),
+                activatable: Vec::new(),
             })
         }
         Err(e) => {
@@ -56,6 +60,7 @@ pub fn scan(runtime_dir: &Path, root: Option<&Path>) -> Result<Scan, Failure> {
     let mut scan = Scan {
         daemons: Vec::new(),
         dead: Vec::new(),
+        activatable: Vec::new(),
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -76,6 +81,8 @@ pub fn scan(runtime_dir: &Path, root: Option<&Path>) -> Result<Scan, Failure> {
                 None => Found::Unresponsive(Meta::read(&paths.meta).map(Box::new)),
             };
             scan.daemons.push((paths, state));
+        } else if warm_runtime::paths::socket_is_listening(&paths.sock) {
+            scan.activatable.push(paths);
         } else {
             scan.dead.push(paths);
         }
@@ -85,8 +92,13 @@ pub fn scan(runtime_dir: &Path, root: Option<&Path>) -> Result<Scan, Failure> {
 
 /// Looks at every daemon directory; removes those of dead daemons (reported on stderr).
 pub fn discover(runtime_dir: &Path) -> Result<Vec<(DaemonPaths, Found)>, Failure> {
-    let scan = scan(runtime_dir, None)?;
-    for paths in scan.dead {
+    Ok(discover_all(runtime_dir)?.daemons)
+}
+
+/// [`discover`], with the directories a service manager starts daemons for.
+fn discover_all(runtime_dir: &Path) -> Result<Scan, Failure> {
+    let mut scan = scan(runtime_dir, None)?;
+    for paths in std::mem::take(&mut scan.dead) {
         if let Ok(true) = paths.remove_if_dead() {
             errln!(
                 "warm: removed the files of a daemon that is no longer running: {}",
@@ -94,7 +106,7 @@ pub fn discover(runtime_dir: &Path) -> Result<Vec<(DaemonPaths, Found)>, Failure
             );
         }
     }
-    Ok(scan.daemons)
+    Ok(scan)
 }
 
 /// The status of the daemon listening on `sock`, if it answers within 5 s.
@@ -109,13 +121,20 @@ pub fn query_status(sock: &Path) -> Option<Status> {
 }
 
 pub fn run(runtime_dir: &Path, json_output: bool) -> CommandResult {
-    let found = discover(runtime_dir)?;
+    let Scan {
+        daemons: found,
+        activatable,
+        ..
+    } = discover_all(runtime_dir)?;
     if json_output {
-        let items: Vec<Value> = found.iter().map(|(p, f)| entry_json(p, f)).collect();
+        let mut items: Vec<Value> = found.iter().map(|(p, f)| entry_json(p, f)).collect();
+        items.extend(activatable.iter().map(
+            |paths| json!({ "state": "activatable", "dir": paths.dir, "socket": paths.sock }),
+        ));
         print_json(&items);
         return Ok(());
     }
-    if found.is_empty() {
+    if found.is_empty() && activatable.is_empty() {
         errln!("no daemons running");
         return Ok(());
     }
@@ -149,6 +168,17 @@ pub fn run(runtime_dir: &Path, json_output: bool) -> CommandResult {
                     .map_or(paths.dir.display().to_string(), |m| m.root.clone())
             ),
         }
+    }
+    for paths in &activatable {
+        let name = paths.dir.file_name().unwrap_or_default().to_string_lossy();
+        outln!(
+            "{:<12} {:>8} {:>8} {:>9} {:>9}  (not running: a service manager starts it on the next call)",
+            name.rsplit_once('-').map_or(&*name, |(service, _)| service),
+            "-",
+            "-",
+            "-",
+            "-",
+        );
     }
     Ok(())
 }

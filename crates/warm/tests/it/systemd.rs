@@ -327,6 +327,17 @@ fn after_an_idle_exit_or_warm_stop_the_next_call_reactivates_the_daemon() {
         manager.events()
     );
     assert!(units.socket.exists());
+    // Not a dead daemon's files: listed as such, kept, and not started by being looked at.
+    let listed = env.json(&["list"]);
+    assert_eq!(listed[0]["state"], "activatable", "{listed}");
+    let doctor = env.json(&["doctor"]);
+    let stale = doctor
+        .as_array()
+        .is_some_and(|checks| checks.iter().any(|c| c["check"] == "stale daemon files"));
+    assert!(!stale, "{doctor}");
+    env.ok(&["stop", "--all"]);
+    assert!(units.socket.exists());
+    assert_eq!(manager.starts().len(), 1, "{:?}", manager.events());
 
     call_echo(&env, "two");
     let starts = manager.starts();
