@@ -4,6 +4,7 @@
 #[macro_use]
 mod output;
 
+mod argv;
 mod cli;
 mod commands;
 mod context;
@@ -33,10 +34,17 @@ fn main() -> ExitCode {
         .and_then(|_| warm_daemon::activation::take_listener().transpose());
     // ripgrep's command line is not clap's (`-s` is rg's, a pattern may start with `-`, the
     // last of two flags wins): `warm search` and the `rg` shim parse their own.
-    if let Some((global, args, invocation)) = search_command_line(std::env::args_os().collect()) {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some((global, args, invocation)) = argv::search_command_line(argv.clone()) {
         return ExitCode::from(commands::search::run(&global, args, invocation));
     }
-    let cli = match Cli::try_parse() {
+    // The hot commands skip building clap's command tree, a third of a one-shot call's work;
+    // what they do not recognise, clap parses (and explains).
+    let parsed = match argv::hot_command_line(&argv) {
+        Some(cli) => Ok(cli),
+        None => Cli::try_parse_from(argv),
+    };
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(error) => {
             if let Some(mut ready) = ready {
@@ -51,48 +59,6 @@ fn main() -> ExitCode {
         Err(failure) => {
             errln!("warm: {}", failure.message());
             ExitCode::from(failure.exit_code())
-        }
-    }
-}
-
-/// The arguments of a search: everything after `search` (warm's global options before it
-/// taken), or everything when warm was called as `rg`.
-fn search_command_line(
-    mut argv: Vec<std::ffi::OsString>,
-) -> Option<(
-    cli::GlobalArgs,
-    Vec<std::ffi::OsString>,
-    commands::search::Invocation,
-)> {
-    use commands::search::Invocation;
-    let mut global = cli::GlobalArgs {
-        service: None,
-        root: None,
-        json: false,
-    };
-    let program = argv.first().map(std::path::PathBuf::from)?;
-    if program.file_name().is_some_and(|name| name == "rg") {
-        argv.remove(0);
-        return Some((global, argv, Invocation::Shim));
-    }
-    let mut rest = argv.into_iter().skip(1);
-    loop {
-        let arg = rest.next()?;
-        let text = arg.to_str()?;
-        match text {
-            "search" => return Some((global, rest.collect(), Invocation::Warm)),
-            "--json" => global.json = true,
-            "--root" => global.root = Some(rest.next()?.into()),
-            "-s" | "--service" => global.service = Some(rest.next()?.into_string().ok()?),
-            _ => {
-                if let Some(root) = text.strip_prefix("--root=") {
-                    global.root = Some(root.into());
-                } else if let Some(service) = text.strip_prefix("--service=") {
-                    global.service = Some(service.to_owned());
-                } else {
-                    return None;
-                }
-            }
         }
     }
 }
