@@ -20,8 +20,10 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.join(ROOT, "bench", "peers")
-WARM = os.path.join(ROOT, "target", "release", "warm")
-FLOOR = os.path.join(ROOT, "target", "release", "examples", "floor")
+# Both built by scripts/bench-peers: warm as its release build ships, the floor with rustc's
+# default optimised settings (dynamically linked, as any small Rust program is by default).
+WARM = os.environ["PEERS_WARM"]
+FLOOR = os.environ["PEERS_FLOOR"]
 PYTHON = sys.executable
 ONE_SHOTS = int(os.environ.get("PEERS_ONE_SHOTS", "200"))
 LOOPS = int(os.environ.get("PEERS_LOOPS", "5000"))
@@ -53,6 +55,16 @@ def timed_runs(argv, count, env=None, before=None):
         subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         micros.append((time.perf_counter() - start) * 1e6)
     return micros
+
+
+def interleaved_runs(argvs, count, env=None):
+    """Runs each argv `count` times, alternating call by call, so that the machine's drift
+    (up to 1.5x between minutes here) hits them alike; the wall times in µs, per argv."""
+    runs = [[] for _ in argvs]
+    for _ in range(count):
+        for argv, micros in zip(argvs, runs):
+            micros.extend(timed_runs(argv, 1, env))
+    return runs
 
 
 def wait_for(check, what, timeout=30):
@@ -122,6 +134,14 @@ def measure_warm(tmp):
     call = [WARM, "-s", "echo", "call", "--root", tmp, "daemon/ping"]
     subprocess.run([WARM, "-s", "echo", "start", "--root", tmp], env=env, check=True, stdout=subprocess.DEVNULL)
     result = {"one_shot": summary(timed_runs(call, ONE_SHOTS, env))}
+    # The ratio the one-shot target is about, measured call by call against the floor.
+    floor = Peer("floor", [FLOOR, "serve", f"{tmp}/floor-paired.sock"], [FLOOR, "call", f"{tmp}/floor-paired.sock"])
+    floor.start()
+    try:
+        warm_runs, floor_runs = interleaved_runs([call, floor.call], ONE_SHOTS, env)
+    finally:
+        floor.stop()
+    result["paired"] = {"warm": summary(warm_runs)["p50"], "floor": summary(floor_runs)["p50"]}
     bench = subprocess.run(
         [WARM, "-s", "echo", "bench", "--root", tmp, "--method", "daemon/ping", "-n", str(LOOPS), "-c", "1", "--json"],
         env=env, check=True, capture_output=True, text=True,
@@ -246,9 +266,12 @@ def write_docs(results, machine):
 
 def main():
     results = measure_all()
+    paired = results["warm"]["paired"]
     machine = (
         f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}; {ONE_SHOTS} one-shot calls, {LOOPS} persistent round trips, "
-        f"{COLD} cold starts per peer. warm with 8 connections × 16 pipelined: {results['warm']['throughput_8x16']:,.0f} requests/s."
+        f"{COLD} cold starts per peer. warm with 8 connections × 16 pipelined: {results['warm']['throughput_8x16']:,.0f} requests/s. "
+        f"One-shot calls alternating with the floor's: warm {ms(paired['warm'])} ms, floor {ms(paired['floor'])} ms "
+        f"({paired['warm'] / paired['floor']:.2f}x)."
     )
     print(machine)
     print(table(results))

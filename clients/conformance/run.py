@@ -1,7 +1,7 @@
 """The warm client conformance suite: drives any client, through its driver (README.md),
 through the same scenarios against real daemons, and says which pass.
 
-    python3 run.py --warm target/debug/warm \\
+    python3 run.py --warm target/x86_64-unknown-linux-gnu/debug/warm \\
         --driver python="python3 clients/python/conformance_driver.py" \\
         --driver node="node clients/node/conformance_driver.mjs"
 

@@ -522,6 +522,7 @@ fn is_nothing_listening(e: &io::Error) -> bool {
 }
 
 /// Spreads `delay` by ±20% so that clients refused together do not come back together.
+#[allow(clippy::disallowed_methods)] // the clock's nanoseconds seed the jitter; no timing reads it
 fn jitter(delay: Duration) -> Duration {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

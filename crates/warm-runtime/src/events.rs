@@ -75,6 +75,7 @@ impl EventLog {
 }
 
 /// Seconds since the Unix epoch, with milliseconds.
+#[allow(clippy::disallowed_methods)] // a timestamp for events, never a timing decision
 pub fn unix_time_secs_f64() -> f64 {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -83,6 +84,7 @@ pub fn unix_time_secs_f64() -> f64 {
 }
 
 /// Whole seconds since the Unix epoch.
+#[allow(clippy::disallowed_methods)] // a timestamp (e.g. a daemon's start), never a timing decision
 pub fn unix_time_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -304,8 +304,18 @@ pub const PROJECT_MARKERS: &[&str] = &[
 /// The manifest step keeps one daemon per project when there is no version control: a query
 /// from `src/` and one from the project's top share a daemon instead of starting two.
 pub fn find_root(start: &Path, vcs_fallback: bool) -> PathBuf {
-    let holds_any = |dir: &Path, markers: &[&str]| markers.iter().any(|m| dir.join(m).exists());
-    let nearest = |markers: &[&str]| start.ancestors().find(|d| holds_any(d, markers));
+    // One buffer for every probe: a `join` per (directory, marker) pair was a third of a
+    // one-shot call's instructions, nearly all of it allocation.
+    let mut probe = PathBuf::with_capacity(start.as_os_str().len() + 32);
+    let mut holds_any = |dir: &Path, markers: &[&str]| {
+        markers.iter().any(|marker| {
+            probe.clear();
+            probe.push(dir);
+            probe.push(marker);
+            probe.exists()
+        })
+    };
+    let mut nearest = |markers: &[&str]| start.ancestors().find(|d| holds_any(d, markers));
     if let Some(dir) = nearest(&[".warm.toml"]) {
         return dir.to_path_buf();
     }

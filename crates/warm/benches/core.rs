@@ -174,8 +174,12 @@ impl Bench {
 
     fn floor_client(&self) -> Command {
         let mut cmd = Command::new(std::env::current_exe().expect("exe"));
+        // The same working directory as warm's calls: std spawns a process with one through
+        // fork, not vfork, when statically linked (it cannot find glibc's
+        // posix_spawn_file_actions_addchdir_np), so both sides pay the same spawn.
         cmd.env("WARM_BENCH_ROLE", "client")
             .env("WARM_BENCH_SOCK", &self.floor_sock)
+            .current_dir(self.tmp.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         cmd

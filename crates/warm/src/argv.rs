@@ -81,12 +81,11 @@ fn call_args<'a>(
     args: &mut impl Iterator<Item = Option<&'a str>>,
     global: &mut GlobalArgs,
 ) -> Option<CallArgs> {
-    let method = args.next()??;
-    if method.starts_with('-') {
-        return None;
-    }
+    // Options may come before, between or after the two positionals, as clap allows
+    // (`warm call --root DIR daemon/ping` is how scripts and the benchmarks call it).
+    let mut method: Option<&str> = None;
     let mut call = CallArgs {
-        method: method.to_owned(),
+        method: String::new(),
         params: None,
         timeout: None,
         no_fallback: false,
@@ -108,12 +107,16 @@ fn call_args<'a>(
             (!call.no_fallback).then_some(())?;
             call.no_fallback = true;
         } else if take_global(arg, args, global)? {
-        } else if call.params.is_none() && (arg == "-" || !arg.starts_with('-')) {
+        } else if method.is_none() && !arg.starts_with('-') {
+            method = Some(arg);
+        } else if method.is_some() && call.params.is_none() && (arg == "-" || !arg.starts_with('-'))
+        {
             call.params = Some(arg.to_owned());
         } else {
             return None;
         }
     }
+    call.method = method?.to_owned();
     Some(call)
 }
 
@@ -206,6 +209,8 @@ mod tests {
             ],
             &["--json", "ping"],
             &["ping", "-s", "index", "--root=/p"],
+            &["-s", "echo", "call", "--root", "/tmp", "daemon/ping"],
+            &["call", "--timeout", "1s", "--no-fallback", "m", "{}"],
         ] {
             assert!(hot_command_line(&argv(line)).is_some(), "{line:?}");
             assert!(agrees_with_clap(line), "{line:?}");

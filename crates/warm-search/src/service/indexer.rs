@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use notify::event::{ModifyKind, RenameMode};
 use notify::{EventKind, Watcher};
@@ -215,7 +215,7 @@ impl Shared {
             self.rescan_recent_dirs(index);
         }
         count(&self.work.updates);
-        index.updated_at = SystemTime::now();
+        index.updated_at = crate::index::stamp_now();
         if !index.needs_compaction() {
             return (false, false, new_dirs);
         }

@@ -68,10 +68,7 @@ fn print_status(status: &Value) {
     let age = status["updated_at"]
         .as_f64()
         .map(|t| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(t);
+            let now = warm_runtime::events::unix_time_secs_f64();
             format!("{:.1}s ago", (now - t).max(0.0))
         })
         .unwrap_or_default();
