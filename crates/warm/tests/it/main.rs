@@ -3,6 +3,7 @@
 mod support;
 
 mod as_nobody;
+mod binary;
 mod client;
 mod docs;
 mod doctor;
