@@ -332,6 +332,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_a_listening_socket_at_exactly_that_path_is_listening() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let listening = tmp.path().join("l.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&listening).expect("bind");
+        assert!(socket_is_listening(&listening));
+        // Bound but not listening.
+        let datagram = tmp.path().join("d.sock");
+        let _datagram = std::os::unix::net::UnixDatagram::bind(&datagram).expect("bind");
+        assert!(!socket_is_listening(&datagram));
+        // A listening socket whose path merely ends with the one asked about.
+        let asked = tmp.path().join("q.sock");
+        let longer = tmp
+            .path()
+            .join("x")
+            .join(asked.strip_prefix("/").expect("absolute"));
+        fs::create_dir_all(longer.parent().expect("parent")).expect("mkdir");
+        let _longer = std::os::unix::net::UnixListener::bind(&longer).expect("bind");
+        assert!(!socket_is_listening(&asked));
+        // The file a closed listener leaves behind.
+        drop(listener);
+        assert!(listening.exists());
+        assert!(!socket_is_listening(&listening));
+    }
+
+    #[test]
+    fn a_dead_daemons_directory_is_removed_and_a_listening_ones_kept() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let paths = DaemonPaths::from_dir(tmp.path().join("svc-0123456789abcdef")).expect("paths");
+        fs::create_dir_all(&paths.dir).expect("mkdir");
+        let listener = std::os::unix::net::UnixListener::bind(&paths.sock).expect("bind");
+        assert!(!paths.remove_if_dead().expect("checked"));
+        assert!(
+            paths.sock.exists(),
+            "a service manager's socket was removed"
+        );
+        drop(listener);
+        assert!(paths.remove_if_dead().expect("removed"));
+        assert!(!paths.dir.exists());
+    }
+
+    #[test]
     fn dir_name_is_service_and_sixteen_hex() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let id = Identity::new("search", tmp.path()).expect("identity");

@@ -122,4 +122,26 @@ mod tests {
         }
         assert_eq!(format_size(512 << 20), "512MiB");
     }
+
+    #[test]
+    fn toml_takes_strings_and_numbers_of_bytes() {
+        #[derive(serde::Deserialize)]
+        struct Table {
+            #[serde(default, deserialize_with = "deserialize_text")]
+            max_rss: Option<String>,
+        }
+        let read = |text: &str| toml::from_str::<Table>(text).map(|t| t.max_rss);
+        assert_eq!(read("max_rss = \"2G\"").expect("parses"), Some("2G".into()));
+        assert_eq!(read("max_rss = 4096").expect("parses"), Some("4096".into()));
+        assert_eq!(read("").expect("parses"), None);
+        for bad in ["max_rss = -1", "max_rss = 1.5", "max_rss = true"] {
+            let error = read(bad).err().map(|e| e.to_string());
+            assert!(
+                error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("a size is a string")),
+                "{bad}: {error:?}"
+            );
+        }
+    }
 }

@@ -115,9 +115,23 @@ mod tests {
         assert_eq!(line, "ok\n");
         let children = tree_rss(me).expect("still there") - rss(me).expect("still there");
         assert!(children >= 64 << 20, "the child holds {children} bytes");
+        // ... and no more than it can: the child's pages are added, nothing else.
+        assert!(children < 256 << 20, "the child holds {children} bytes");
         let child_pid = child.id();
         drop(child.stdin.take());
         child.wait().expect("the child exits");
         assert_eq!(tree_rss(child_pid), None);
+    }
+
+    #[test]
+    fn physical_memory_is_the_kernels_memtotal() {
+        let meminfo = std::fs::read_to_string("/proc/meminfo").expect("/proc/meminfo");
+        let kib: u64 = meminfo
+            .lines()
+            .find_map(|line| line.strip_prefix("MemTotal:"))
+            .and_then(|rest| rest.trim().strip_suffix("kB"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("MemTotal in kB");
+        assert_eq!(physical_memory(), kib * 1024);
     }
 }

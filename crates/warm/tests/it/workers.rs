@@ -624,6 +624,18 @@ fn a_worker_past_max_rss_is_replaced_between_requests_and_no_call_fails() {
             .iter()
             .any(|e| e["event"] == "worker.exit" && e["pid"] == json!(first[0]) && e["code"] == 0)
     }));
+    // The new worker, under its cap, stays: served without a break for three checks (one
+    // a second), it is neither replaced nor counted.
+    let serving = worker_pids(&env);
+    let mut connection = connect(&sock);
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        let params = json!({ "after": "the replacement" });
+        let answer = connection.request("echo", Some(&params), &mut |_| {});
+        assert_eq!(answer.expect("answer"), Ok(params));
+    }
+    assert_eq!(worker_pids(&env), serving);
+    assert_eq!(worker_status(&env)[0]["memory_restarts"], 1);
     let human = env.ok(&["-s", "py", "status"]);
     assert!(human.contains("(cap 100MiB, replaced 1 times)"), "{human}");
 }
