@@ -33,7 +33,12 @@ NAMES = ["a", "b", "c", "dir x", "sub", "deep", "n\u00e9", "q", "l" * 200, ".h",
 QUERIES = [["needle"], ["-i", "needle"], ["-w", "alpha"], ["-F", "fn_main"], ["tok4\\d"],
            ["-t", "py", "beta"], ["-g", "!*.txt", "gamma"], ["-l", "delta"], ["-c", "haystack"],
            ["-n", "--column", "beta"], ["-o", "-i", "needle"], ["-C", "1", "gamma"],
-           ["--heading", "-n", "alpha"], ["-v", "-c", "alpha"]]
+           ["--heading", "-n", "alpha"], ["-v", "-c", "alpha"],
+           # Filters that admit ignored or hidden files: from the index and the names kept
+           # beside it.
+           ["-g", "*.py", "beta"], ["-g", "sub*", "-g", "deep*", "-g", "*.txt", "needle"],
+           ["-g", ".h*", "-l", "alpha"], ["--iglob", "*.RS", "-g", "!a*", "gamma"],
+           ["--files"], ["--files", "-g", "*.txt", "-g", "q*"]]
 GIT = ["git", "-c", "user.name=c", "-c", "user.email=c@c"]
 
 
@@ -203,6 +208,7 @@ class Harness:
 
     def __init__(self, warm, rg):
         self.warm, self.rg = warm, rg
+        self.last_stderr = b""
         self.runtime = tempfile.mkdtemp(prefix="warm-churn-rt-")
         os.chmod(self.runtime, 0o700)
         self.root = tempfile.mkdtemp(prefix="warm-churn-")
@@ -230,6 +236,7 @@ class Harness:
     def warm_search(self, args):
         p = subprocess.run([self.warm, "search"] + args, cwd=self.root, env=self.env,
                            capture_output=True)
+        self.last_stderr = p.stderr
         return p.returncode, p.stdout
 
     def rg_search(self, args):
@@ -358,6 +365,7 @@ def show_difference(harness, seed, actions, query, warm_answer, rg_answer):
         print("  ", describe(action))
     print(f"warm exit {warm_answer[0]}: {warm_answer[1]}")
     print(f"rg   exit {rg_answer[0]}: {rg_answer[1]}")
+    print(f"warm stderr: {harness.last_stderr[:2000]}")
     summary = subprocess.run([harness.warm, "search", "--json"] + query, cwd=harness.root,
                              env=harness.env, capture_output=True).stdout
     print("warm summary:", summary.decode(errors="replace").splitlines()[-1:])

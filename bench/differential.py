@@ -24,7 +24,9 @@ PATTERNS = [
     "license", "MIT OR Apache", "#[cfg(test)]", "zqxjkv_nothing_matches_this",
 ]
 COMBOS = [[], ["-i"], ["-w"], ["-F"], ["-n"], ["-l"], ["-c"], ["-g", "*.py"], ["-t", "rust"],
-          ["-o"], ["--json"], ["-C", "2"], ["-A", "1", "-B", "1"], ["-n", "--column"]]
+          ["-o"], ["--json"], ["-C", "2"], ["-A", "1", "-B", "1"], ["-n", "--column"],
+          ["-t", "py", "-l"], ["-g", "*.h", "-c"], ["--iglob", "*.TOML", "-g", "!target"],
+          ["-g", "*.{rs,md}", "-g", "!tests", "-n"]]
 
 
 def run(cmd, cwd, env):

@@ -1,5 +1,7 @@
 """Benchmark of `warm search` against ripgrep, side by side in one session, over a real tree of
-at least 200 MB (the cargo registry's sources plus /usr/include, copied), warm page cache.
+at least 200 MB (the cargo registry's sources plus /usr/include, copied), warm page cache; or,
+with WARM_BENCH_CORPUS=DIR, over the monorepo-scale corpus of bench/corpus.py (used in place;
+the edit test appends comment lines to its include/stdio.h).
 
 Run through scripts/bench-search. Prints a Markdown table of medians and ratios.
 """
@@ -10,6 +12,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 WARM = sys.argv[1]
@@ -18,12 +21,25 @@ RG = sys.argv[2] if len(sys.argv) > 2 else "rg"
 RUNS = int(os.environ.get("WARM_BENCH_RUNS", "10"))
 QUERIES = [
     ("selective literal", ["SO_PEERCRED"]),
+    ("case-insensitive literal", ["-i", "peercred"]),
     ("regex with required literals", [r"struct \w+Builder\b"]),
+    ("common literal", ["def __init__"]),
+    ("word", ["-w", "EPOLLIN"]),
+    ("fixed string", ["-F", "fn main() {"]),
+    ("files with matches", ["-l", "SO_PEERCRED"]),
+    ("count", ["-c", "SO_PEERCRED"]),
+    ("JSON", ["--json", "SO_PEERCRED"]),
+    ("type", ["-t", "py", "asyncio.Lock"]),
+    ("glob", ["-g", "*.py", "asyncio.Lock"]),
+    ("glob, no filter", ["asyncio.Lock"]),
     ("no usable trigram", [r"\d{4}-\d\d-\d\d"]),
 ]
+CORPUS = os.environ.get("WARM_BENCH_CORPUS")
 
 
 def tree():
+    if CORPUS:
+        return CORPUS
     root = tempfile.mkdtemp(prefix="warm-bench-search-")
     home = os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo"))
     registry = os.path.join(home, "registry", "src")
@@ -48,6 +64,34 @@ def median(argv, cwd, env, runs=RUNS):
     return statistics.median(timed(argv, cwd, env) for _ in range(runs))
 
 
+def concurrent(argv, cwd, env, clients=8, each=RUNS * 3):
+    """p50 and p99 of `argv` run by `clients` threads at once, `each` times each."""
+    times, lock = [], threading.Lock()
+
+    def client():
+        for _ in range(each):
+            t = timed(argv, cwd, env)
+            with lock:
+                times.append(t)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    times.sort()
+    return times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.99))]
+
+
+def wait_ready(warm, root, env):
+    while True:
+        status = json.loads(subprocess.run(warm + ["--status", "--json"], cwd=root, env=env,
+                                           capture_output=True, text=True).stdout)
+        if status.get("ready") and status.get("watching"):
+            return status
+        time.sleep(0.05)
+
+
 def main():
     root = tree()
     bytes_ = size(root)
@@ -60,19 +104,18 @@ def main():
         rg_pass = median([RG, "SO_PEERCRED"], root, env, 5)
         started = time.perf_counter()
         cold = timed(warm + ["SO_PEERCRED"], root, env)
-        while True:
-            status = json.loads(subprocess.run(warm + ["--status", "--json"], cwd=root, env=env,
-                                               capture_output=True, text=True).stdout)
-            if status.get("ready") and status.get("watching"):
-                break
-            time.sleep(0.05)
+        status = wait_ready(warm, root, env)
         ready_ms = (time.perf_counter() - started) * 1000
+        # Right after ready: the first queries must not pay for the build's leftovers.
+        after_ready = [timed(warm + ["SO_PEERCRED"], root, env) for _ in range(5)]
         rows = []
         for name, args in QUERIES:
             subprocess.run(warm + args, cwd=root, env=env, stdout=subprocess.DEVNULL)
             w = median(warm + args, root, env)
             r = median([RG] + args, root, env)
-            rows.append((name, args[0], w, r))
+            rows.append((name, " ".join(args), w, r))
+        p50, p99 = concurrent(warm + ["SO_PEERCRED"], root, env)
+        rg_p50, rg_p99 = concurrent([RG, "SO_PEERCRED"], root, env, each=2)
         # An edit, then a query at once: the barrier makes it see the edit.
         target = os.path.join(root, "include", "stdio.h")
         updates = []
@@ -88,20 +131,35 @@ def main():
                                         capture_output=True, text=True).stdout)["pid"]
         with open(f"/proc/{pid}/status") as f:
             rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS")) * 1024
+        # A restart over the unchanged tree: the first query, and when the index is ready.
+        subprocess.run([WARM, "-s", "search", "stop"], cwd=root, env=env, stdout=subprocess.DEVNULL)
+        started = time.perf_counter()
+        restart_first = timed(warm + ["SO_PEERCRED"], root, env)
+        wait_ready(warm, root, env)
+        restart_ready = (time.perf_counter() - started) * 1000
     finally:
         subprocess.run([WARM, "stop", "--all"], env=env, stdout=subprocess.DEVNULL)
-        shutil.rmtree(root, ignore_errors=True)
+        if not CORPUS:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            shutil.rmtree(env["WARM_RUNTIME_DIR"], ignore_errors=True)
 
     print(f"`warm search` vs ripgrep {rg_version()}: {status['files']} files, "
           f"{bytes_ / 1e6:.0f} MB on disk ({status['bytes'] / 1e6:.0f} MB indexed), medians of {RUNS} runs\n")
-    print("| query | pattern | warm search | rg | rg / warm |")
+    print("| query | arguments | warm search | rg | rg / warm |")
     print("|---|---|---|---|---|")
     for name, pattern, w, r in rows:
         print(f"| {name} | `{pattern}` | {w:.1f} ms | {r:.1f} ms | {r / w:.1f}x |")
     print(f"| cold first query (starts the daemon; scans while it indexes) | `SO_PEERCRED` | {cold:.0f} ms | "
           f"{rg_pass:.0f} ms (one full pass) | {rg_pass / cold:.2f}x |")
+    print(f"| 8 concurrent clients, p50 / p99 | `SO_PEERCRED` | {p50:.1f} / {p99:.1f} ms | "
+          f"{rg_p50:.0f} / {rg_p99:.0f} ms | {rg_p50 / p50:.1f}x (p50) |")
+    print(f"| first query after a daemon restart, unchanged tree | `SO_PEERCRED` | {restart_first:.0f} ms | "
+          f"{rg_pass:.0f} ms | {rg_pass / restart_first:.2f}x |")
     print(f"\nThe first query scans while the daemon builds the index in the background; the index "
-          f"was ready {ready_ms:.0f} ms after the first query started.")
+          f"was ready {ready_ms:.0f} ms after the first query started ({restart_ready:.0f} ms after a "
+          f"restart). The five queries right after it was ready: "
+          f"{', '.join(f'{t:.0f}' for t in after_ready)} ms.")
     print(f"Index: {status['index_bytes'] / 1e6:.1f} MB for {status['bytes'] / 1e6:.0f} MB indexed "
           f"({status['index_bytes'] / status['bytes']:.2f}x); daemon RSS {rss / 1e6:.0f} MB.")
     print(f"Edit one file, then query at once: the edit is found in {statistics.median(updates):.1f} ms "

@@ -13,6 +13,7 @@ use std::time::SystemTime;
 
 use rustc_hash::FxHashMap;
 
+use crate::excluded::Excluded;
 use crate::query::Query;
 use crate::trigram::{self, Extractor, Postings};
 
@@ -49,6 +50,8 @@ pub struct Index {
     /// Directories the walk entered (relative; "" is the root): a file is part of the
     /// project when its directory is one of these and the rules let it through.
     dirs: HashSet<PathBuf>,
+    /// What the walk left out of those directories (ignored or hidden), by name.
+    excluded: Excluded,
     live_files: usize,
     live_bytes: u64,
     /// Entries that could not be read (see [`FileRead::Unreadable`]); dead ones are skipped.
@@ -79,6 +82,8 @@ pub struct Stats {
     pub trigrams: usize,
     pub index_bytes: usize,
     pub dead_entries: usize,
+    /// Ignored and hidden entries of the directories indexed, known by name only.
+    pub excluded_entries: usize,
 }
 
 impl Index {
@@ -91,6 +96,7 @@ impl Index {
             by_path: HashMap::new(),
             postings: FxHashMap::default(),
             dirs: HashSet::new(),
+            excluded: Excluded::default(),
             live_files: 0,
             live_bytes: 0,
             unreadable: Vec::new(),
@@ -130,6 +136,10 @@ impl Index {
         }
         if dir != self.root && is_symlink(dir) {
             return Vec::new();
+        }
+        let admitted: HashSet<&Path> = files.iter().chain(&dirs).map(PathBuf::as_path).collect();
+        for dir in &dirs {
+            self.excluded.list_dir(&self.root, dir, &admitted);
         }
         self.dirs.extend(dirs);
         files
@@ -301,7 +311,7 @@ impl Index {
                         walked.push(dir);
                     }
                     Some(false) => files.push(child),
-                    None => {}
+                    None => self.excluded.note(&self.root, &child),
                 }
             }
             self.add_files(files, 1, &|_, _| {});
@@ -315,6 +325,7 @@ impl Index {
 
     /// Drops `relative` and everything under it.
     fn forget(&mut self, relative: &Path) {
+        self.excluded.forget(relative);
         if let Some(id) = self.by_path.remove(relative) {
             self.kill(id);
         }
@@ -393,6 +404,15 @@ impl Index {
         dir.as_os_str().is_empty() || self.dirs.contains(dir)
     }
 
+    /// What the walk left out of the directories it entered under `scope` (relative), with
+    /// `true` for a directory: see [`Excluded`].
+    pub fn excluded_under<'a>(
+        &'a self,
+        scope: &'a Path,
+    ) -> impl Iterator<Item = (&'a Path, bool)> + 'a {
+        self.excluded.under(scope)
+    }
+
     /// Files that may match `query`, as paths relative to the root, in path order.
     pub fn candidates(&self, query: &Query) -> Vec<&Path> {
         let ids = match self.evaluate(query) {
@@ -450,8 +470,9 @@ impl Index {
             files: self.live_files,
             bytes: self.live_bytes,
             trigrams: self.postings.len(),
-            index_bytes: postings + table + entries + paths,
+            index_bytes: postings + table + entries + paths + self.excluded.heap_bytes(),
             dead_entries: self.entries.len() - self.live_files,
+            excluded_entries: self.excluded.len(),
         }
     }
 }
@@ -564,6 +585,57 @@ mod tests {
 
     fn find<'a>(index: &'a Index, pattern: &str) -> Vec<&'a Path> {
         index.candidates(&Query::for_patterns(&[pattern.to_owned()], false))
+    }
+
+    fn excluded(index: &Index) -> Vec<(String, bool)> {
+        index
+            .excluded_under(Path::new(""))
+            .map(|(path, dir)| (path.display().to_string(), dir))
+            .collect()
+    }
+
+    #[test]
+    fn the_names_left_out_follow_builds_and_refreshes() {
+        let dir = tree();
+        let root = dir.path();
+        let mut index = Index::build(root, 1, &|_, _| {});
+        let at_build = [
+            (".git".to_owned(), true),
+            (".gitignore".to_owned(), false),
+            ("target".to_owned(), true),
+        ];
+        assert_eq!(excluded(&index), at_build);
+        // Hidden and ignored entries appear and go as the tree changes; admitted ones never
+        // become names.
+        std::fs::write(root.join("src/.env"), "x\n").expect(".env");
+        std::fs::create_dir(root.join("src/target")).expect("src/target");
+        std::fs::write(root.join("src/c.rs"), "fn c() {}\n").expect("c");
+        std::fs::remove_dir_all(root.join("target")).expect("rm target");
+        let changed: Vec<PathBuf> = ["src/.env", "src/target", "src/c.rs", "target"]
+            .iter()
+            .map(|p| root.join(p))
+            .collect();
+        let _ = index.refresh_all(&changed);
+        assert_eq!(
+            excluded(&index),
+            [
+                (".git".to_owned(), true),
+                (".gitignore".to_owned(), false),
+                ("src/.env".to_owned(), false),
+                ("src/target".to_owned(), true),
+            ]
+        );
+        // A directory refreshed whole drops the names under it and lists it again.
+        std::fs::remove_file(root.join("src/.env")).expect("rm .env");
+        let _ = index.refresh_all(&[root.join("src")]);
+        assert_eq!(
+            excluded(&index),
+            [
+                (".git".to_owned(), true),
+                (".gitignore".to_owned(), false),
+                ("src/target".to_owned(), true),
+            ]
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - [`trigram`]: trigram extraction and compact posting lists.
 //! - [`query`]: from a regex to the trigrams a matching file must contain.
 //! - [`index`]: [`Index`], the project's files by ripgrep's rules and their trigrams.
+//! - [`excluded`]: the names of the ignored and hidden entries beside them.
 //! - [`special`]: what the index never reads (FIFOs, devices, `/proc` and the like).
 //! - [`protocol`]: the `search/*` requests and answers, typed for both sides.
 //! - [`service`]: [`SearchService`], the daemon side: build, watch, barrier, candidates.
@@ -19,6 +20,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod budget;
+pub mod excluded;
 pub mod index;
 pub mod query;
 pub mod special;

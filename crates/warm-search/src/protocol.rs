@@ -49,6 +49,19 @@ pub struct CandidatesParams {
     /// [`Candidates::Unindexed`], and the client scans.
     #[serde(default)]
     pub scopes: Vec<WirePath>,
+    /// Also the ignored and hidden entries of the directories the index holds, under the
+    /// scopes ([`Candidates::Files`]' `excluded`): for a search whose `-g` or `-t` may admit
+    /// some of them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub excluded: bool,
+}
+
+/// An entry ripgrep's default walk leaves out (ignored or hidden), in a directory it enters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExcludedEntry {
+    pub path: WirePath,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dir: bool,
 }
 
 /// The answer to `search/candidates`. Every answer but `Files` tells the client to scan,
@@ -62,6 +75,9 @@ pub enum Candidates {
         root: String,
         files: Vec<WirePath>,
         all: bool,
+        /// When asked for: the excluded entries under the scopes, in path order.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        excluded: Vec<ExcludedEntry>,
     },
     /// The first build is running: a scan answers at ripgrep's speed meanwhile.
     Building { building: BuildProgress },
@@ -98,8 +114,28 @@ mod tests {
                     root: "/p".into(),
                     files: vec![WirePath("a.rs".into()), WirePath(odd)],
                     all: false,
+                    excluded: Vec::new(),
                 },
                 json!({"root": "/p", "files": ["a.rs", [120, 255]], "all": false}),
+            ),
+            (
+                Candidates::Files {
+                    root: "/p".into(),
+                    files: vec![],
+                    all: true,
+                    excluded: vec![
+                        ExcludedEntry {
+                            path: WirePath(".env".into()),
+                            dir: false,
+                        },
+                        ExcludedEntry {
+                            path: WirePath("target".into()),
+                            dir: true,
+                        },
+                    ],
+                },
+                json!({"root": "/p", "files": [], "all": true,
+                       "excluded": [{"path": ".env"}, {"path": "target", "dir": true}]}),
             ),
             (
                 Candidates::Building {

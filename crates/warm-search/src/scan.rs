@@ -101,42 +101,66 @@ pub fn walk(search: &Search) -> Result<Walked, FilterError> {
             });
             continue;
         }
-        let builder = walker(search, path)?;
-        for entry in builder.build() {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(error) => {
-                    walked.errors.push(error.to_string());
-                    continue;
-                }
-            };
-            if let Some(error) = entry.error() {
-                if !search.args.no_ignore_messages {
-                    walked.errors.push(error.to_string());
-                }
-            }
-            // A link to a directory named on the command line is walked, not searched.
-            let is_dir = entry
-                .file_type()
-                .is_some_and(|t| t.is_dir() || (t.is_symlink() && entry.path().is_dir()));
-            let explicit = entry.depth() == 0 && !is_dir;
-            if !explicit && !entry.file_type().is_some_and(|t| t.is_file()) {
-                continue;
-            }
-            let shown = match entry.path().strip_prefix("./") {
-                Ok(inside) if search.implicit_path => inside.to_owned(),
-                _ => entry.path().to_owned(),
-            };
-            walked.targets.push(Target {
-                root,
-                shown,
-                open: entry.path().to_owned(),
-                explicit,
-            });
-        }
+        walk_path(search, walker(search, path)?, root, &mut walked);
     }
     order(search, &mut walked.targets);
     Ok(walked)
+}
+
+/// The files ripgrep's walk of the search's path number `root` reaches below `dir` (a path
+/// it reaches, as the walk would spell it): all of them, or with `depth` 1 those directly
+/// in `dir`. `dir` itself is not matched against the filters; the caller knows the walk
+/// enters it.
+///
+/// # Errors
+/// A bad glob or type.
+pub fn walk_below(
+    search: &Search,
+    root: usize,
+    dir: &Path,
+    depth: Option<usize>,
+) -> Result<Walked, FilterError> {
+    let mut builder = walker(search, dir)?;
+    builder.max_depth(depth);
+    let mut walked = Walked::default();
+    walk_path(search, builder, root, &mut walked);
+    walked.targets.retain(|t| !t.explicit);
+    Ok(walked)
+}
+
+fn walk_path(search: &Search, builder: ignore::WalkBuilder, root: usize, walked: &mut Walked) {
+    for entry in builder.build() {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(error) => {
+                walked.errors.push(error.to_string());
+                continue;
+            }
+        };
+        if let Some(error) = entry.error() {
+            if !search.args.no_ignore_messages {
+                walked.errors.push(error.to_string());
+            }
+        }
+        // A link to a directory named on the command line is walked, not searched.
+        let is_dir = entry
+            .file_type()
+            .is_some_and(|t| t.is_dir() || (t.is_symlink() && entry.path().is_dir()));
+        let explicit = entry.depth() == 0 && !is_dir;
+        if !explicit && !entry.file_type().is_some_and(|t| t.is_file()) {
+            continue;
+        }
+        let shown = match entry.path().strip_prefix("./") {
+            Ok(inside) if search.implicit_path => inside.to_owned(),
+            _ => entry.path().to_owned(),
+        };
+        walked.targets.push(Target {
+            root,
+            shown,
+            open: entry.path().to_owned(),
+            explicit,
+        });
+    }
 }
 
 /// Output order: the paths in the order given, each one's files by path (ripgrep's
@@ -215,12 +239,8 @@ impl Filters {
     /// Whether the walk would have reached `relative` (a file path relative to the search
     /// root): no excluded directory above it, and the file itself admitted.
     pub fn admits(&self, relative: &Path) -> bool {
-        let mut dir = relative.parent();
-        while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
-            if self.overrides.matched(d, true).is_ignore() {
-                return false;
-            }
-            dir = d.parent();
+        if !self.admits_parents(relative) {
+            return false;
         }
         match self.overrides.matched(relative, false) {
             ignore::Match::Ignore(_) => false,
@@ -228,4 +248,38 @@ impl Filters {
             ignore::Match::None => !self.types.matched(relative, false).is_ignore(),
         }
     }
+
+    /// Whether the walk may reach `relative`, an entry that ripgrep's default rules leave
+    /// out (ignored or hidden; see [`crate::excluded`]) in a directory they enter: a glob
+    /// admits any entry it matches, a directory included, and a selected type a hidden file
+    /// that no ignore rule excludes. A walk of its directory by the search's rules decides.
+    pub fn may_admit_excluded(&self, relative: &Path, is_dir: bool) -> bool {
+        if !self.admits_parents(relative) {
+            return false;
+        }
+        match self.overrides.matched(relative, is_dir) {
+            ignore::Match::Whitelist(_) => true,
+            ignore::Match::Ignore(_) => false,
+            ignore::Match::None => {
+                !is_dir && is_hidden(relative) && self.types.matched(relative, false).is_whitelist()
+            }
+        }
+    }
+
+    /// No directory above `relative` excluded by a glob.
+    fn admits_parents(&self, relative: &Path) -> bool {
+        let mut dir = relative.parent();
+        while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+            if self.overrides.matched(d, true).is_ignore() {
+                return false;
+            }
+            dir = d.parent();
+        }
+        true
+    }
+}
+
+fn is_hidden(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|name| name.as_encoded_bytes().starts_with(b"."))
 }

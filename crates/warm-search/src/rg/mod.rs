@@ -149,6 +149,21 @@ impl Search {
         })
     }
 
+    /// Whether the search's filters may admit files that ripgrep's default rules leave out: a
+    /// positive glob admits ignored ones, a selected type hidden ones (`.eslintrc.js` for `-t
+    /// js`). The index then also names those entries, and the client reads the few its
+    /// filters admit (see [`crate::excluded`]).
+    pub fn may_admit_excluded(&self) -> bool {
+        let positive = |g: &String| !g.starts_with('!');
+        self.args.globs.iter().any(positive)
+            || self.args.iglobs.iter().any(positive)
+            || self
+                .args
+                .types
+                .iter()
+                .any(|t| matches!(t, args::TypeChange::Select(_)))
+    }
+
     /// Whether files are read through memory maps: ripgrep's choice, because it changes how
     /// much of a file with a NUL byte is searched.
     pub fn mmap(&self) -> bool {
@@ -242,24 +257,6 @@ fn support(args: &Args, mode: Mode, paths: &[PathBuf]) -> (Support, String) {
         (args.max_depth.is_some(), "--max-depth"),
         (args.max_filesize.is_some(), "--max-filesize"),
         (args.one_file_system, "--one-file-system"),
-        (
-            args.glob_case_insensitive || !args.iglobs.is_empty(),
-            "--iglob or --glob-case-insensitive",
-        ),
-        // A positive glob admits even ignored files, which the index does not hold.
-        (
-            args.globs.iter().any(|g| !g.starts_with('!')),
-            "a positive -g glob (it may select ignored files)",
-        ),
-        // A selected type whitelists hidden files (`.eslintrc.js` for `-t js`), which the
-        // index does not hold.
-        (
-            args.types
-                .iter()
-                .any(|t| matches!(t, args::TypeChange::Select(_))),
-            "-t (it may select hidden files)",
-        ),
-        (mode == Mode::Files, "--files"),
         (mode == Mode::FilesWithoutMatch, "--files-without-match"),
         (args.invert_match, "--invert-match"),
         (args.multiline, "--multiline"),

@@ -30,6 +30,11 @@ impl QueryCounters {
 /// How the index was kept current.
 #[derive(Default)]
 pub(super) struct IndexCounters {
+    /// Watch events received. Changes only: reads are not asked for (a build or a search
+    /// opening every file would queue an event per file).
+    pub events: AtomicU64,
+    /// Events dropped unread before a build (see `Shared::settle`).
+    pub settled: AtomicU64,
     /// Whole builds: the first, and each one a change forced (an ignore file, lost events).
     pub builds: AtomicU64,
     /// Batches of watch events applied in place, under the index's write lock (which holds up
@@ -46,6 +51,8 @@ pub(super) struct IndexCounters {
 impl IndexCounters {
     pub fn to_json(&self) -> Value {
         json!({
+            "events": get(&self.events),
+            "settled": get(&self.settled),
             "builds": get(&self.builds),
             "updates": get(&self.updates),
             "rescans": get(&self.rescans),
@@ -56,7 +63,11 @@ impl IndexCounters {
 }
 
 pub(super) fn count(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
+    add(counter, 1);
+}
+
+pub(super) fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
 }
 
 fn get(counter: &AtomicU64) -> u64 {

@@ -14,7 +14,7 @@ use notify::{EventKind, Watcher};
 use serde_json::json;
 use warm_runtime::sync::{Recover, RecoverRw};
 
-use super::counters::count;
+use super::counters::{add, count};
 use super::{cookie_name, Shared};
 use crate::budget;
 use crate::index::{Index, Refresh};
@@ -65,7 +65,9 @@ impl Shared {
 
     /// The indexer thread: the first build, then watch events as they come.
     pub(super) fn run(self: Arc<Self>, rx: mpsc::Receiver<notify::Result<notify::Event>>) {
+        let held = self.settle(&rx);
         self.rebuild("start");
+        self.release(held);
         while let Ok(first) = rx.recv() {
             if self.stopping.load(Ordering::Relaxed) {
                 return;
@@ -75,7 +77,69 @@ impl Shared {
             }
             let mut batch = vec![first];
             batch.extend(rx.try_iter());
-            self.apply(batch);
+            add(&self.work.events, batch.len() as u64);
+            self.apply_from(batch, Some(&rx));
+        }
+    }
+
+    /// Reads and drops the watch events queued before a build, up to a sync cookie of its
+    /// own: the build reads the whole tree after them, so nothing they say is news. Above all
+    /// a queue overflow among them must not cost a second build: notify's thread reads nothing
+    /// while it adds the watches of a large tree, and every file opened meanwhile (the first
+    /// query's scan reads them all; notify 8 asks for opens) queues an event, past the
+    /// kernel's 16,384. Returns the queries' cookies met on the way, to release once the build
+    /// is done. A directory moved meanwhile may have cost notify watches: the root is watched
+    /// again then.
+    fn settle(&self, rx: &mpsc::Receiver<notify::Result<notify::Event>>) -> Vec<String> {
+        let mut held = Vec::new();
+        if self.watcher.recover().is_none() {
+            return held;
+        }
+        let mut rewatch = Rewatch::No;
+        let no_trackers = HashSet::new();
+        // Each try needs room in the kernel's queue for its cookie's event.
+        'tries: for _ in 0..3 {
+            let n = self.next_cookie.fetch_add(1, Ordering::Relaxed);
+            let name = warm_runtime::cookie::cookie_name(n);
+            let path = self.root.join(&name);
+            if std::fs::write(&path, b"").is_err() {
+                break;
+            }
+            let _ = std::fs::remove_file(&path);
+            let deadline = Instant::now() + super::COOKIE_WAIT;
+            while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+                let Ok(event) = rx.recv_timeout(left) else {
+                    continue 'tries;
+                };
+                add(&self.work.events, 1);
+                count(&self.work.settled);
+                let Ok(event) = event else { continue };
+                rewatch = rewatch.max(self.rewatch_for(&event, &no_trackers));
+                for cookie in event
+                    .paths
+                    .iter()
+                    .filter_map(|p| cookie_name(&self.root, p))
+                {
+                    if cookie == name {
+                        break 'tries;
+                    }
+                    held.push(cookie);
+                }
+            }
+        }
+        if rewatch != Rewatch::No {
+            self.rewatch(std::slice::from_ref(&self.root));
+        }
+        held
+    }
+
+    /// Releases the queries waiting for these barrier cookies.
+    fn release(&self, cookies: Vec<String>) {
+        let mut waiting = self.cookies.recover();
+        for cookie in cookies {
+            if let Some(tx) = waiting.remove(&cookie) {
+                let _ = tx.send(());
+            }
         }
     }
 
@@ -111,24 +175,39 @@ impl Shared {
     }
 
     /// Applies a batch of watch events in order, then releases the barriers they carried.
+    #[cfg(test)]
     fn apply(&self, batch: Vec<notify::Result<notify::Event>>) {
+        self.apply_from(batch, None);
+    }
+
+    /// [`Shared::apply`], with the channel the batch came from: a rebuild first drops what it
+    /// holds (see [`Shared::settle`]).
+    fn apply_from(
+        &self,
+        batch: Vec<notify::Result<notify::Event>>,
+        rx: Option<&mpsc::Receiver<notify::Result<notify::Event>>>,
+    ) {
         let sorted = self.sort_events(batch);
         // A panic mid-update (caught, the daemon serves on) leaves the index in doubt.
-        let mut rebuild = sorted.lost_events || self.index.is_poisoned();
+        let mut rebuild = sorted
+            .rebuild
+            .or(self.index.is_poisoned().then_some("a failed update"));
         let rescan = !sorted.cookies.is_empty() && self.has_recent_dirs();
         let (mut compacted, mut new_dirs) = (false, Vec::new());
         // A batch of barrier cookies only (one per query) leaves the index as it is: no write
         // lock, so the queries reading it are not held up.
-        if !rebuild && (!sorted.changed.is_empty() || rescan) {
+        if rebuild.is_none() && (!sorted.changed.is_empty() || rescan) {
             match self.index.write() {
                 Ok(mut guard) => {
                     if let Some(index) = guard.as_mut() {
-                        (rebuild, compacted, new_dirs) =
+                        let ignore_rules_changed;
+                        (ignore_rules_changed, compacted, new_dirs) =
                             self.update(index, &sorted.changed, rescan);
+                        rebuild = ignore_rules_changed.then_some("an ignore file changed");
                     }
                 }
                 // A panic mid-update left the index in doubt: only a rebuild is safe.
-                Err(_) => rebuild = true,
+                Err(_) => rebuild = Some("a failed update"),
             }
         }
         match sorted.rewatch {
@@ -136,21 +215,22 @@ impl Shared {
             Rewatch::NewDirs if !new_dirs.is_empty() => self.rewatch(&new_dirs),
             Rewatch::NewDirs | Rewatch::Root => self.rewatch(std::slice::from_ref(&self.root)),
         }
-        if rebuild {
-            self.rebuild("change");
+        let mut cookies = sorted.cookies;
+        if let Some(why) = rebuild {
+            if let Some(rx) = rx {
+                if sorted.lost_events {
+                    // The lost events may have moved directories: see [`Shared::rewatch`].
+                    self.rewatch(std::slice::from_ref(&self.root));
+                }
+                cookies.extend(self.settle(rx));
+            }
+            self.rebuild(why);
         } else if compacted || sorted.changed.len() > 1000 {
             // A compaction, or a checkout's worth of refreshes: give back what the replaced
             // entries freed.
             return_free_memory();
         }
-        {
-            let mut waiting = self.cookies.recover();
-            for cookie in sorted.cookies {
-                if let Some(tx) = waiting.remove(&cookie) {
-                    let _ = tx.send(());
-                }
-            }
-        }
+        self.release(cookies);
     }
 
     /// Watches `dirs` again (the top ones: a watch covers what is below), after events that
@@ -240,11 +320,15 @@ impl Shared {
                 Err(error) => {
                     // Lost events (e.g. a queue overflow).
                     tracing::warn!(%error, "watch error; rebuilding the index");
+                    sorted.rebuild = Some("lost events (a watch error)");
                     sorted.lost_events = true;
                     continue;
                 }
             };
-            sorted.lost_events |= event.need_rescan();
+            if event.need_rescan() {
+                sorted.rebuild = Some("lost events (the kernel's event queue overflowed)");
+                sorted.lost_events = true;
+            }
             // Reads (ours included: indexing opens files) leave contents as they were. A
             // metadata change does not, in effect: `chmod` decides whether a file can be read.
             if matches!(event.kind, EventKind::Access(_)) {
@@ -253,7 +337,7 @@ impl Shared {
             sorted.rewatch = sorted.rewatch.max(self.rewatch_for(&event, &arrived));
             for path in event.paths {
                 if self.global_excludes.as_ref() == Some(&path) {
-                    sorted.lost_events = true;
+                    sorted.rebuild = Some("git's global excludes file changed");
                     continue;
                 }
                 match cookie_name(&self.root, &path) {
@@ -341,7 +425,9 @@ struct SortedEvents {
     cookies: Vec<String>,
     /// Paths to refresh, in order.
     changed: Vec<PathBuf>,
-    /// The watcher lost events, or an ignore file outside the tree changed: rebuild.
+    /// Why to rebuild: the watcher lost events, or an ignore file outside the tree changed.
+    rebuild: Option<&'static str>,
+    /// The watcher lost events.
     lost_events: bool,
     /// Which directories to watch again (see [`Shared::rewatch`]).
     rewatch: Rewatch,
@@ -449,6 +535,44 @@ mod tests {
 
     fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// A queue overflow reported before the first build (as when the first query's scan
+    /// opens every file while notify adds the watches) is dropped with what came before it,
+    /// not answered by a second build once the first is done.
+    #[test]
+    fn events_queued_before_the_first_build_are_settled_not_rebuilt_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("project");
+        std::fs::create_dir(&root).expect("project");
+        std::fs::write(root.join("a.rs"), "fn before() {}\n").expect("a.rs");
+        let shared = Arc::new(Shared::new(
+            root.clone(),
+            EventLog::new(dir.path().join("events.jsonl")),
+            None,
+            None,
+        ));
+        let (tx, rx) = mpsc::channel();
+        let inject = tx.clone();
+        shared.watch(tx);
+        inject
+            .send(Ok(Event::new(EventKind::Other).set_flag(Flag::Rescan)))
+            .expect("overflow");
+        let indexer = shared.clone();
+        let thread = std::thread::spawn(move || indexer.run(rx));
+        // A query's barrier after the build: released once everything before it is applied.
+        let (done, applied) = tokio::sync::oneshot::channel();
+        let name = warm_runtime::cookie::cookie_name(999);
+        shared.cookies.recover().insert(name.clone(), done);
+        inject.send(created(&root.join(&name))).expect("cookie");
+        applied.blocking_recv().expect("released");
+        assert_eq!(get(&shared.work.builds), 1, "no second build");
+        assert!(get(&shared.work.settled) >= 1);
+        assert_eq!(candidates(&shared, "before"), [Path::new("a.rs")]);
+        shared.stopping.store(true, Ordering::Relaxed);
+        shared.watcher.recover().take();
+        drop(inject);
+        thread.join().expect("indexer thread");
     }
 
     #[test]

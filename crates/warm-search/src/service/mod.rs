@@ -33,7 +33,9 @@ use warm_runtime::EventLog;
 
 use crate::budget::{self, Peers};
 use crate::index::Index;
-use crate::protocol::{BuildProgress, Candidates, CandidatesParams, WirePath, CANDIDATES, STATUS};
+use crate::protocol::{
+    BuildProgress, Candidates, CandidatesParams, ExcludedEntry, WirePath, CANDIDATES, STATUS,
+};
 use crate::query::Query;
 
 mod counters;
@@ -114,12 +116,16 @@ impl SearchService {
         // Watching starts before the walk, so no change made during the build is missed. Both
         // run on the indexer thread: adding a watch per directory takes a while on a large
         // tree, and the daemon answers meanwhile (queries scan until the index is ready).
+        // The build yields to interactive work, but the watcher's own thread (created by
+        // `watch`, and a thread takes its creator's nice value) must not: it drains the
+        // kernel's event queue, which every file the build or a search opens adds to (notify
+        // 8 asks for opens), and a queue that overflows loses events and costs a rebuild.
         let indexer = shared.clone();
         let spawned = std::thread::Builder::new()
             .name("warm-search-indexer".into())
             .spawn(move || {
-                crate::index::lower_priority();
                 indexer.watch(tx);
+                crate::index::lower_priority();
                 indexer.run(rx);
             });
         if let Err(error) = spawned {
@@ -257,8 +263,9 @@ impl Shared {
                 .ok_or_else(|| internal("the index is not built"))?;
             let unindexed: Vec<WirePath> = params
                 .scopes
-                .into_iter()
+                .iter()
                 .filter(|scope| !index.has_dir(&scope.0))
+                .cloned()
                 .collect();
             if !unindexed.is_empty() {
                 return Ok(Candidates::Unindexed { unindexed });
@@ -268,10 +275,16 @@ impl Shared {
                 .into_iter()
                 .map(WirePath::from)
                 .collect();
+            let excluded = if params.excluded {
+                excluded_under(index, &params.scopes)
+            } else {
+                Vec::new()
+            };
             Ok(Candidates::Files {
                 root: shared.root.to_string_lossy().into_owned(),
                 files,
                 all: query.is_all(),
+                excluded,
             })
         })
         .await
@@ -331,6 +344,7 @@ impl Shared {
             status["trigrams"] = json!(stats.trigrams);
             status["index_bytes"] = json!(stats.index_bytes);
             status["dead_entries"] = json!(stats.dead_entries);
+            status["excluded_entries"] = json!(stats.excluded_entries);
             status["updated_at"] = json!(index
                 .updated_at
                 .duration_since(UNIX_EPOCH)
@@ -339,6 +353,26 @@ impl Shared {
         }
         status
     }
+}
+
+/// The excluded entries under any of `scopes` (all of them for none), once each, in path
+/// order.
+fn excluded_under(index: &Index, scopes: &[WirePath]) -> Vec<ExcludedEntry> {
+    let root = [WirePath(PathBuf::new())];
+    let scopes = if scopes.is_empty() { &root[..] } else { scopes };
+    let mut entries: Vec<(&Path, bool)> = scopes
+        .iter()
+        .flat_map(|scope| index.excluded_under(&scope.0))
+        .collect();
+    entries.sort_unstable();
+    entries.dedup();
+    entries
+        .into_iter()
+        .map(|(path, dir)| ExcludedEntry {
+            path: WirePath::from(path),
+            dir,
+        })
+        .collect()
 }
 
 /// A directory's (device, inode), `None` when it is gone.

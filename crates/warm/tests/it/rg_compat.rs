@@ -260,3 +260,120 @@ fn ripgreps_config_file_and_errors_are_ripgreps() {
     assert_eq!(actual.status.code(), Some(2));
     assert_eq!(stderr_of(&actual), stderr_of(&expected));
 }
+
+/// A project where globs and types reach past ripgrep's default rules: ignored files and
+/// directories, hidden files, a hidden directory.
+fn filtered_project(env: &TestEnv) {
+    let p = &env.project;
+    for dir in [
+        ".git",
+        "src/deep",
+        "build/out",
+        "node_modules/pkg",
+        ".cache",
+        "sub/.cfg",
+    ] {
+        std::fs::create_dir_all(p.join(dir)).expect("dir");
+    }
+    std::fs::write(
+        p.join(".gitignore"),
+        "build/\nnode_modules/\ngen.py\n*.log\n",
+    )
+    .expect("ignore");
+    for (file, text) in [
+        ("src/a.py", "needle = 1\n"),
+        ("src/gen.py", "needle = 'generated'\n"),
+        ("src/deep/b.py", "needle = 2\n"),
+        ("src/m.js", "const needle = 1;\n"),
+        ("build/out/c.py", "needle = 3\n"),
+        ("node_modules/pkg/i.js", "module.needle = 1;\n"),
+        (".eslintrc.js", "needle: true\n"),
+        ("sub/.x.js", "needle();\n"),
+        ("sub/.cfg/c.js", "needle();\n"),
+        (".cache/h.py", "needle = 4\n"),
+        ("x.log", "needle logged\n"),
+        ("README", "no match here\n"),
+    ] {
+        std::fs::write(p.join(file), text).expect("file");
+    }
+}
+
+/// The filtered searches, each answered from the index as ripgrep answers it.
+const FILTERED: &[&[&str]] = &[
+    &["-g", "*.py", "needle"],
+    &["-g", "*.py", "-g", "!src", "needle"],
+    &["-g", "*.py", "needle", "src"],
+    &["-g", "build", "-g", "*.py", "needle"],
+    &[
+        "-g",
+        "{build,node_modules}",
+        "-g",
+        "pkg",
+        "-g",
+        "out",
+        "-g",
+        "*.{py,js}",
+        "-l",
+        "needle",
+    ],
+    &["-g", ".*", "-g", "*.js", "needle"],
+    &["-g", "*.log", "-c", "needle"],
+    &["--iglob", "*.PY", "needle"],
+    &[
+        "--glob-case-insensitive",
+        "-g",
+        "BUILD",
+        "-g",
+        "*.PY",
+        "needle",
+    ],
+    &["-t", "js", "needle"],
+    &["-t", "js", "-g", "!sub", "needle"],
+    &["-t", "py", "needle", "sub", "."],
+    &["-g", "*.js", "-T", "js", "needle"],
+    &["-g", "/build", "needle"],
+    &["--files"],
+    &["--files", "-g", "*.py", "-g", "build"],
+    &["--files", "-t", "js", "sub"],
+    &["--files", "-g", "*.nothing"],
+];
+
+#[test]
+fn globs_and_types_read_the_ignored_and_hidden_files_they_admit_from_the_index() {
+    let env = TestEnv::new();
+    filtered_project(&env);
+    let shim = install_shim(&env);
+    let log = env.tmp.path().join("sources.log");
+    let check_all = |dir: &Path| {
+        for args in FILTERED {
+            assert_same(&env, &shim, dir, args, None);
+        }
+    };
+    check_all(&env.project);
+    // From a subdirectory, globs are matched against paths from there, as rg's are.
+    check_all(&env.project.join("src"));
+    // The names the index keeps beside it follow the tree: ignored and hidden entries
+    // created, deleted and moved.
+    let p = &env.project;
+    std::fs::write(p.join("src/deep/gen.py"), "needle = 'new'\n").expect("gen");
+    std::fs::remove_file(p.join("x.log")).expect("rm");
+    std::fs::write(p.join("sub/later.log"), "needle later\n").expect("log");
+    std::fs::rename(p.join("build"), p.join("src/build")).expect("mv build");
+    std::fs::create_dir_all(p.join("new/.cfg")).expect("new");
+    std::fs::write(p.join("new/.y.js"), "needle();\n").expect("y");
+    std::fs::write(p.join("new/.cfg/z.js"), "needle();\n").expect("z");
+    check_all(&env.project);
+    let sources = std::fs::read_to_string(&log).expect("sources log");
+    assert_eq!(sources.lines().count(), 3 * FILTERED.len(), "{sources}");
+    // All from the index but the three whose path does not exist below src/ (rg's error).
+    let scans: Vec<&str> = sources.lines().filter(|line| *line != "index").collect();
+    assert_eq!(
+        scans,
+        [
+            "scan\tsrc cannot be read",
+            "scan\tsub cannot be read",
+            "scan\tsub cannot be read"
+        ],
+        "{sources}"
+    );
+}

@@ -513,7 +513,7 @@ fn the_barrier_makes_every_change_visible_even_when_the_indexer_lags() {
     assert_eq!(work["builds"], 1, "{work}");
     assert!(work["updates"].as_u64() >= Some(5), "{work}");
     let text = stdout_of(&env.run(&["search", "--status"]));
-    assert!(text.contains("upkeep:     1 builds, "), "{text}");
+    assert!(text.contains(" watch events, 1 builds, "), "{text}");
 }
 
 #[test]
@@ -860,4 +860,40 @@ fn a_project_on_a_fuse_mount_never_answers_from_a_stale_index() {
     );
     let (warm, rg) = both(&env, &["alpha"]);
     assert_eq!(warm, rg);
+}
+
+/// The index builds at nice 10, but the watcher's thread, which drains the kernel's event
+/// queue while the build opens every file, runs at the daemon's own priority: a thread takes
+/// its creator's nice value, and the watcher used to be created after the indexer thread
+/// lowered its own.
+#[test]
+fn the_watchers_thread_is_not_niced_with_the_build() {
+    let env = TestEnv::new();
+    small_project(&env);
+    wait_for_index(&env);
+    let pid = env.json(&["-s", "search", "status"])["pid"]
+        .as_u64()
+        .expect("daemon pid");
+    let mut nice = std::collections::BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("tasks")
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).expect("comm");
+        let stat = std::fs::read_to_string(task.path().join("stat")).expect("stat");
+        // Fields after the command name: state is the 3rd field of stat, nice the 19th.
+        let after_name = &stat[stat.rfind(')').expect("stat") + 2..];
+        let value: i64 = after_name
+            .split(' ')
+            .nth(19 - 3)
+            .and_then(|n| n.parse().ok())
+            .expect("nice");
+        nice.insert(comm.trim().to_owned(), value);
+    }
+    assert_eq!(nice.get("warm-search-ind"), Some(&10), "{nice:?}");
+    let watcher = nice
+        .iter()
+        .find(|(comm, _)| comm.starts_with("notify-rs"))
+        .map(|(_, n)| *n);
+    assert_eq!(watcher, Some(0), "{nice:?}");
 }

@@ -19,6 +19,7 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use warm_search::output::{self, message};
+use warm_search::rg::args::Mode;
 use warm_search::rg::{self, Plan, Search, Terminal};
 use warm_search::scan::{self, Target};
 
@@ -142,10 +143,11 @@ fn answer(global: &GlobalArgs, search: &Search, no_daemon: bool, invocation: Inv
 }
 
 /// As rg: a search of the current directory in which every file was filtered out is an error
-/// (exit 2), not "no match". Walked only when nothing is to be read: an index with no
-/// candidate still had files.
+/// (exit 2), not "no match"; a `--files` listing that lists none is not. Walked only when
+/// nothing is to be read: an index with no candidate still had files.
 fn nothing_searched(search: &Search, targets: &[Target]) -> bool {
     search.implicit_path
+        && search.mode != Mode::Files
         && targets.is_empty()
         && search.paths.iter().all(|p| p != Path::new("-"))
         && !matches!(scan::any_file(search), Ok(true))

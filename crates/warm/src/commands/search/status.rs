@@ -57,7 +57,11 @@ fn print_status(status: &Value) {
         );
         return;
     }
-    outln!("files:      {}", number("files"));
+    outln!(
+        "files:      {} (and {} ignored or hidden entries, by name)",
+        number("files"),
+        number("excluded_entries")
+    );
     outln!("bytes:      {:.1} MB", number("bytes") as f64 / 1e6);
     outln!(
         "index:      {:.1} MB ({:.2}x the bytes indexed), {} trigrams",
@@ -87,7 +91,8 @@ fn print_status(status: &Value) {
     );
     let work = &status["work"];
     outln!(
-        "upkeep:     {} builds, {} in-place updates, {} new-directory rescans, {} re-watches, {} compactions",
+        "upkeep:     {} watch events, {} builds, {} in-place updates, {} new-directory rescans, {} re-watches, {} compactions",
+        work["events"],
         work["builds"],
         work["updates"],
         work["rescans"],

@@ -3,6 +3,7 @@
 //! walk in process; and how each search was answered, for `--debug`, `--json` and the
 //! suite's log.
 
+use std::collections::{BTreeMap, HashSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use warm_client::Client;
 use warm_search::output::message;
-use warm_search::protocol::{Candidates, CandidatesParams, WirePath, CANDIDATES};
+use warm_search::protocol::{Candidates, CandidatesParams, ExcludedEntry, WirePath, CANDIDATES};
 use warm_search::rg::{Search, Support};
 use warm_search::scan::{self, Target};
 
@@ -110,7 +111,7 @@ fn indexed_targets(global: &GlobalArgs, search: &Search) -> Result<Targets, Stri
         .canonicalize()
         .map_err(|e| format!("{}: {e}", root.display()))?;
     let cwd = std::env::current_dir().map_err(|e| format!("the current directory: {e}"))?;
-    let mut scopes = Vec::new();
+    let mut scopes: Vec<Scope> = Vec::new();
     let mut found = Targets::default();
     for (index, path) in search.paths.iter().enumerate() {
         let Ok(absolute) = cwd.join(path).canonicalize() else {
@@ -136,18 +137,15 @@ fn indexed_targets(global: &GlobalArgs, search: &Search) -> Result<Targets, Stri
         let context = Context::for_service(global, root.clone(), &config, Some("search"))
             .map_err(|f| broken(search, f.message()))?;
         let dirs: Vec<&Path> = scopes.iter().map(|(_, scope, _)| scope.as_path()).collect();
-        let files = candidates(&context, search, &dirs)?;
+        let (files, excluded) = candidates(&context, search, &dirs)?;
         let filters = scan::filters(search, Path::new(".")).map_err(|e| e.to_string())?;
+        excluded_targets(search, &filters, &scopes, &excluded, &mut found)?;
         for file in &files {
             for (index, scope, given) in &scopes {
                 let Ok(inside) = file.strip_prefix(scope) else {
                     continue;
                 };
-                let shown = if search.implicit_path {
-                    inside.to_owned()
-                } else {
-                    given.join(inside)
-                };
+                let shown = shown_path(search, given, inside);
                 // Under every path given that holds it: rg searches a file once per path
                 // it is reached by (`rg x src .`).
                 if filters.admits(&shown) {
@@ -167,18 +165,87 @@ fn indexed_targets(global: &GlobalArgs, search: &Search) -> Result<Targets, Stri
     Ok(found)
 }
 
-/// The files that may match, from the daemon; `Err(why)` when it cannot say.
+/// A path argument that names a directory the index holds: its number, the directory
+/// (relative to the root), and the path as given.
+type Scope = (usize, PathBuf, PathBuf);
+
+/// The files the search's filters admit among the entries the index leaves out (see
+/// `warm_search::excluded`), found by walking by ripgrep's rules only the directories that
+/// hold one: an ignored directory a glob names, whole; the directory of an ignored file a glob
+/// names, or of a hidden file of a selected type, at depth 1.
+fn excluded_targets(
+    search: &Search,
+    filters: &scan::Filters,
+    scopes: &[Scope],
+    excluded: &[ExcludedEntry],
+    found: &mut Targets,
+) -> Result<(), String> {
+    // (path argument, directory as the walk spells it) -> depth, and the files wanted from
+    // the depth-1 walks.
+    let mut walks: BTreeMap<(usize, PathBuf), Option<usize>> = BTreeMap::new();
+    let mut wanted: HashSet<(usize, PathBuf)> = HashSet::new();
+    for entry in excluded {
+        for (index, scope, given) in scopes {
+            let Ok(inside) = entry.path.0.strip_prefix(scope) else {
+                continue;
+            };
+            let shown = shown_path(search, given, inside);
+            if !filters.may_admit_excluded(&shown, entry.dir) {
+                continue;
+            }
+            let spelled = given.join(inside);
+            if entry.dir {
+                walks.insert((*index, spelled), None);
+            } else if let Some(dir) = spelled.parent() {
+                walks.entry((*index, dir.to_owned())).or_insert(Some(1));
+                wanted.insert((*index, shown));
+            }
+        }
+    }
+    for ((index, dir), depth) in walks {
+        if dir.symlink_metadata().is_err() {
+            // Gone since the daemon answered: a walk now would not reach it either.
+            continue;
+        }
+        let walked = scan::walk_below(search, index, &dir, depth).map_err(|e| e.to_string())?;
+        for error in &walked.errors {
+            if !search.args.no_messages {
+                message(error);
+            }
+        }
+        found.errored |= !walked.errors.is_empty();
+        found
+            .targets
+            .extend(walked.targets.into_iter().filter(|target| {
+                depth.is_none() || wanted.contains(&(target.root, target.shown.clone()))
+            }));
+    }
+    Ok(())
+}
+
+/// How ripgrep prints a path it reached at `inside` under the path argument `given`.
+fn shown_path(search: &Search, given: &Path, inside: &Path) -> PathBuf {
+    if search.implicit_path {
+        inside.to_owned()
+    } else {
+        given.join(inside)
+    }
+}
+
+/// The files that may match and the excluded entries asked for, from the daemon;
+/// `Err(why)` when it cannot say.
 fn candidates(
     context: &Context,
     search: &Search,
     scopes: &[&Path],
-) -> Result<Vec<PathBuf>, String> {
+) -> Result<(Vec<PathBuf>, Vec<ExcludedEntry>), String> {
     let mut client = Client::new(context.spec(&[]).map_err(|f| broken(search, f.message()))?)
         .map_err(|e| broken(search, format!("no daemon: {e}")))?;
     let params = CandidatesParams {
         patterns: search.patterns.clone(),
         fixed_strings: search.args.fixed_strings,
         scopes: scopes.iter().map(|s| WirePath::from(*s)).collect(),
+        excluded: search.may_admit_excluded(),
     };
     let params = serde_json::to_value(params).map_err(|e| broken(search, e.to_string()))?;
     // For tests and benchmarks: wait for the index rather than scan while it builds.
@@ -195,9 +262,9 @@ fn candidates(
             )
         })?;
         match answer {
-            Candidates::Files { files, .. } => {
-                return Ok(files.into_iter().map(|file| file.0).collect())
-            }
+            Candidates::Files {
+                files, excluded, ..
+            } => return Ok((files.into_iter().map(|file| file.0).collect(), excluded)),
             Candidates::Building { .. } if wait && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(20));
             }
