@@ -93,7 +93,9 @@ def main():
     steps = [line.strip() for line in minimal if line.startswith("   ")]
     writes_q1 = [s for s in steps if s.startswith(("write 'q1", "append 'q1")) or "/q1" in s]
     queries = [s for s in steps if s.startswith("query:")]
-    if not steps or len(steps) > 3 or not writes_q1 or len(queries) != 1:
+    # A write of a q1 file and the query, with what put the file where rg reaches it (a
+    # directory made for it; a hidden one renamed to a visible name): a handful of actions.
+    if not steps or len(steps) > 5 or not writes_q1 or len(queries) != 1:
         sys.exit(f"FAIL: not shrunk to a write of a q1 file and a query: {steps}")
     print(f"churn self-test: the planted difference was found and shrunk to {len(steps)} actions")
 
