@@ -81,13 +81,9 @@ impl Excluded {
     }
 }
 
-/// A barrier's cookie is warm's own, never the project's.
+/// A barrier's cookie (directly in the root) is warm's own, never the project's.
 fn is_cookie(path: &Path) -> bool {
-    path.parent() == Some(Path::new(""))
-        && path
-            .as_os_str()
-            .as_encoded_bytes()
-            .starts_with(warm_runtime::cookie::COOKIE_PREFIX.as_bytes())
+    warm_runtime::cookie::as_cookie(Path::new(""), path).is_some()
 }
 
 #[cfg(test)]

@@ -565,7 +565,13 @@ mod tests {
         let name = warm_runtime::cookie::cookie_name(999);
         shared.cookies.recover().insert(name.clone(), done);
         inject.send(created(&root.join(&name))).expect("cookie");
-        applied.blocking_recv().expect("released");
+        // Waited for with a deadline: a cookie never released fails the test, not hangs it.
+        let (released, waited) = mpsc::channel();
+        std::thread::spawn(move || released.send(applied.blocking_recv()));
+        waited
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the cookie released within 30 s")
+            .expect("released");
         assert_eq!(get(&shared.work.builds), 1, "no second build");
         assert!(get(&shared.work.settled) >= 1);
         assert_eq!(candidates(&shared, "before"), [Path::new("a.rs")]);

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::{assert_exit, run_concurrently, stderr_of, stdout_of, wait_until, TestEnv};
+use crate::support::{
+    assert_exit, proc_stat_field, run_concurrently, stderr_of, stdout_of, wait_until, TestEnv,
+};
 
 /// Bytes of real source copied into the equivalence tree.
 const TREE_BYTES: u64 = 24 * 1024 * 1024;
@@ -881,11 +883,7 @@ fn the_watchers_thread_is_not_niced_with_the_build() {
     {
         let comm = std::fs::read_to_string(task.path().join("comm")).expect("comm");
         let stat = std::fs::read_to_string(task.path().join("stat")).expect("stat");
-        // Fields after the command name: state is the 3rd field of stat, nice the 19th.
-        let after_name = &stat[stat.rfind(')').expect("stat") + 2..];
-        let value: i64 = after_name
-            .split(' ')
-            .nth(19 - 3)
+        let value: i64 = proc_stat_field(&stat, 19)
             .and_then(|n| n.parse().ok())
             .expect("nice");
         nice.insert(comm.trim().to_owned(), value);

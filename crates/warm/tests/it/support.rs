@@ -297,6 +297,13 @@ pub fn require_python_modules(modules: &[&str], install: &str) {
     );
 }
 
+/// Field `number` (1-based, as proc(5) counts them) of a `/proc/PID/stat` or
+/// `/proc/PID/task/TID/stat` line. Counted after the command name, which may hold spaces.
+pub fn proc_stat_field(stat: &str, number: usize) -> Option<&str> {
+    let after_name = stat.get(stat.rfind(')')? + 2..)?;
+    after_name.split(' ').nth(number.checked_sub(3)?)
+}
+
 pub fn kill(pid: u32, signal: &str) {
     let _ = Command::new("kill")
         .arg(format!("-{signal}"))

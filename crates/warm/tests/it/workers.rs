@@ -421,10 +421,7 @@ fn children_of(pid: u32) -> Vec<u32> {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
             continue;
         };
-        let ppid = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 2..].split(' ').nth(1))
-            .and_then(|p| p.parse::<u32>().ok());
+        let ppid = proc_stat_field(&stat, 4).and_then(|p| p.parse::<u32>().ok());
         if ppid == Some(pid) {
             children.push(child);
         }
