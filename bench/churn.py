@@ -212,7 +212,8 @@ class Harness:
         self.runtime = tempfile.mkdtemp(prefix="warm-churn-rt-")
         os.chmod(self.runtime, 0o700)
         self.root = tempfile.mkdtemp(prefix="warm-churn-")
-        self.env = dict(os.environ, WARM_RUNTIME_DIR=self.runtime)
+        self.env = dict(os.environ, WARM_RUNTIME_DIR=self.runtime,
+                        WARM_CACHE_DIR=os.path.join(self.runtime, "cache"))
         subprocess.run(["git", "init", "-q", self.root], check=True)
 
     def status(self):

@@ -49,7 +49,7 @@ def main():
     root = tempfile.mkdtemp(prefix="warm-churn-mem-")
     runtime = tempfile.mkdtemp(prefix="warm-churn-mem-rt-")
     os.chmod(runtime, 0o700)
-    env = dict(os.environ, WARM_RUNTIME_DIR=runtime)
+    env = dict(os.environ, WARM_RUNTIME_DIR=runtime, WARM_CACHE_DIR=os.path.join(runtime, "cache"))
     os.makedirs(os.path.join(root, ".git"))
     paths = []
     for i in range(files):

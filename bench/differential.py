@@ -89,7 +89,8 @@ def main():
     seed = int(os.environ.get("SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
     runtime = tempfile.mkdtemp(prefix="warm-diff-rt-")
-    env = dict(os.environ, WARM_RUNTIME_DIR=runtime, WARM_SEARCH_WAIT="1")
+    env = dict(os.environ, WARM_RUNTIME_DIR=runtime, WARM_SEARCH_WAIT="1",
+               WARM_CACHE_DIR=os.path.join(runtime, "cache"))
     failures, compared, started = [], 0, time.time()
     try:
         for query in queries(0):

@@ -173,6 +173,7 @@ def bench(name, env):
             json.dump([{"directory": root, "command": "cc -c main.c", "file": "main.c"}], f)
     env = dict(env, WARM_RUNTIME_DIR=os.path.join(root, "rt"))
     os.mkdir(env["WARM_RUNTIME_DIR"], 0o700)
+    env["WARM_CACHE_DIR"] = os.path.join(root, "cache")
     location = "%s:%d:%d" % (main, at[0], at[1])
 
     def warm(*args):

@@ -66,7 +66,7 @@ def main():
     subprocess.run(["git", "init", "-q", root], check=True)
     runtime = os.path.join(tmp, "rt")
     os.mkdir(runtime, 0o700)
-    env = dict(os.environ, WARM_RUNTIME_DIR=runtime)
+    env = dict(os.environ, WARM_RUNTIME_DIR=runtime, WARM_CACHE_DIR=os.path.join(runtime, "cache"))
     env.pop("WARM_PROGRESS", None)
     rows = []
     try:

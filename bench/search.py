@@ -5,6 +5,7 @@ the edit test appends comment lines to its include/stdio.h).
 
 Run through scripts/bench-search. Prints a Markdown table of medians and ratios.
 """
+import glob
 import json
 import os
 import shutil
@@ -95,7 +96,10 @@ def wait_ready(warm, root, env):
 def main():
     root = tree()
     bytes_ = size(root)
-    env = dict(os.environ, WARM_RUNTIME_DIR=os.path.join(root, ".rt"))
+    # The stored index goes outside the tree, as ~/.cache does: inside it, its writes would
+    # be watch events of the tree.
+    cache = tempfile.mkdtemp(prefix="warm-bench-cache-")
+    env = dict(os.environ, WARM_RUNTIME_DIR=os.path.join(root, ".rt"), WARM_CACHE_DIR=cache)
     os.mkdir(env["WARM_RUNTIME_DIR"], 0o700)
     warm = [WARM, "search"]
     try:
@@ -129,20 +133,40 @@ def main():
             assert out.stdout.strip().endswith(":1"), out
         pid = json.loads(subprocess.run([WARM, "-s", "search", "status", "--json"], cwd=root, env=env,
                                         capture_output=True, text=True).stdout)["pid"]
+        memory = {}
         with open(f"/proc/{pid}/status") as f:
-            rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS")) * 1024
-        # A restart over the unchanged tree: the first query, and when the index is ready.
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "RssAnon", "RssFile"):
+                    memory[key] = int(value.split()[0]) * 1024
+        stored = json.loads(subprocess.run(warm + ["--status", "--json"], cwd=root, env=env,
+                                           capture_output=True, text=True).stdout)
+        # A restart over the unchanged tree: the first query (it waits while the daemon checks
+        # its stored index against the tree), and when the index is ready.
         subprocess.run([WARM, "-s", "search", "stop"], cwd=root, env=env, stdout=subprocess.DEVNULL)
         started = time.perf_counter()
         restart_first = timed(warm + ["SO_PEERCRED"], root, env)
         wait_ready(warm, root, env)
         restart_ready = (time.perf_counter() - started) * 1000
+        # Again, with 1,000 files created while no daemon ran: they are read at the start.
+        subprocess.run([WARM, "-s", "search", "stop"], cwd=root, env=env, stdout=subprocess.DEVNULL)
+        changed_dir = os.path.join(root, "warm-bench-changed")
+        os.makedirs(changed_dir, exist_ok=True)
+        for i in range(1000):
+            with open(os.path.join(changed_dir, f"f{i}.c"), "w") as f:
+                f.write(f"int changed_while_down_{i} = {i};\n" * 40)
+        restart_changed = timed(warm + ["changed_while_down_999"], root, env)
+        shutil.rmtree(changed_dir, ignore_errors=True)
+        indexed_events = [e for e in events(env) if e.get("event") == "search.index"]
+        loads = [e for e in indexed_events if e.get("why") == "loaded"]
+        built = next(e for e in indexed_events if e.get("why") == "start")
     finally:
         subprocess.run([WARM, "stop", "--all"], env=env, stdout=subprocess.DEVNULL)
         if not CORPUS:
             shutil.rmtree(root, ignore_errors=True)
         else:
             shutil.rmtree(env["WARM_RUNTIME_DIR"], ignore_errors=True)
+        shutil.rmtree(cache, ignore_errors=True)
 
     print(f"`warm search` vs ripgrep {rg_version()}: {status['files']} files, "
           f"{bytes_ / 1e6:.0f} MB on disk ({status['bytes'] / 1e6:.0f} MB indexed), medians of {RUNS} runs\n")
@@ -156,14 +180,32 @@ def main():
           f"{rg_p50:.0f} / {rg_p99:.0f} ms | {rg_p50 / p50:.1f}x (p50) |")
     print(f"| first query after a daemon restart, unchanged tree | `SO_PEERCRED` | {restart_first:.0f} ms | "
           f"{rg_pass:.0f} ms | {rg_pass / restart_first:.2f}x |")
+    print(f"| first query after a restart, 1,000 files created while down | `changed_while_down_999` | "
+          f"{restart_changed:.0f} ms | {rg_pass:.0f} ms | {rg_pass / restart_changed:.2f}x |")
     print(f"\nThe first query scans while the daemon builds the index in the background; the index "
           f"was ready {ready_ms:.0f} ms after the first query started ({restart_ready:.0f} ms after a "
           f"restart). The five queries right after it was ready: "
           f"{', '.join(f'{t:.0f}' for t in after_ready)} ms.")
-    print(f"Index: {status['index_bytes'] / 1e6:.1f} MB for {status['bytes'] / 1e6:.0f} MB indexed "
-          f"({status['index_bytes'] / status['bytes']:.2f}x); daemon RSS {rss / 1e6:.0f} MB.")
+    indexed = status['bytes']
+    print(f"Index: built in {built['ms'] / 1000:.1f} s, {built['index_bytes'] / 1e6:.1f} MB in the heap, for "
+          f"{indexed / 1e6:.0f} MB indexed ({built['index_bytes'] / indexed:.2f}x); stored: {stored['stored']['bytes'] / 1e6:.0f} MB "
+          f"on disk ({stored['stored']['bytes'] / indexed:.3f}x), read through mmap; then {stored['index_bytes'] / 1e6:.1f} MB "
+          f"in the heap. Daemon RSS {memory['VmRSS'] / 1e6:.0f} MB, of which private (anonymous) "
+          f"{memory['RssAnon'] / 1e6:.0f} MB ({memory['RssAnon'] / indexed:.3f}x the bytes indexed) and "
+          f"page cache of the stored index {memory['RssFile'] / 1e6:.0f} MB.")
+    for load in loads:
+        print(f"A daemon start loaded the stored index in {load['ms']} ms: {load['kept']} files kept, "
+              f"{load['read']} read, {load['dropped']} dropped.")
     print(f"Edit one file, then query at once: the edit is found in {statistics.median(updates):.1f} ms "
           f"(median; the whole one-shot query, barrier included).")
+
+
+def events(env):
+    found = []
+    for path in glob.glob(os.path.join(env["WARM_RUNTIME_DIR"], "search-*", "events.jsonl")):
+        with open(path) as f:
+            found.extend(json.loads(line) for line in f if line.strip())
+    return found
 
 
 def rg_version():

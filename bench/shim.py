@@ -23,7 +23,8 @@ def main():
     os.mkdir(runtime, 0o700)
     shim = os.path.join(tmp, "rg")
     os.symlink(warm, shim)
-    env = dict(os.environ, WARM_RUNTIME_DIR=runtime, WARM_RG=rg, WARM_SEARCH_WAIT="1")
+    env = dict(os.environ, WARM_RUNTIME_DIR=runtime, WARM_RG=rg, WARM_SEARCH_WAIT="1",
+               WARM_CACHE_DIR=os.path.join(runtime, "cache"))
     try:
         subprocess.run([shim, "-q", "x"], env=env, capture_output=True)
         env.pop("WARM_SEARCH_WAIT")

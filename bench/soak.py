@@ -59,7 +59,8 @@ def main():
         f.write(f'[services.soak]\ncommand = ["{sys.executable}", "{WORKER}"]\nworkers = 2\n'
                 f'exclusive = ["reindex"]\nttl = "0"\nenv = {{ WORKER_MARKS = "{marks}" }}\n')
     # A throwaway project of our own: trusted (see docs/configuration.md, workspace trust).
-    env = dict(os.environ, WARM_RUNTIME_DIR=runtime, WARM_TRUST_ALL="1")
+    env = dict(os.environ, WARM_RUNTIME_DIR=runtime, WARM_TRUST_ALL="1",
+               WARM_CACHE_DIR=os.path.join(runtime, "cache"))
     env.pop("WARM_PROGRESS", None)
 
     def warm(*args, **kw):

@@ -19,7 +19,7 @@ edits = int(sys.argv[3]) if len(sys.argv) > 3 else 5_000
 runtime = tempfile.mkdtemp(prefix="warm-storm-rt-")
 os.chmod(runtime, 0o700)
 root = tempfile.mkdtemp(prefix="warm-storm-")
-env = dict(os.environ, WARM_RUNTIME_DIR=runtime)
+env = dict(os.environ, WARM_RUNTIME_DIR=runtime, WARM_CACHE_DIR=os.path.join(runtime, "cache"))
 os.makedirs(os.path.join(root, ".git"))
 for i in range(files):
     d = os.path.join(root, f"d{i // 500}")

@@ -131,6 +131,7 @@ class Peer:
 def measure_warm(tmp):
     env = dict(os.environ, WARM_RUNTIME_DIR=os.path.join(tmp, "warm-rt"))
     os.makedirs(env["WARM_RUNTIME_DIR"], mode=0o700)
+    env["WARM_CACHE_DIR"] = os.path.join(tmp, "warm-cache")
     call = [WARM, "-s", "echo", "call", "--root", tmp, "daemon/ping"]
     subprocess.run([WARM, "-s", "echo", "start", "--root", tmp], env=env, check=True, stdout=subprocess.DEVNULL)
     result = {"one_shot": summary(timed_runs(call, ONE_SHOTS, env))}

@@ -132,6 +132,7 @@ class Project:
         os.mkdir(runtime, 0o700)
         self.warm_path = warm
         self.env = dict(os.environ, WARM=warm, WARM_RUNTIME_DIR=runtime,
+                        WARM_CACHE_DIR=os.path.join(self.tmp.name, "cache"),
                         XDG_CONFIG_HOME=os.path.join(self.tmp.name, "config"),
                         # The scenarios' own .warm.toml files are trusted.
                         WARM_TRUST_ALL="1")

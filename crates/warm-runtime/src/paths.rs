@@ -107,6 +107,20 @@ pub fn runtime_dir_location() -> PathBuf {
     PathBuf::from(format!("/tmp/warm-{}", rustix::process::geteuid().as_raw()))
 }
 
+/// The cache directory, for state that is costly to rebuild and must outlive a reboot (the
+/// search index): `$WARM_CACHE_DIR`, else `$XDG_CACHE_HOME/warm`, else `~/.cache/warm`;
+/// `None` with none of them set.
+pub fn cache_dir_location() -> Option<PathBuf> {
+    let set = |name: &str| {
+        std::env::var_os(name)
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+    };
+    set("WARM_CACHE_DIR")
+        .or_else(|| set("XDG_CACHE_HOME").map(|dir| dir.join("warm")))
+        .or_else(|| set("HOME").map(|home| home.join(".cache/warm")))
+}
+
 /// True when a socket listens at the path `sock`. With the daemon's lock free, that is a
 /// service manager's socket (systemd socket activation): it starts the daemon on the first
 /// connection, and its socket file must not be taken for a dead daemon's.

@@ -7,7 +7,8 @@
 //! user holds (from `/proc`), and if that would leave fewer than the reserve free, or if this
 //! user already has [`max_search_daemons`] search daemons, asks the longest-idle other search
 //! daemon to stop (a daemon with a request in flight or a lease held is never chosen). If
-//! no room can be made, the daemon does not watch: its queries scan (answers stay exact)
+//! no room can be made, the daemon does not watch: each query checks the index against the
+//! tree by metadata first (answers stay exact)
 //! and `warm search --status` says why and how to raise the limit.
 
 use std::path::PathBuf;
@@ -189,7 +190,7 @@ fn no_room(usage: &Usage, daemons: usize, cap: usize) -> NoRoom {
 /// answers by scanning; the message says how to raise the limit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "not watching: {instances} of the user's {max_instances} inotify instances are in use and warm keeps {} free for other programs ({daemons} search daemons, at most {cap}), and no idle search daemon could be stopped; queries scan. Raise the limit: sudo sysctl fs.inotify.max_user_instances={}",
+    "not watching: {instances} of the user's {max_instances} inotify instances are in use and warm keeps {} free for other programs ({daemons} search daemons, at most {cap}), and no idle search daemon could be stopped; each query checks the index against the tree by metadata instead. Raise the limit: sudo sysctl fs.inotify.max_user_instances={}",
     reserve(*.max_instances),
     (.max_instances * 4).max(1024)
 )]

@@ -19,16 +19,15 @@ impl Excluded {
     /// Records what `dir` (relative to `root`) holds besides `admitted`, the paths the walk
     /// reached in it; replaces what was recorded for its entries before.
     pub fn list_dir(&mut self, root: &Path, dir: &Path, admitted: &HashSet<&Path>) {
-        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = dir.join(entry.file_name());
-            if admitted.contains(path.as_path()) || is_cookie(&path) {
-                continue;
+        self.record(read_listing(root, dir), admitted);
+    }
+
+    /// Records the entries of a [`read_listing`] that are not `admitted`.
+    pub fn record(&mut self, listing: Vec<(PathBuf, bool)>, admitted: &HashSet<&Path>) {
+        for (path, is_dir) in listing {
+            if !admitted.contains(path.as_path()) && !is_cookie(&path) {
+                self.0.insert(path, is_dir);
             }
-            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-            self.0.insert(path, is_dir);
         }
     }
 
@@ -84,6 +83,21 @@ impl Excluded {
 /// A barrier's cookie (directly in the root) is warm's own, never the project's.
 fn is_cookie(path: &Path) -> bool {
     warm_runtime::cookie::as_cookie(Path::new(""), path).is_some()
+}
+
+/// Every entry of `dir` (relative to `root`), relative to `root`, with `true` for a
+/// directory: read on any thread, then [`Excluded::record`]ed.
+pub fn read_listing(root: &Path, dir: &Path) -> Vec<(PathBuf, bool)> {
+    let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|entry| {
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            (dir.join(entry.file_name()), is_dir)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub mod excluded;
 pub mod index;
 pub mod query;
 pub mod special;
+pub mod store;
 pub mod trigram;
 pub mod wire;
 

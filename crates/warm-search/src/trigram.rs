@@ -129,19 +129,49 @@ impl Postings {
     /// The ids, ascending.
     pub fn decode(&self) -> Vec<u32> {
         let mut ids = Vec::with_capacity(self.len as usize);
-        let (mut current, mut gap, mut shift) = (0u32, 0u32, 0);
-        for &byte in &self.bytes {
-            gap |= u32::from(byte & 0x7f) << shift;
+        self.as_ref().decode_into(&mut ids);
+        ids
+    }
+
+    pub fn as_ref(&self) -> PostingsRef<'_> {
+        PostingsRef {
+            bytes: &self.bytes,
+            len: self.len,
+        }
+    }
+}
+
+/// An encoded posting list held elsewhere: in a [`Postings`], or in the stored index's
+/// mapped file.
+#[derive(Debug, Clone, Copy)]
+pub struct PostingsRef<'a> {
+    pub bytes: &'a [u8],
+    /// How many ids it holds.
+    pub len: u32,
+}
+
+impl PostingsRef<'_> {
+    /// Appends the ids to `out`. Bytes that are no posting list (a stored file corrupted in
+    /// a way its checksum missed) give wrong ids, never a panic.
+    pub fn decode_into(&self, out: &mut Vec<u32>) {
+        out.reserve(self.len as usize);
+        let (mut current, mut gap, mut shift, mut first) = (0u32, 0u32, 0u32, true);
+        for &byte in self.bytes {
+            gap |= u32::from(byte & 0x7f).checked_shl(shift).unwrap_or(0);
             if byte & 0x80 == 0 {
-                current = if ids.is_empty() { gap } else { current + gap };
-                ids.push(current);
+                current = if first {
+                    gap
+                } else {
+                    current.wrapping_add(gap)
+                };
+                first = false;
+                out.push(current);
                 gap = 0;
                 shift = 0;
             } else {
-                shift += 7;
+                shift = shift.saturating_add(7);
             }
         }
-        ids
     }
 }
 

@@ -209,14 +209,18 @@ Usage: warm search [RG FLAGS] PATTERN [PATH ...]
 ripgrep's command line and output, byte for byte (ripgrep 15.2.0: every flag, its defaults,
 its exit codes), answered from the project's search daemon: its first query indexes the tree
 (progress on stderr), later ones take milliseconds. The daemon watches the tree: every query
-sees the files as they are when it starts. Flags that change which files are searched in a
-way the index does not record (--hidden, --no-ignore, -t, --files, -v, ...) scan the tree in
-process; the few warm does not implement (--pre, -P, --stats, -z, ...) are handed to the
-real rg on PATH. `--debug` says which. docs/search.md has the table of every flag.
+sees the files as they are when it starts. The index is stored in the cache directory
+($WARM_CACHE_DIR, else $XDG_CACHE_HOME/warm, else ~/.cache/warm): a daemon started later
+checks it against the tree (reading again only what changed) instead of indexing afresh.
+Flags that change which files are searched in a way the index does not record (--hidden,
+--no-ignore, -v, ...) scan the tree in process; the few warm does not implement (--pre, -P,
+--stats, -z, ...) are handed to the real rg on PATH. `--debug` says which. docs/search.md
+has the table of every flag.
 
 warm's own options:
   --status        the index: files, bytes, index size, last update (--json for scripts)
   --no-daemon     scan in process, without the daemon and its index
+  --forget-index  stop the project's search daemon and remove its stored index
 
 Examples:
   warm search parse_config

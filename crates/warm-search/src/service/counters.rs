@@ -11,6 +11,9 @@ use serde_json::{json, Value};
 #[derive(Default)]
 pub(super) struct QueryCounters {
     pub index: AtomicU64,
+    /// Answered from the index after checking it against the tree by metadata, with no
+    /// watcher (the user's inotify limit reached): counted in `index` too.
+    pub validated: AtomicU64,
     pub building: AtomicU64,
     pub unwatched: AtomicU64,
     pub barrier_timeouts: AtomicU64,
@@ -20,6 +23,7 @@ impl QueryCounters {
     pub fn to_json(&self) -> Value {
         json!({
             "index": get(&self.index),
+            "validated": get(&self.validated),
             "building": get(&self.building),
             "unwatched": get(&self.unwatched),
             "barrier_timeouts": get(&self.barrier_timeouts),
@@ -37,6 +41,10 @@ pub(super) struct IndexCounters {
     pub settled: AtomicU64,
     /// Whole builds: the first, and each one a change forced (an ignore file, lost events).
     pub builds: AtomicU64,
+    /// Indexes loaded from the cache directory (stored by an earlier daemon) instead of built.
+    pub loads: AtomicU64,
+    /// Times the index was written to the cache directory.
+    pub stores: AtomicU64,
     /// Batches of watch events applied in place, under the index's write lock (which holds up
     /// the queries reading it: a batch of barrier cookies alone must never take it).
     pub updates: AtomicU64,
@@ -54,6 +62,8 @@ impl IndexCounters {
             "events": get(&self.events),
             "settled": get(&self.settled),
             "builds": get(&self.builds),
+            "loads": get(&self.loads),
+            "stores": get(&self.stores),
             "updates": get(&self.updates),
             "rescans": get(&self.rescans),
             "rewatches": get(&self.rewatches),

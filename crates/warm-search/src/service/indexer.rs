@@ -18,6 +18,7 @@ use super::counters::{add, count};
 use super::{cookie_name, Shared};
 use crate::budget;
 use crate::index::{Index, Refresh};
+use crate::store;
 
 impl Shared {
     /// Starts watching the root; a failure is kept for the queries, which then scan.
@@ -65,8 +66,11 @@ impl Shared {
 
     /// The indexer thread: the first build, then watch events as they come.
     pub(super) fn run(self: Arc<Self>, rx: mpsc::Receiver<notify::Result<notify::Event>>) {
+        let _ = self.this.set(Arc::downgrade(&self));
         let held = self.settle(&rx);
-        self.rebuild("start");
+        if !self.load_stored() {
+            self.rebuild("start");
+        }
         self.release(held);
         while let Ok(first) = rx.recv() {
             if self.stopping.load(Ordering::Relaxed) {
@@ -143,10 +147,164 @@ impl Shared {
         }
     }
 
+    /// Loads the index stored by an earlier daemon and brings it up to date with the tree
+    /// (see [`Index::load`]): false when there is none to load, or it is rejected (it is
+    /// removed then, and the caller builds). Queries wait for it meanwhile (`loading`).
+    fn load_stored(&self) -> bool {
+        let Some(path) = &self.store_path else {
+            self.loading.store(false, Ordering::Relaxed);
+            return false;
+        };
+        let started = Instant::now();
+        let loaded = self.load_from(path, started);
+        self.loading.store(false, Ordering::Relaxed);
+        // Wakes the queries waiting for the load (see `Shared::wait_for_load`).
+        self.built.send_modify(|_| {});
+        loaded
+    }
+
+    fn load_from(&self, path: &std::path::Path, started: Instant) -> bool {
+        let stored = match store::load(path, &self.root) {
+            Ok(stored) => stored,
+            Err(store::StoreError::Missing) => return false,
+            Err(error) => {
+                let why = error.to_string();
+                tracing::warn!(path = %path.display(), "stored index rejected ({why}); building a new one");
+                self.events.record(
+                    "search.store_rejected",
+                    json!({ "path": path.to_string_lossy(), "why": why }),
+                );
+                // A file that cannot be read (or sits in a directory that is not private) is
+                // left where it is; one read and found wrong is removed.
+                if !matches!(error, store::StoreError::Io(_)) {
+                    let _ = std::fs::remove_file(path);
+                }
+                return false;
+            }
+        };
+        let parse_ms = started.elapsed().as_millis() as u64;
+        let (index, validation) = Index::load(&self.root, stored, threads(), &|files, bytes| {
+            *self.building.recover() = (files, bytes);
+        });
+        let stats = index.stats();
+        let ms = started.elapsed().as_millis() as u64;
+        tracing::info!(
+            files = stats.files,
+            ?validation,
+            parse_ms,
+            ms,
+            "stored index loaded"
+        );
+        self.events.record(
+            "search.index",
+            json!({ "why": "loaded", "files": stats.files, "bytes": stats.bytes,
+                "kept": validation.kept, "read": validation.read, "dropped": validation.dropped,
+                "ms": ms }),
+        );
+        count(&self.work.loads);
+        self.publish(index);
+        if validation.changed() {
+            self.persist_in_background();
+        } else {
+            store::touch(path);
+        }
+        true
+    }
+
+    /// Stores the index if it changed since it was last stored (at shutdown).
+    pub(super) fn store_changes(&self) {
+        let dirty = self
+            .index
+            .read()
+            .is_ok_and(|index| index.as_ref().is_some_and(Index::is_dirty));
+        if dirty {
+            self.persist(false);
+        }
+    }
+
+    /// Stores the index in the cache directory; with `adopt`, then serves its posting lists
+    /// from the stored file (mapped) and frees the heap's copies. The index is locked (for
+    /// reading) only while the file is written, not while it is made durable.
+    fn persist(&self, adopt: bool) {
+        let Some(path) = &self.store_path else {
+            return;
+        };
+        // One store at a time: a newer one waits for an older one to finish.
+        let _storing = self.storing.recover();
+        let started = Instant::now();
+        let written = {
+            // A poisoned index is never stored: it is rebuilt at the next batch.
+            let Ok(guard) = self.index.read() else {
+                return;
+            };
+            let Some(index) = guard.as_ref() else {
+                return;
+            };
+            store::write(path, &self.root, &index.contents())
+                .map(|pending| (pending, index.generation()))
+        };
+        let stored = written.and_then(|(pending, generation)| Ok((pending.commit()?, generation)));
+        let (bytes, generation) = match stored {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::warn!(%error, path = %path.display(), "the index could not be stored");
+                self.events.record(
+                    "search.store_failed",
+                    json!({ "path": path.to_string_lossy(), "error": error.to_string() }),
+                );
+                return;
+            }
+        };
+        // Read back, and the old index dropped, outside the lock: queries go on meanwhile.
+        let adopted = adopt
+            && match store::load(path, &self.root) {
+                Ok(stored) => {
+                    let stored = Index::from_stored(&self.root, stored);
+                    let replaced = self.index.write().ok().and_then(|mut index| {
+                        index.as_mut().and_then(|i| i.adopt(stored, generation))
+                    });
+                    replaced.is_some()
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "the index just stored cannot be read back");
+                    false
+                }
+            };
+        count(&self.work.stores);
+        self.events.record(
+            "search.stored",
+            json!({ "bytes": bytes, "ms": started.elapsed().as_millis() as u64, "mapped": adopted }),
+        );
+        if adopted {
+            return_free_memory();
+        }
+        if let Some(dir) = path.parent() {
+            store::evict(dir, path, store::CACHE_CAP);
+        }
+    }
+
+    /// [`Shared::persist`] on a thread of its own, so that watch events (and the barriers of
+    /// the queries waiting on them) are not held up while the index is written and synced.
+    fn persist_in_background(&self) {
+        let Some(shared) = self.this.get().and_then(std::sync::Weak::upgrade) else {
+            // Not started as a service (a test's own `Shared`): stored in place.
+            self.persist(true);
+            return;
+        };
+        if self.store_path.is_none() {
+            return;
+        }
+        let spawned = std::thread::Builder::new()
+            .name("warm-search-store".into())
+            .spawn(move || shared.persist(true));
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "cannot start a thread to store the index");
+        }
+    }
+
     fn rebuild(&self, why: &str) {
         let started = std::time::Instant::now();
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let index = Index::build(&self.root, threads, &|files, bytes| {
+        let index = Index::build(&self.root, threads(), &|files, bytes| {
             *self.building.recover() = (files, bytes);
         });
         let stats = index.stats();
@@ -163,11 +321,17 @@ impl Shared {
             json!({ "why": why, "files": stats.files, "bytes": stats.bytes,
                 "index_bytes": stats.index_bytes, "ms": started.elapsed().as_millis() as u64 }),
         );
+        count(&self.work.builds);
+        self.publish(index);
+        self.persist_in_background();
+    }
+
+    /// Makes `index` the one queries read.
+    fn publish(&self, index: Index) {
         // A whole new index: it also heals a lock poisoned by a panic mid-update (the one
         // lock here that is never recovered as it is, since a refresh may be half done).
         *self.index.write_recover() = Some(index);
         self.index.clear_poison();
-        count(&self.work.builds);
         self.built.send_replace(true);
         // The old index and the build's buffers are free now, but scattered through the heap:
         // give the pages back, or the daemon's memory ratchets up with every rebuild.
@@ -225,7 +389,10 @@ impl Shared {
                 cookies.extend(self.settle(rx));
             }
             self.rebuild(why);
-        } else if compacted || sorted.changed.len() > 1000 {
+        } else if compacted {
+            // The compacted lists are all in the heap: stored, they move to the page cache.
+            self.persist_in_background();
+        } else if sorted.changed.len() > 1000 {
             // A compaction, or a checkout's worth of refreshes: give back what the replaced
             // entries freed.
             return_free_memory();
@@ -442,6 +609,11 @@ enum Rewatch {
     NewDirs,
     /// The whole tree: a directory moved to a place no event showed.
     Root,
+}
+
+/// Threads to build or load an index on.
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 /// Returns the allocator's free pages to the system (glibc's `malloc_trim`; elsewhere a

@@ -5,8 +5,10 @@
 //! - [`CANDIDATES`] `{patterns, fixed_strings?}` → `{root, files, all}`: the files (relative
 //!   to `root`, in path order) that may match, for the file system as it was when the request
 //!   arrived; `all` when the patterns have no usable trigram. Instead, `{building: {files,
-//!   bytes}}` while the first build runs, or `{unwatched: reason}` when no watcher could be
-//!   set up: the client then scans.
+//!   bytes}}` while the first build runs (a stored index being loaded is waited for), or
+//!   `{unwatched: reason}` when the root is never indexed: the client then scans. With no
+//!   watcher (the user's inotify limit reached), the index is checked against the tree by
+//!   metadata before each answer instead.
 //! - [`STATUS`] → files, bytes, index size, last update, build progress; `refused` with the
 //!   reason when the root is never indexed (`/`); the user's inotify usage; `queries`: how
 //!   many were answered from the index, told to scan (`building`, `unwatched`), and how many
@@ -45,6 +47,9 @@ use counters::{count, IndexCounters, QueryCounters};
 
 /// How long a query waits for its barrier before answering from the index as it is.
 const COOKIE_WAIT: Duration = Duration::from_secs(2);
+/// How long a query waits for a stored index to be loaded and checked against the tree,
+/// rather than scanning (a load takes a fraction of a scan; a build is not waited for).
+const LOAD_WAIT: Duration = Duration::from_secs(5);
 /// How long a new directory is rescanned at each barrier.
 const RECENT_DIR: Duration = Duration::from_secs(5);
 
@@ -53,6 +58,8 @@ struct Shared {
     /// `None` until the first build is done.
     index: RwLock<Option<Index>>,
     built: watch::Sender<bool>,
+    /// A stored index is being loaded (see [`LOAD_WAIT`]).
+    loading: AtomicBool,
     /// Files and bytes indexed so far by the running build.
     building: Mutex<(u64, u64)>,
     cookies: Mutex<HashMap<String, oneshot::Sender<()>>>,
@@ -63,6 +70,12 @@ struct Shared {
     /// git's global excludes file (`core.excludesFile`, else `~/.config/git/ignore`): a change
     /// to it rebuilds the index.
     global_excludes: Option<PathBuf>,
+    /// Where the index is stored between daemons (`None`: never stored; see [`crate::store`]).
+    store_path: Option<PathBuf>,
+    /// Held while the index is being stored: one store at a time.
+    storing: Mutex<()>,
+    /// This service itself, for the threads it starts (set by the indexer thread).
+    this: std::sync::OnceLock<std::sync::Weak<Shared>>,
     /// The root's (device, inode) at start: another means the directory was replaced.
     root_identity: Option<(u64, u64)>,
     /// Stops the daemon when the root is gone.
@@ -107,7 +120,16 @@ impl SearchService {
         peers: Option<Peers>,
         shutdown: Option<warm_daemon::Shutdown>,
     ) -> SearchService {
-        let shared = Arc::new(Shared::new(root, events, peers, shutdown));
+        let store_path = crate::store::location(&root);
+        let mut shared = Shared::new(root, events, peers, shutdown);
+        if shared.refused.is_none() {
+            // Queries wait for a stored index from the start: the indexer thread first sets
+            // up the watcher, and a query meanwhile must not think a build is coming.
+            let stored = store_path.as_ref().is_some_and(|path| path.exists());
+            shared.loading = AtomicBool::new(stored);
+            shared.store_path = store_path;
+        }
+        let shared = Arc::new(shared);
         if let Some(reason) = &shared.refused {
             tracing::warn!("{reason}");
             return SearchService { shared };
@@ -149,10 +171,15 @@ impl Service for SearchService {
         })
     }
 
+    /// Stops the indexer, and stores what changed since the index was last stored, so that
+    /// the next daemon reads again only what changes from now on.
     fn shutdown(&self) -> BoxFuture<()> {
         self.shared.stopping.store(true, Ordering::Relaxed);
         self.shared.watcher.recover().take();
-        Box::pin(async {})
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let _ = tokio::task::spawn_blocking(move || shared.store_changes()).await;
+        })
     }
 }
 
@@ -184,9 +211,13 @@ impl Shared {
         };
         Shared {
             root_identity: identity_of(&root),
+            store_path: None,
+            storing: Mutex::new(()),
+            this: std::sync::OnceLock::new(),
             root,
             index: RwLock::new(None),
             built: watch::channel(false).0,
+            loading: AtomicBool::new(false),
             building: Mutex::new((0, 0)),
             cookies: Mutex::new(HashMap::new()),
             next_cookie: AtomicU64::new(0),
@@ -225,16 +256,31 @@ impl Shared {
             }
             return Ok(self.scan_instead(reason));
         }
-        let unwatched = self
-            .refused
-            .clone()
-            .or_else(|| self.watch_error.recover().clone());
+        if let Some(reason) = &self.refused {
+            return Ok(self.scan_instead(reason.clone()));
+        }
+        let unwatched = self.watch_error.recover().clone();
         if let Some(reason) = unwatched {
-            return Ok(self.scan_instead(reason));
+            // No watcher to tell what changed: the index is checked against the tree by
+            // metadata before each answer (a walk and a stat per file, no file read unless
+            // it changed), which still beats reading every file.
+            if !*self.built.borrow() && !self.wait_for_load().await {
+                return Ok(self.scan_instead(reason));
+            }
+            count(&self.queries.validated);
+            count(&self.queries.index);
+            let shared = self.clone();
+            return tokio::task::spawn_blocking(move || {
+                shared.revalidate();
+                shared.answer(&params)
+            })
+            .await
+            .map_err(|e| internal(&e.to_string()))?;
         }
         // Until the first build is done, the client scans: a first query answered at
-        // ripgrep's speed beats one that waits for the whole index.
-        if !*self.built.borrow() {
+        // ripgrep's speed beats one that waits for the whole index. A stored index being
+        // loaded is waited for: that takes a fraction of a scan.
+        if !*self.built.borrow() && !self.wait_for_load().await {
             let (files, bytes) = *self.building.recover();
             count(&self.queries.building);
             return Ok(Candidates::Building {
@@ -250,45 +296,99 @@ impl Shared {
         }
         count(&self.queries.index);
         let shared = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let query = Query::for_patterns(&params.patterns, params.fixed_strings);
-            // Poisoned by a panic mid-update: the next batch of events rebuilds it (see
-            // `apply`); until then, a scan answers right.
-            let Ok(guard) = shared.index.read() else {
-                return Ok(shared
-                    .scan_instead("the index is being rebuilt after a failed update".to_owned()));
-            };
-            let index = guard
-                .as_ref()
-                .ok_or_else(|| internal("the index is not built"))?;
-            let unindexed: Vec<WirePath> = params
-                .scopes
-                .iter()
-                .filter(|scope| !index.has_dir(&scope.0))
-                .cloned()
-                .collect();
-            if !unindexed.is_empty() {
-                return Ok(Candidates::Unindexed { unindexed });
-            }
-            let files = index
-                .candidates(&query)
-                .into_iter()
-                .map(WirePath::from)
-                .collect();
-            let excluded = if params.excluded {
-                excluded_under(index, &params.scopes)
-            } else {
-                Vec::new()
-            };
-            Ok(Candidates::Files {
-                root: shared.root.to_string_lossy().into_owned(),
-                files,
-                all: query.is_all(),
-                excluded,
-            })
+        tokio::task::spawn_blocking(move || shared.answer(&params))
+            .await
+            .map_err(|e| internal(&e.to_string()))?
+    }
+
+    /// The files of the index that may match (or why the client must scan).
+    fn answer(&self, params: &CandidatesParams) -> Result<Candidates, ErrorObject> {
+        let query = Query::for_patterns(&params.patterns, params.fixed_strings);
+        // Poisoned by a panic mid-update: the next batch of events rebuilds it (see
+        // `apply`); until then, a scan answers right.
+        let Ok(guard) = self.index.read() else {
+            return Ok(
+                self.scan_instead("the index is being rebuilt after a failed update".to_owned())
+            );
+        };
+        let index = guard
+            .as_ref()
+            .ok_or_else(|| internal("the index is not built"))?;
+        let unindexed: Vec<WirePath> = params
+            .scopes
+            .iter()
+            .filter(|scope| !index.has_dir(&scope.0))
+            .cloned()
+            .collect();
+        if !unindexed.is_empty() {
+            return Ok(Candidates::Unindexed { unindexed });
+        }
+        let files = index
+            .candidates(&query)
+            .into_iter()
+            .map(WirePath::from)
+            .collect();
+        let excluded = if params.excluded {
+            excluded_under(index, &params.scopes)
+        } else {
+            Vec::new()
+        };
+        Ok(Candidates::Files {
+            root: self.root.to_string_lossy().into_owned(),
+            files,
+            all: query.is_all(),
+            excluded,
         })
-        .await
-        .map_err(|e| internal(&e.to_string()))?
+    }
+
+    /// Checks the index against the tree by metadata (see [`Index::revalidate`]), for a
+    /// query with no watcher to rely on. Queries take turns: each sees the tree as it was
+    /// when its own check began.
+    fn revalidate(&self) {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut guard = match self.index.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => {
+                // A check that panicked halfway left the index in doubt: a new one is built
+                // (no watcher's batch of events will ever do it here).
+                let mut guard = poisoned.into_inner();
+                *guard = Some(Index::build(&self.root, threads, &|_, _| {}));
+                self.index.clear_poison();
+                count(&self.work.builds);
+                guard
+            }
+        };
+        let Some(index) = guard.as_mut() else {
+            return;
+        };
+        let validation = index.revalidate(threads, &|_, _| {});
+        if validation.changed() {
+            count(&self.work.updates);
+            index.updated_at = crate::index::stamp_now();
+        }
+        if index.needs_compaction() {
+            index.compact();
+            count(&self.work.compactions);
+        }
+    }
+
+    /// Whether the index is ready after waiting for the stored one being loaded, if it is.
+    async fn wait_for_load(&self) -> bool {
+        if !self.loading.load(Ordering::Relaxed) {
+            return false;
+        }
+        let mut built = self.built.subscribe();
+        // Woken by the load's end too: a stored index rejected is built, which is not waited
+        // for.
+        let loading = &self.loading;
+        let ended = async {
+            let _ = built
+                .wait_for(|built| *built || !loading.load(Ordering::Relaxed))
+                .await;
+        };
+        let _ = tokio::time::timeout(LOAD_WAIT, ended).await;
+        let ready = *self.built.borrow();
+        ready
     }
 
     /// The answer that tells the client to scan, and why; counted.
@@ -336,6 +436,10 @@ impl Shared {
             "inotify": budget::Usage::now().to_json(),
             "queries": self.queries.to_json(),
             "work": self.work.to_json(),
+            "stored": self.store_path.as_ref().map(|path| json!({
+                "path": path.to_string_lossy(),
+                "bytes": std::fs::metadata(path).map(|m| m.len()).ok(),
+            })),
         });
         if let Some(index) = index {
             let stats = index.stats();
@@ -344,6 +448,7 @@ impl Shared {
             status["trigrams"] = json!(stats.trigrams);
             status["index_bytes"] = json!(stats.index_bytes);
             status["dead_entries"] = json!(stats.dead_entries);
+            status["mapped_bytes"] = json!(stats.mapped_bytes);
             status["excluded_entries"] = json!(stats.excluded_entries);
             status["updated_at"] = json!(index
                 .updated_at

@@ -31,6 +31,7 @@ fn command(env: &TestEnv, program: &Path, dir: &Path, args: &[&str]) -> Command 
     command
         .current_dir(dir)
         .env("WARM_RUNTIME_DIR", &env.runtime_dir)
+        .env("WARM_CACHE_DIR", env.tmp.path().join("cache"))
         .env("WARM_TRUST_ALL", "1")
         .env("XDG_CONFIG_HOME", env.tmp.path().join("config"))
         .env("HOME", env.tmp.path())

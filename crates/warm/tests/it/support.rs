@@ -47,6 +47,8 @@ impl TestEnv {
             // trust store is the test's own, never the user's.
             .env("WARM_TRUST_ALL", "1")
             .env("XDG_CONFIG_HOME", self.tmp.path().join("config"))
+            // Stored search indexes are the test's own, never in the user's cache.
+            .env("WARM_CACHE_DIR", self.tmp.path().join("cache"))
             .env_remove("XDG_RUNTIME_DIR")
             .env_remove("WARM_VERSION_OVERRIDE")
             .env_remove("WARM_RETRY_DELAYS")

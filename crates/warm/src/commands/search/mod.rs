@@ -12,6 +12,7 @@
 
 pub mod delegate;
 pub use delegate::real_ripgrep;
+mod forget;
 mod status;
 mod targets;
 
@@ -43,6 +44,7 @@ pub enum Invocation {
 struct WarmOptions {
     no_daemon: bool,
     status: bool,
+    forget_index: bool,
     help: bool,
 }
 
@@ -61,6 +63,9 @@ pub fn run(global: &GlobalArgs, args: Vec<OsString>, invocation: Invocation) -> 
     }
     if warm.status {
         return status::run(global, &rg_args);
+    }
+    if warm.forget_index {
+        return forget::run(global, &rg_args);
     }
     if global.json {
         rg_args.insert(0, OsString::from("--json"));
@@ -169,6 +174,7 @@ fn warm_options(args: Vec<OsString>) -> (WarmOptions, Vec<OsString>) {
         match arg.to_str() {
             Some("--no-daemon") => warm.no_daemon = true,
             Some("--status") => warm.status = true,
+            Some("--forget-index") => warm.forget_index = true,
             Some("--help" | "-h") => warm.help = true,
             Some("--") => {
                 flags_ended = true;

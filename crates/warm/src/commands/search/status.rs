@@ -69,6 +69,21 @@ fn print_status(status: &Value) {
         number("index_bytes") as f64 / number("bytes").max(1) as f64,
         number("trigrams")
     );
+    if let Some(path) = status["stored"]["path"].as_str() {
+        let bytes = status["stored"]["bytes"].as_u64();
+        match (bytes, number("mapped_bytes")) {
+            (Some(bytes), mapped) => outln!(
+                "stored:     {path} ({:.1} MB{})",
+                bytes as f64 / 1e6,
+                if mapped > 0 {
+                    ", read through mmap"
+                } else {
+                    ""
+                }
+            ),
+            (None, _) => outln!("stored:     not yet ({path})"),
+        }
+    }
     let age = status["updated_at"]
         .as_f64()
         .map(|t| {
@@ -78,22 +93,27 @@ fn print_status(status: &Value) {
         .unwrap_or_default();
     outln!("updated:    {age}");
     match status["watch_error"].as_str() {
-        Some(error) => outln!("watching:   no ({error}); queries scan"),
+        Some(error) => outln!(
+            "watching:   no ({error}); each query checks the index against the tree by metadata first"
+        ),
         None => outln!("watching:   yes"),
     }
     let queries = &status["queries"];
     outln!(
-        "queries:    {} from the index; scanned: {} while building, {} unwatched, {} barrier timeouts",
+        "queries:    {} from the index ({} checked by metadata); scanned: {} while building, {} unwatched, {} barrier timeouts",
         queries["index"],
+        queries["validated"],
         queries["building"],
         queries["unwatched"],
         queries["barrier_timeouts"]
     );
     let work = &status["work"];
     outln!(
-        "upkeep:     {} watch events, {} builds, {} in-place updates, {} new-directory rescans, {} re-watches, {} compactions",
+        "upkeep:     {} watch events, {} builds, {} loads of the stored index, {} stores, {} in-place updates, {} new-directory rescans, {} re-watches, {} compactions",
         work["events"],
         work["builds"],
+        work["loads"],
+        work["stores"],
         work["updates"],
         work["rescans"],
         work["rewatches"],

@@ -4,6 +4,13 @@
 //! Files change by replacement: a changed file's old entry is marked dead and a new entry
 //! (with a new, larger id) is added, so posting lists only ever grow at their end. When dead
 //! entries outnumber live ones the index is rebuilt from the live files.
+//!
+//! The posting lists live in two places: those of the stored index the daemon loaded or last
+//! wrote ([`Base`], mapped from the cache directory: see [`persist`]), for the ids below
+//! its count, and in the heap for the files read since, whose ids all come after.
+
+mod persist;
+mod walk;
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -15,6 +22,7 @@ use rustc_hash::FxHashMap;
 
 use crate::excluded::Excluded;
 use crate::query::Query;
+use crate::store::{Base, Stamp};
 use crate::trigram::{self, Extractor, Postings};
 
 /// Bytes read at a time when indexing a file.
@@ -25,6 +33,9 @@ struct Entry {
     path: PathBuf,
     size: u64,
     alive: bool,
+    /// The file's metadata when it was read (`None`: read it again when the index is next
+    /// loaded; see [`Stamp::settled`]).
+    stamp: Option<Stamp>,
 }
 
 /// What reading a file for the index found.
@@ -32,6 +43,7 @@ enum FileRead {
     Indexed {
         size: u64,
         trigrams: Vec<u32>,
+        stamp: Option<Stamp>,
     },
     /// A candidate for every query: it exists but cannot be read (permissions), so that the
     /// search reports the error as rg does rather than skipping the file in silence; or its
@@ -46,7 +58,15 @@ pub struct Index {
     root: PathBuf,
     entries: Vec<Entry>,
     by_path: HashMap<PathBuf, u32>,
+    /// The lists of the ids from `base.ids` on (all of them without a base).
     postings: FxHashMap<u32, Postings>,
+    /// The stored index's lists, for the ids below its count.
+    base: Option<Base>,
+    /// Changed since it was last stored.
+    dirty: bool,
+    /// Changes with every change, unique across all indexes of the process (see
+    /// [`Index::generation`]).
+    generation: u64,
     /// Directories the walk entered (relative; "" is the root): a file is part of the
     /// project when its directory is one of these and the rules let it through.
     dirs: HashSet<PathBuf>,
@@ -82,6 +102,8 @@ pub struct Stats {
     pub trigrams: usize,
     pub index_bytes: usize,
     pub dead_entries: usize,
+    /// Bytes of the stored index mapped (in the page cache, not the heap).
+    pub mapped_bytes: usize,
     /// Ignored and hidden entries of the directories indexed, known by name only.
     pub excluded_entries: usize,
 }
@@ -90,21 +112,28 @@ impl Index {
     /// Walks `root` with ripgrep's default rules and indexes every file, on `threads`
     /// threads.
     pub fn build(root: &Path, threads: usize, progress: Progress<'_>) -> Index {
-        let mut index = Index {
+        let mut index = Index::empty(root);
+        let files = index.walk(root, threads);
+        index.add_files(files, threads, progress);
+        index
+    }
+
+    fn empty(root: &Path) -> Index {
+        Index {
             root: root.to_owned(),
             entries: Vec::new(),
             by_path: HashMap::new(),
             postings: FxHashMap::default(),
+            base: None,
+            dirty: true,
+            generation: next_generation(),
             dirs: HashSet::new(),
             excluded: Excluded::default(),
             live_files: 0,
             live_bytes: 0,
             unreadable: Vec::new(),
             updated_at: stamp_now(),
-        };
-        let files = index.walk(root);
-        index.add_files(files, threads, progress);
-        index
+        }
     }
 
     /// Files under `dir` (absolute) by the rules, recording the directories entered.
@@ -113,36 +142,32 @@ impl Index {
     /// below the root: a directory that became a link (to an ancestor, say) between the read
     /// of its parent and this walk is not walked, and one that became a link during the walk
     /// yields nothing (its replacement has events of its own).
-    fn walk(&mut self, dir: &Path) -> Vec<PathBuf> {
+    ///
+    /// With more than one thread, the walk and the listing of each directory's excluded
+    /// entries run on `threads` threads (a whole tree, at a build or a load).
+    fn walk(&mut self, dir: &Path, threads: usize) -> Vec<PathBuf> {
+        self.walk_with(dir, threads, false).files
+    }
+
+    /// [`Index::walk`], with each file's stamp if `stamps`.
+    fn walk_with(&mut self, dir: &Path, threads: usize, stamps: bool) -> walk::Walked {
         if dir != self.root && is_symlink(dir) {
-            return Vec::new();
+            return walk::Walked::default();
         }
-        let mut files = Vec::new();
-        let mut dirs = Vec::new();
-        for entry in walker(dir).build().flatten() {
-            let Some(kind) = entry.file_type() else {
-                continue;
-            };
-            let relative = entry
-                .path()
-                .strip_prefix(&self.root)
-                .unwrap_or(entry.path())
-                .to_owned();
-            if kind.is_dir() {
-                dirs.push(relative);
-            } else if kind.is_file() {
-                files.push(relative);
-            }
-        }
+        let mut walked = walk::tree(&self.root, dir, threads, stamps);
         if dir != self.root && is_symlink(dir) {
-            return Vec::new();
+            return walk::Walked::default();
         }
-        let admitted: HashSet<&Path> = files.iter().chain(&dirs).map(PathBuf::as_path).collect();
-        for dir in &dirs {
-            self.excluded.list_dir(&self.root, dir, &admitted);
+        let listings = walk::listings(&self.root, &walked.dirs, threads);
+        let admitted: HashSet<&Path> = (walked.files.iter().chain(&walked.dirs))
+            .map(PathBuf::as_path)
+            .collect();
+        for listing in listings {
+            self.excluded.record(listing, &admitted);
         }
-        self.dirs.extend(dirs);
-        files
+        drop(admitted);
+        self.dirs.extend(std::mem::take(&mut walked.dirs));
+        walked
     }
 
     /// Reads and indexes `files` (relative paths) in parallel; adds them in order.
@@ -210,12 +235,16 @@ impl Index {
     /// Adds what reading `path` found; returns the bytes indexed.
     fn add_read(&mut self, path: PathBuf, read: FileRead) -> u64 {
         match read {
-            FileRead::Indexed { size, trigrams } => {
-                self.insert(path, size, &trigrams);
+            FileRead::Indexed {
+                size,
+                trigrams,
+                stamp,
+            } => {
+                self.insert(path, size, &trigrams, stamp);
                 size
             }
             FileRead::Unreadable => {
-                let id = self.insert(path, 0, &[]);
+                let id = self.insert(path, 0, &[], None);
                 self.unreadable.push(id);
                 0
             }
@@ -223,7 +252,7 @@ impl Index {
         }
     }
 
-    fn insert(&mut self, path: PathBuf, size: u64, trigrams: &[u32]) -> u32 {
+    fn insert(&mut self, path: PathBuf, size: u64, trigrams: &[u32], stamp: Option<Stamp>) -> u32 {
         if let Some(old) = self.by_path.get(&path).copied() {
             self.kill(old);
         }
@@ -236,10 +265,17 @@ impl Index {
             path,
             size,
             alive: true,
+            stamp,
         });
         self.live_files += 1;
         self.live_bytes += size;
+        self.note_change();
         id
+    }
+
+    fn note_change(&mut self) {
+        self.dirty = true;
+        self.generation = next_generation();
     }
 
     fn kill(&mut self, id: u32) {
@@ -247,6 +283,7 @@ impl Index {
             entry.alive = false;
             self.live_files -= 1;
             self.live_bytes -= entry.size;
+            self.note_change();
         }
     }
 
@@ -307,7 +344,7 @@ impl Index {
                 match admitted.get(&child) {
                     Some(true) => {
                         let dir = self.root.join(&child);
-                        files.extend(self.walk(&dir));
+                        files.extend(self.walk(&dir, 1));
                         walked.push(dir);
                     }
                     Some(false) => files.push(child),
@@ -366,11 +403,11 @@ impl Index {
         }
         self.entries = live;
         let new_id = |id: u32| renumbered.get(id as usize).copied().flatten();
-        let old = std::mem::take(&mut self.postings);
-        let mut postings = FxHashMap::with_capacity_and_hasher(old.len(), Default::default());
-        for (trigram, list) in old {
+        let trigrams = self.trigrams();
+        let mut postings = FxHashMap::with_capacity_and_hasher(trigrams.len(), Default::default());
+        for trigram in trigrams {
             let mut kept = Postings::default();
-            for id in list.decode().into_iter().filter_map(new_id) {
+            for id in self.list(trigram).into_iter().filter_map(new_id) {
                 kept.push(id);
             }
             if !kept.is_empty() {
@@ -379,6 +416,8 @@ impl Index {
             }
         }
         self.postings = postings;
+        self.base = None;
+        self.note_change();
         self.unreadable = self
             .unreadable
             .iter()
@@ -433,12 +472,7 @@ impl Index {
     fn evaluate(&self, query: &Query) -> Option<Vec<u32>> {
         match query {
             Query::All => None,
-            Query::Trigram(t) => Some(
-                self.postings
-                    .get(t)
-                    .map(Postings::decode)
-                    .unwrap_or_default(),
-            ),
+            Query::Trigram(t) => Some(self.list(*t)),
             Query::And(parts) => {
                 let mut lists: Vec<Vec<u32>> =
                     parts.iter().filter_map(|p| self.evaluate(p)).collect();
@@ -457,6 +491,29 @@ impl Index {
         }
     }
 
+    /// The ids of the files holding `trigram`, ascending: the stored ones, then the heap's.
+    fn list(&self, trigram: u32) -> Vec<u32> {
+        let mut ids = Vec::new();
+        if let Some(list) = self.base.as_ref().and_then(|base| base.get(trigram)) {
+            list.decode_into(&mut ids);
+        }
+        if let Some(list) = self.postings.get(&trigram) {
+            list.as_ref().decode_into(&mut ids);
+        }
+        ids
+    }
+
+    /// Every trigram some file holds, ascending.
+    fn trigrams(&self) -> Vec<u32> {
+        let mut trigrams: Vec<u32> = self.postings.keys().copied().collect();
+        if let Some(base) = &self.base {
+            trigrams.extend(base.iter().map(|(trigram, _)| trigram));
+        }
+        trigrams.sort_unstable();
+        trigrams.dedup();
+        trigrams
+    }
+
     pub fn stats(&self) -> Stats {
         let postings: usize = self.postings.values().map(Postings::heap_bytes).sum();
         let table = self.postings.capacity() * (4 + std::mem::size_of::<Postings>());
@@ -466,15 +523,27 @@ impl Index {
             .map(|e| std::mem::size_of::<Entry>() + e.path.as_os_str().len())
             .sum();
         let paths: usize = self.by_path.keys().map(|p| p.as_os_str().len() + 32).sum();
+        let trigrams = match &self.base {
+            Some(base) => base.trigrams().max(self.postings.len()),
+            None => self.postings.len(),
+        };
         Stats {
             files: self.live_files,
             bytes: self.live_bytes,
-            trigrams: self.postings.len(),
+            trigrams,
             index_bytes: postings + table + entries + paths + self.excluded.heap_bytes(),
             dead_entries: self.entries.len() - self.live_files,
+            mapped_bytes: self.base.as_ref().map_or(0, Base::mapped_bytes),
             excluded_entries: self.excluded.len(),
         }
     }
+}
+
+/// A number no index of this process had before: a stored copy of one index (or of one of
+/// its states) can then never be taken for another's.
+fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Indexing yields to interactive work: the first queries scan while the index builds, and
@@ -487,7 +556,7 @@ pub fn lower_priority() {
 /// directories skipped unless an ignore file whitelists them, symlinks not followed), and
 /// never into `/proc`, `/sys` and the like: see [`special`](crate::special). A search that
 /// may reach other files (`--hidden`, a `-t` that can select a hidden file, ...) scans.
-fn walker(dir: &Path) -> ignore::WalkBuilder {
+pub(super) fn walker(dir: &Path) -> ignore::WalkBuilder {
     let mut builder = ignore::WalkBuilder::new(dir);
     builder
         .add_custom_ignore_filename(".rgignore")
@@ -514,6 +583,11 @@ fn read_trigrams(path: &Path, extractor: &mut Extractor, buffer: &mut [u8]) -> F
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return FileRead::Unreadable,
         Ok(None) | Err(_) => return FileRead::Skipped,
     };
+    // Taken before reading: a write after it moves the timestamps past this stamp.
+    let stamp = file
+        .metadata()
+        .ok()
+        .and_then(|meta| Stamp::settled(&meta, stamp_now()));
     let mut size = 0u64;
     loop {
         match file.read(buffer) {
@@ -546,6 +620,7 @@ fn read_trigrams(path: &Path, extractor: &mut Extractor, buffer: &mut [u8]) -> F
     FileRead::Indexed {
         size,
         trigrams: extractor.finish(),
+        stamp,
     }
 }
 
@@ -780,7 +855,7 @@ mod tests {
         std::fs::remove_dir_all(root.join("b")).expect("rm b");
         std::os::unix::fs::symlink(".", root.join("b")).expect("b -> .");
         // As when the parent was read while b was still a directory.
-        assert!(index.walk(&root.join("b")).is_empty());
+        assert!(index.walk(&root.join("b"), 1).is_empty());
         let _ = index.refresh_all(&[root.join("b")]);
         assert!(find(&index, "parse_config")
             .iter()

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+mod store;
+
 use crate::support::{
     assert_exit, proc_stat_field, run_concurrently, stderr_of, stdout_of, wait_until, TestEnv,
 };
