@@ -44,24 +44,43 @@ impl Random {
     }
 }
 
-/// What clients saw while faults were injected.
+/// What clients saw while faults were injected, and how far the injector lets them go.
 #[derive(Default)]
 struct Outcomes {
     answered: AtomicUsize,
+    /// Calls begun so far: each call's number is its ticket.
+    begun: AtomicUsize,
+    /// Calls may begin while their ticket is below this: the injector holds the load back so
+    /// that every fault lands while calls are still to come, however fast the machine.
+    admitted: AtomicUsize,
     /// Failed attempts (all retried): exit code and stderr.
     failures: Mutex<Vec<(Option<i32>, String)>>,
 }
 
 /// Runs `CLIENTS` clients, each making `CALLS_PER_CLIENT` one-shot `echo` calls through
-/// `warm -s py call`, retrying any that fail, while `inject` runs beside them. Every answer
+/// `warm -s py call`, retrying any that fail, while `inject` runs beside them and admits
+/// calls with [`admit`]; once it returns (or panics), every call is admitted. Every answer
 /// must be the request's own params.
 fn under_load(env: &TestEnv, inject: impl FnOnce(&Outcomes) + Send) -> Outcomes {
+    /// Admits every call when the injector is done, even by a panic: no client waits on it.
+    struct AdmitAll<'a>(&'a Outcomes);
+    impl Drop for AdmitAll<'_> {
+        fn drop(&mut self) {
+            admit(self.0, usize::MAX);
+        }
+    }
     let outcomes = Outcomes::default();
     std::thread::scope(|scope| {
         for client in 0..CLIENTS {
             let outcomes = &outcomes;
             scope.spawn(move || {
                 for call in 0..CALLS_PER_CLIENT {
+                    let ticket = outcomes.begun.fetch_add(1, Ordering::Relaxed);
+                    assert!(
+                        wait_until(Duration::from_secs(60), || ticket
+                            < outcomes.admitted.load(Ordering::Relaxed)),
+                        "call {ticket} never admitted"
+                    );
                     let params = json!({ "client": client, "call": call });
                     let answered = (0..ATTEMPTS).any(|_| {
                         let output = env.run(&["-s", "py", "call", "echo", &params.to_string()]);
@@ -91,9 +110,15 @@ fn under_load(env: &TestEnv, inject: impl FnOnce(&Outcomes) + Send) -> Outcomes 
                 }
             });
         }
+        let _admit_all = AdmitAll(&outcomes);
         inject(&outcomes);
     });
     outcomes
+}
+
+/// Lets calls begin until `count` have begun.
+fn admit(outcomes: &Outcomes, count: usize) {
+    outcomes.admitted.fetch_max(count, Ordering::Relaxed);
 }
 
 /// Waits until at least `count` calls have been answered.
@@ -162,9 +187,20 @@ fn daemon_killed_at_random_points_under_load() {
     let killed = Mutex::new(Vec::new());
     let outcomes = under_load(&env, |outcomes| {
         for round in 1..=3 {
-            wait_answered(outcomes, round * total / 4 + random.below(total / 8));
+            let at = round * total / 4 + random.below(total / 8);
+            // Each client may have one call in flight when the daemon dies.
+            admit(outcomes, at + CLIENTS);
+            wait_answered(outcomes, at);
             let pids = wait_for_some(|| env.daemon_pids());
             kill(pids[0], "KILL");
+            // `kill` returns once the signal is sent, not once the daemon is gone: until its
+            // last thread has exited it still accepts, and a later round or the final call
+            // could reach it.
+            assert!(
+                wait_until(Duration::from_secs(10), || all_threads_exited(pids[0])),
+                "daemon {} outlived SIGKILL",
+                pids[0]
+            );
             killed.lock().expect("killed").push(pids[0]);
         }
     });
@@ -205,7 +241,9 @@ fn workers_killed_at_random_points_under_load() {
     let total = CLIENTS * CALLS_PER_CLIENT;
     let outcomes = under_load(&env, |outcomes| {
         for round in 1..=4 {
-            wait_answered(outcomes, round * total / 5 + random.below(total / 10));
+            let at = round * total / 5 + random.below(total / 10);
+            admit(outcomes, at + CLIENTS);
+            wait_answered(outcomes, at);
             let pids = wait_for_some(|| worker_pids(&env));
             kill(pids[random.below(pids.len())] as u32, "KILL");
         }

@@ -306,6 +306,20 @@ pub fn proc_stat_field(stat: &str, number: usize) -> Option<&str> {
     after_name.split(' ').nth(number.checked_sub(3)?)
 }
 
+/// Whether every thread of `pid` has exited, so that its descriptors (sockets included) are
+/// closed. A zombie leader alone is not enough: a killed multi-threaded process shows `Z` for
+/// its leader while its other threads, which share the descriptor table, are still exiting.
+pub fn all_threads_exited(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat")).map_or(true, |stat| {
+            matches!(proc_stat_field(&stat, 3), None | Some("Z") | Some("X"))
+        })
+    })
+}
+
 pub fn kill(pid: u32, signal: &str) {
     let _ = Command::new("kill")
         .arg(format!("-{signal}"))
