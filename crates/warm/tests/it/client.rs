@@ -1,7 +1,5 @@
 //! The `warm-client` library against real daemons: a persistent client survives restarts.
 
-use std::time::Duration;
-
 use serde_json::json;
 use warm_client::{Client, DaemonSpec, Error, SpawnCommand};
 use warm_protocol::Framing;
@@ -36,14 +34,9 @@ fn persistent_client_reconnects_after_the_daemon_is_killed() {
         json!([1])
     );
     let first = client.daemon().expect("connected").pid;
-    kill(first, "KILL");
-    // Wait until it is reaped (the client library reaps what it spawned), not merely a
-    // zombie: a dying multi-threaded process still holds its sockets while its other
-    // threads exit, and a request written then is truly lost rather than refused.
-    let proc_dir = format!("/proc/{first}");
-    assert!(wait_until(Duration::from_secs(5), || {
-        !std::path::Path::new(&proc_dir).exists()
-    }));
+    // Gone, not merely signalled: a request written to a dying daemon is truly lost rather
+    // than refused.
+    kill_and_wait_gone(first);
     // The old connection is dead; the request could not be written, so it is resent to a
     // freshly started daemon.
     assert_eq!(

@@ -121,8 +121,10 @@ fn admit(outcomes: &Outcomes, count: usize) {
     outcomes.admitted.fetch_max(count, Ordering::Relaxed);
 }
 
-/// Waits until at least `count` calls have been answered.
-fn wait_answered(outcomes: &Outcomes, count: usize) {
+/// Lets the load go on until `count` calls have been answered, with one more call per client
+/// allowed to begin, so that the fault injected next may land mid-call.
+fn let_through(outcomes: &Outcomes, count: usize) {
+    admit(outcomes, count + CLIENTS);
     assert!(
         wait_until(Duration::from_secs(60), || outcomes
             .answered
@@ -187,20 +189,10 @@ fn daemon_killed_at_random_points_under_load() {
     let killed = Mutex::new(Vec::new());
     let outcomes = under_load(&env, |outcomes| {
         for round in 1..=3 {
-            let at = round * total / 4 + random.below(total / 8);
-            // Each client may have one call in flight when the daemon dies.
-            admit(outcomes, at + CLIENTS);
-            wait_answered(outcomes, at);
+            let_through(outcomes, round * total / 4 + random.below(total / 8));
             let pids = wait_for_some(|| env.daemon_pids());
-            kill(pids[0], "KILL");
-            // `kill` returns once the signal is sent, not once the daemon is gone: until its
-            // last thread has exited it still accepts, and a later round or the final call
-            // could reach it.
-            assert!(
-                wait_until(Duration::from_secs(10), || all_threads_exited(pids[0])),
-                "daemon {} outlived SIGKILL",
-                pids[0]
-            );
+            // Gone before the next round (or the final call) could reach it.
+            kill_and_wait_gone(pids[0]);
             killed.lock().expect("killed").push(pids[0]);
         }
     });
@@ -241,11 +233,9 @@ fn workers_killed_at_random_points_under_load() {
     let total = CLIENTS * CALLS_PER_CLIENT;
     let outcomes = under_load(&env, |outcomes| {
         for round in 1..=4 {
-            let at = round * total / 5 + random.below(total / 10);
-            admit(outcomes, at + CLIENTS);
-            wait_answered(outcomes, at);
+            let_through(outcomes, round * total / 5 + random.below(total / 10));
             let pids = wait_for_some(|| worker_pids(&env));
-            kill(pids[random.below(pids.len())] as u32, "KILL");
+            kill_and_wait_gone(pids[random.below(pids.len())] as u32);
         }
     });
     assert_eq!(outcomes.answered.load(Ordering::Relaxed), total);

@@ -19,8 +19,7 @@ fn start_pid(env: &TestEnv, args: &[&str]) -> u32 {
 fn killed_daemon_is_replaced_on_next_call() {
     let env = TestEnv::new();
     let old = start_pid(&env, &[]);
-    kill(old, "KILL");
-    assert!(wait_until(Duration::from_secs(5), || !is_running(old)));
+    kill_and_wait_gone(old);
     let ping = env.json(&["call", "daemon/ping"]);
     let new = ping["pid"].as_u64().expect("pid") as u32;
     assert_ne!(new, old);

@@ -306,10 +306,21 @@ pub fn proc_stat_field(stat: &str, number: usize) -> Option<&str> {
     after_name.split(' ').nth(number.checked_sub(3)?)
 }
 
+/// Kills `pid` with `SIGKILL` and waits (10 s at most) until it is gone: `kill` returns once
+/// the signal is sent, and until its last thread has exited the process still holds its
+/// descriptors (a daemon still accepts on its socket).
+pub fn kill_and_wait_gone(pid: u32) {
+    kill(pid, "KILL");
+    assert!(
+        wait_until(Duration::from_secs(10), || all_threads_exited(pid)),
+        "{pid} outlived SIGKILL"
+    );
+}
+
 /// Whether every thread of `pid` has exited, so that its descriptors (sockets included) are
 /// closed. A zombie leader alone is not enough: a killed multi-threaded process shows `Z` for
 /// its leader while its other threads, which share the descriptor table, are still exiting.
-pub fn all_threads_exited(pid: u32) -> bool {
+fn all_threads_exited(pid: u32) -> bool {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return true;
     };
